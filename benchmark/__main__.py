@@ -1,0 +1,7 @@
+"""Entry point for ``python -m benchmark``."""
+
+import sys
+
+from benchmark.cli import main
+
+sys.exit(main())
