@@ -1,0 +1,114 @@
+"""The results store: unique cells, failed rows replaced, done rows kept, concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from benchmark.store import FRAME_COLUMNS, ResultsStore, claims_table, runs_table
+
+
+def _row(status="done", seed=0, fraction=0.5, value=0.5, **extra):
+    return {
+        "dataset": "emotions", "model": "br", "fraction": fraction, "seed": seed, "status": status,
+        "metrics": {"val": {"maF1": value, "miF1": value + 0.1}, "fixed": {"maF1": value - 0.1}},
+        "thresholds": {"val": {"maF1": 0.3}}, "params": {"C": 1.0}, **extra,
+    }
+
+
+def test_directory_means_sqlite_file(tmp_path):
+    store = ResultsStore(tmp_path / "res")
+    assert store.url == f"sqlite:///{(tmp_path / 'res' / 'mlcbench.sqlite').resolve()}"
+    assert (tmp_path / "res" / "mlcbench.sqlite").exists()
+
+
+def test_failed_row_is_replaced_and_done_row_is_kept(tmp_path):
+    store = ResultsStore(tmp_path)
+    assert store.record(_row(status="failed", error="Traceback: boom"))
+    assert store.cell_status() == {("emotions", "br", 0.5, 0): "failed"}
+    assert store.record(_row(value=0.6))
+    assert not store.record(_row(value=0.9)), "a second result for a done cell must be dropped"
+    frame = store.runs_frame()
+    assert list(frame.columns) == FRAME_COLUMNS
+    assert len(frame) == 1
+    assert frame.loc[0, "status"] == "done" and frame.loc[0, "error"] is None
+    assert frame.loc[0, "metrics"]["val"]["maF1"] == pytest.approx(0.6)
+
+
+def test_metrics_long_and_planned(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.record(_row(seed=0, value=0.4))
+    store.record(_row(seed=1, value=0.6))
+    store.record(_row(seed=2, status="failed", error="x"))
+    long = store.metrics_long(protocol="val")
+    assert sorted(long["seed"]) == [0, 0, 1, 1]  # failed cell excluded
+    assert long.query("metric == 'maF1'")["value"].mean() == pytest.approx(0.5)
+    store.plan([("emotions", "br", 0.5, s) for s in range(3)], "smoke", "h1")
+    store.plan([("emotions", "br", 0.5, s) for s in range(4)], "smoke", "h1")  # idempotent
+    planned = store.planned_frame()
+    assert sorted(planned["seed"]) == [0, 1, 2, 3]
+
+
+def test_fraction_keys_are_normalised(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.record(_row(fraction=0.1 + 0.2))  # 0.30000000000000004
+    assert not store.record(_row(fraction=0.3))
+    assert store.done_cells() == {("emotions", "br", 0.3, 0)}
+
+
+def test_nan_metrics_are_stored_as_null(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.record(_row(value=float("nan")))
+    assert store.runs_frame().loc[0, "metrics"]["val"]["maF1"] is None
+
+
+def test_failed_transaction_leaves_no_row(tmp_path):
+    store = ResultsStore(tmp_path)
+    with pytest.raises(RuntimeError):
+        with store.engine.begin() as conn:
+            conn.execute(runs_table.insert().values(dataset="d", model="m", fraction=1.0, seed=0, status="done"))
+            raise RuntimeError("killed mid-write")
+    assert store.runs_frame().empty
+
+
+def test_claims_block_live_owner_and_take_over_dead_one(tmp_path):
+    first, second = ResultsStore(tmp_path), ResultsStore(tmp_path)
+    key = first.claim_key("emotions", "br", 0.5, 0)
+    assert first.claim(key)
+    assert not second.claim(key)
+    # an owner whose process is gone (same host) loses its claim at once
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with first.engine.begin() as conn:
+        conn.execute(claims_table.update().values(pid=int(dead.stdout)))
+    assert second.claim(key)
+    # recording the cell releases the claim
+    second.record(_row())
+    with second.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(claims_table)).scalar() == 0
+
+
+def _write_cells(directory: str, tag: int, n_cells: int) -> None:
+    store = ResultsStore(directory)
+    for seed in range(n_cells):
+        store.record(_row(seed=seed, value=0.1 * tag, run_id=f"writer-{tag}"))
+        store.record(_row(seed=seed, fraction=1.0, status="failed", error=f"writer {tag}"))
+
+
+def test_two_processes_writing_the_same_cells_do_not_duplicate(tmp_path):
+    ResultsStore(tmp_path)  # create the schema once
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_write_cells, args=(str(tmp_path), tag, 25)) for tag in (1, 2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    frame = ResultsStore(tmp_path).runs_frame()
+    assert len(frame) == 50
+    assert not frame.duplicated(["dataset", "model", "fraction", "seed"]).any()
+    done = frame[frame.status == "done"]
+    assert len(done) == 25 and set(done.run_id) <= {"writer-1", "writer-2"}
