@@ -1,0 +1,510 @@
+"""Shared PyTorch training machinery for the epoch-trained models (mlp, cgmvae, mpvae).
+
+A torch model file only declares its network, its loss and its hyperparameters::
+
+    class MyNet(TorchModel):
+        name = "mynet"
+        defaults = {**TORCH_DEFAULTS, "hidden": 256}     # epochs, batch_size, lr, weight_decay, amp
+        search_space = {...}
+
+        def build_network(self, n_features, n_labels):   # -> nn.Module (built after seeding)
+            ...
+        def training_loss(self, net, x, y):             # -> scalar tensor, x/y float on device
+            ...
+        def predict_scores(self, net, x):               # -> (B, L) probabilities (eval mode);
+            ...                                         #    default: sigmoid(net(x))
+        # optional: make_optimizer(net), make_scheduler(optimizer, steps_per_epoch)
+
+``TorchModel.fit`` then does the rest, identically for every model:
+
+- Device: ``resolve_device(self.device)`` ("auto" picks CUDA when available; asking for
+  CUDA that is not there is a ``BenchmarkError``). ``set_threads(self.n_threads)`` caps
+  ``torch.set_num_threads`` so parallel workers do not oversubscribe the CPU.
+- Seeding: ``seed_everything(seed)`` seeds torch (network init, dropout, reparameterisation
+  noise) and returns a numpy Generator; the per-epoch batch order comes from a separate
+  ``torch.Generator`` on the device seeded from the model seed. Same seed on the CPU ->
+  identical scores.
+- Data: ``DeviceFeatures`` keeps the whole feature matrix on the device, standardised with
+  statistics of the training rows only (the transform is part of the model). Dense input,
+  or CSR input whose dense form fits ``DENSE_BUDGET_BYTES``, becomes one dense tensor;
+  larger CSR stays as CSR arrays on the device and each batch is densified there by an
+  index gather (no host-to-device copy per batch, no DataLoader).
+- Epoch loop (``train_epochs``): each epoch is one pass over index slices of a seeded
+  ``torch.randperm``; the loss is accumulated on the device (one host sync per epoch, not per
+  batch); an optional scheduler is stepped per epoch (or per step); with validation data the
+  validation scores are computed in large batches under ``torch.inference_mode()`` and
+  ``val_score = best_over_grid(Y_val, scores, "maF1")[0]`` (best macro-F1 over the oracle
+  threshold grid) is passed to ``on_epoch(epoch, val_score)``, which may raise
+  ``optuna.TrialPruned`` (propagated). The weights of the best epoch are kept as a device
+  copy of the state dict and restored at the end. Without validation data all epochs are
+  trained and the last weights kept.
+- Mixed precision: hyperparameter ``amp`` (default False) runs forward passes under
+  ``torch.autocast("cuda", dtype=torch.bfloat16)``. It only has an effect on CUDA devices
+  (ignored on the CPU) and is off by default because bf16 changes scores slightly.
+
+Epochs are numbered from 1: ``on_epoch(1, ...)`` follows the first pass over the data.
+``fit_info`` after ``fit``: fit_seconds, best_epoch, n_epochs, epoch_seconds (train +
+validation, per epoch), train_seconds_per_epoch, val_scores, train_loss (mean batch loss per
+epoch), device, dense_features.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from benchmark.errors import BenchmarkError
+from benchmark.model_api import EpochCallback, Model
+
+#: Densify a CSR feature matrix on the device when n * F * 4 bytes stays under this.
+DENSE_BUDGET_BYTES = 1 << 30
+#: Rows per forward pass when predicting (evaluation has no gradients, so big batches are cheap).
+EVAL_BATCH_SIZE = 8192
+
+#: Hyperparameters every TorchModel has; model files extend this dict.
+TORCH_DEFAULTS: dict[str, Any] = {
+    "epochs": 100,
+    "batch_size": 128,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "amp": False,  # bf16 autocast on CUDA only; see module docstring
+}
+
+
+# --------------------------------------------------------------------------- devices, threads, seeds
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """Turn "auto" | "cpu" | "cuda" | "cuda:i" into a concrete torch device string.
+
+    "auto" (or None) picks "cuda" when a GPU is available, else "cpu". An explicit CUDA
+    request on a machine without one (or an out-of-range index) is a BenchmarkError, so a
+    run never silently falls back to the CPU when the user asked for a GPU.
+    """
+    name = "auto" if device is None else str(device).strip().lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise BenchmarkError(f"device {device!r} requested but CUDA is not available on this machine")
+        if name != "cuda":
+            index_text = name.split(":", 1)[1]
+            if not index_text.isdigit():
+                raise BenchmarkError(f"bad device {device!r}; expected cuda:<index>")
+            count = torch.cuda.device_count()
+            if int(index_text) >= count:
+                raise BenchmarkError(f"device {device!r} requested but only {count} CUDA device(s) exist")
+        return name
+    raise BenchmarkError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:<index>")
+
+
+def set_threads(n_threads: int | None) -> None:
+    """Cap torch's intra-op CPU threads (None leaves torch's default untouched)."""
+    if n_threads is None:
+        return
+    n = int(n_threads)
+    if n < 1:
+        raise BenchmarkError(f"n_threads must be >= 1, got {n_threads!r}")
+    torch.set_num_threads(n)
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed torch's global RNG (CPU and all CUDA devices) and return a numpy Generator."""
+    torch.manual_seed(int(seed))
+    return np.random.default_rng(int(seed))
+
+
+def is_cuda(device: str) -> bool:
+    return str(device).startswith("cuda")
+
+
+def autocast(device: str, enabled: bool):
+    """bf16 autocast on CUDA when enabled; a no-op context elsewhere."""
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=bool(enabled) and is_cuda(device))
+
+
+# --------------------------------------------------------------------------- data on the device
+
+
+@dataclass
+class Standardizer:
+    """Per-feature (x - mean) / std with statistics from training rows only.
+
+    Works for dense and CSR input without densifying the whole matrix on the host;
+    constant features get std 1 so they map to 0.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, X) -> "Standardizer":
+        if sp.issparse(X):
+            X = X.tocsr()
+            mean = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
+            mean_sq = np.asarray(X.multiply(X).mean(axis=0), dtype=np.float64).ravel()
+            var = np.maximum(mean_sq - mean**2, 0.0)
+        else:
+            X64 = np.asarray(X, dtype=np.float64)
+            mean = X64.mean(axis=0)
+            var = X64.var(axis=0)
+        std = np.sqrt(var)
+        std[~(std > 1e-8)] = 1.0
+        return cls(mean.astype(np.float32), std.astype(np.float32))
+
+    @classmethod
+    def identity(cls, n_features: int) -> "Standardizer":
+        return cls(np.zeros(n_features, np.float32), np.ones(n_features, np.float32))
+
+
+class DeviceFeatures:
+    """A feature matrix living on the device; ``rows(idx)`` returns a dense standardised batch.
+
+    Dense storage: one (n, F) float32 tensor, standardised once. Sparse storage (CSR too
+    large to densify): crow/col/value tensors on the device; a batch is densified on the
+    device with a vectorised gather-scatter and standardised there.
+    """
+
+    def __init__(self, X, device: str, standardizer: Standardizer | None = None,
+                 dense_budget_bytes: int = DENSE_BUDGET_BYTES):
+        self.device = device
+        self.n_rows, self.n_features = X.shape
+        std = standardizer or Standardizer.identity(self.n_features)
+        self._mean = torch.as_tensor(std.mean, device=device)
+        self._inv_std = torch.as_tensor(1.0 / std.std, device=device)
+        dense_bytes = self.n_rows * self.n_features * 4
+        self.is_dense = (not sp.issparse(X)) or dense_bytes <= dense_budget_bytes
+        if self.is_dense:
+            self._dense = self._to_dense_tensor(X)
+        else:
+            csr = _canonical_csr(X)
+            self._crow = torch.as_tensor(csr.indptr.astype(np.int64), device=device)
+            self._col = torch.as_tensor(csr.indices.astype(np.int64), device=device)
+            self._val = torch.as_tensor(csr.data.astype(np.float32), device=device)
+
+    def _to_dense_tensor(self, X) -> torch.Tensor:
+        if sp.issparse(X):
+            coo = _canonical_csr(X).tocoo()  # scatter the nonzeros into a dense tensor on the device
+            t = torch.zeros(X.shape, dtype=torch.float32, device=self.device)
+            rows = torch.as_tensor(coo.row.astype(np.int64), device=self.device)
+            cols = torch.as_tensor(coo.col.astype(np.int64), device=self.device)
+            t[rows, cols] = torch.as_tensor(coo.data.astype(np.float32), device=self.device)
+        else:
+            t = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32), device=self.device)
+        return (t - self._mean) * self._inv_std
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """Dense standardised rows ``idx`` (a long tensor on the device)."""
+        if self.is_dense:
+            return self._dense.index_select(0, idx)
+        return (self._densify_rows(idx) - self._mean) * self._inv_std
+
+    def slice(self, start: int, stop: int) -> torch.Tensor:
+        """Dense standardised rows start:stop (contiguous; used for evaluation)."""
+        if self.is_dense:
+            return self._dense[start:stop]
+        return self.rows(torch.arange(start, stop, device=self.device))
+
+    def _densify_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        starts = self._crow.index_select(0, idx)
+        lengths = self._crow.index_select(0, idx + 1) - starts
+        out = torch.zeros(idx.numel(), self.n_features, device=self.device)
+        total = int(lengths.sum())
+        if total == 0:
+            return out
+        row_of_entry = torch.repeat_interleave(torch.arange(idx.numel(), device=self.device), lengths,
+                                               output_size=total)
+        # position of each entry inside its row, plus that row's start in the CSR arrays
+        first_entry = torch.cumsum(lengths, 0) - lengths
+        within_row = torch.arange(total, device=self.device) - first_entry.repeat_interleave(lengths, output_size=total)
+        source = starts.repeat_interleave(lengths, output_size=total) + within_row
+        out[row_of_entry, self._col.index_select(0, source)] = self._val.index_select(0, source)
+        return out
+
+
+def _canonical_csr(X) -> sp.csr_matrix:
+    """CSR without duplicate entries (summed), never modifying the caller's matrix."""
+    csr = X.tocsr()
+    if not csr.has_canonical_format:
+        csr = csr.copy()
+        csr.sum_duplicates()
+    return csr
+
+
+def labels_to_device(Y, device: str) -> torch.Tensor:
+    """(n, L) 0/1 labels (dense or sparse) as a float32 tensor on the device."""
+    if sp.issparse(Y):
+        Y = Y.toarray()
+    return torch.as_tensor(np.asarray(Y, dtype=np.float32), device=device)
+
+
+@torch.inference_mode()
+def predict_in_batches(score_fn: Callable[[torch.Tensor], torch.Tensor], features: DeviceFeatures,
+                       batch_size: int = EVAL_BATCH_SIZE, amp: bool = False) -> np.ndarray:
+    """Apply ``score_fn`` (dense batch -> (B, L) scores) over all rows; return float32 numpy.
+
+    The caller puts its network in eval mode; this runs under inference_mode in large
+    contiguous batches and copies the result to the host once.
+    """
+    parts = []
+    for start in range(0, len(features), batch_size):
+        x = features.slice(start, min(start + batch_size, len(features)))
+        with autocast(features.device, amp):
+            parts.append(score_fn(x).float())
+    if not parts:
+        raise BenchmarkError("cannot predict on an empty feature matrix")
+    return torch.cat(parts).cpu().numpy()
+
+
+# --------------------------------------------------------------------------- validation score
+
+
+def validation_score(Y_val: np.ndarray, scores: np.ndarray) -> float:
+    """Best validation macro-F1 over the oracle threshold grid (the epoch-selection score)."""
+    try:
+        from benchmark.thresholds import best_over_grid
+    except ImportError:  # TEMPORARY until the protocol helper's module lands
+        best_over_grid = _interim_best_macro_f1
+    return float(best_over_grid(Y_val, scores, "maF1")[0])
+
+
+def _interim_best_macro_f1(Y, scores, metric="maF1"):
+    """Stand-in for benchmark.thresholds.best_over_grid (maF1 only, grid 0.10..0.90)."""
+    grid = np.round(np.arange(0.10, 0.9001, 0.05), 2)
+    Y = np.asarray(Y, dtype=bool)
+    pred = np.asarray(scores)[None] >= grid[:, None, None]
+    tp = (pred & Y).sum(axis=1)
+    fp = (pred & ~Y).sum(axis=1)
+    fn = (~pred & Y).sum(axis=1)
+    denom = 2 * tp + fp + fn
+    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0).mean(axis=1)
+    best = int(np.argmax(f1))
+    return float(f1[best]), float(grid[best])
+
+
+# --------------------------------------------------------------------------- the epoch loop
+
+
+@dataclass
+class TrainingRun:
+    """What one call of ``train_epochs`` needs; all tensors already live on ``device``."""
+
+    net: nn.Module
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, y) -> scalar loss
+    optimizer: torch.optim.Optimizer
+    features: DeviceFeatures
+    labels: torch.Tensor
+    epochs: int
+    batch_size: int
+    seed: int
+    scheduler: Any = None
+    scheduler_interval: str = "epoch"  # or "step"
+    drop_last: bool = False
+    amp: bool = False
+    # validation (optional): score_fn maps a dense batch to (B, L) probabilities
+    val_features: DeviceFeatures | None = None
+    Y_val: np.ndarray | None = None
+    score_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+    on_epoch: EpochCallback | None = None
+    info: dict = field(default_factory=dict)
+
+
+def _sync(device: str) -> None:
+    if is_cuda(device):
+        torch.cuda.synchronize(device)
+
+
+def _train_one_epoch(run: TrainingRun, generator: torch.Generator) -> torch.Tensor:
+    """One pass over a seeded permutation; returns the mean batch loss as a device tensor."""
+    device = run.features.device
+    n = len(run.features)
+    order = torch.randperm(n, generator=generator, device=device)
+    stop = n - n % run.batch_size if (run.drop_last and n >= run.batch_size) else n
+    loss_sum = torch.zeros((), device=device)
+    n_batches = 0
+    run.net.train()
+    for start in range(0, stop, run.batch_size):
+        idx = order[start:start + run.batch_size]
+        x = run.features.rows(idx)
+        y = run.labels.index_select(0, idx)
+        with autocast(device, run.amp):
+            loss = run.loss_fn(x, y)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        if run.scheduler is not None and run.scheduler_interval == "step":
+            run.scheduler.step()
+        loss_sum += loss.detach().float()
+        n_batches += 1
+    return loss_sum / max(n_batches, 1)
+
+
+def _snapshot(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def train_epochs(run: TrainingRun) -> dict:
+    """Train ``run.net`` for ``run.epochs`` epochs with best-epoch selection; returns fit_info.
+
+    See the module docstring for the exact protocol. ``optuna.TrialPruned`` (or any
+    exception) raised by ``on_epoch`` propagates; ``run.info`` then holds the epochs so far.
+    """
+    device = run.features.device
+    if run.epochs < 1:
+        raise BenchmarkError(f"epochs must be >= 1, got {run.epochs}")
+    if run.batch_size < 1:
+        raise BenchmarkError(f"batch_size must be >= 1, got {run.batch_size}")
+    has_val = run.val_features is not None and run.Y_val is not None
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(run.seed) + 7919)  # distinct stream from the init seed
+
+    info = run.info
+    info.update(epoch_seconds=[], train_seconds_per_epoch=[], val_scores=[], train_loss=[],
+                n_epochs=0, best_epoch=None, device=device, dense_features=run.features.is_dense)
+    best_score, best_state = -np.inf, None
+    losses = []
+    for epoch in range(1, run.epochs + 1):
+        t0 = time.perf_counter()
+        losses.append(_train_one_epoch(run, generator))
+        if run.scheduler is not None and run.scheduler_interval == "epoch":
+            run.scheduler.step()
+        _sync(device)
+        t_train = time.perf_counter() - t0
+        info["n_epochs"] = epoch
+        if has_val:
+            run.net.eval()
+            scores = predict_in_batches(run.score_fn, run.val_features, amp=run.amp)
+            score = validation_score(run.Y_val, scores)
+            info["val_scores"].append(score)
+            if score > best_score:
+                best_score, best_state = score, _snapshot(run.net)
+                info["best_epoch"] = epoch
+        info["train_seconds_per_epoch"].append(t_train)
+        info["epoch_seconds"].append(time.perf_counter() - t0)
+        if has_val and run.on_epoch is not None:
+            run.on_epoch(epoch, info["val_scores"][-1])
+    info["train_loss"] = [float(v) for v in torch.stack(losses).cpu()]
+    if best_state is not None:
+        run.net.load_state_dict(best_state)
+        info["best_val_score"] = float(best_score)
+    else:
+        info["best_epoch"] = run.epochs
+    run.net.eval()
+    return info
+
+
+# --------------------------------------------------------------------------- the model base class
+
+
+class TorchModel(Model):
+    """Base class for PyTorch models trained by ``train_epochs``; see the module docstring.
+
+    Subclasses define ``build_network`` and ``training_loss`` (and usually
+    ``predict_scores``); the hyperparameters ``epochs``, ``batch_size``, ``lr``,
+    ``weight_decay`` and ``amp`` must be in ``defaults`` (start from ``TORCH_DEFAULTS``).
+    Set the class attribute ``standardize = False`` to feed raw features.
+    """
+
+    trains_in_epochs = True
+    uses_gpu = True
+    standardize: bool = True
+    drop_last: bool = False
+
+    # ---- what a model file declares
+    def build_network(self, n_features: int, n_labels: int) -> nn.Module:
+        raise NotImplementedError
+
+    def training_loss(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict_scores(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """(B, L) probabilities for a dense standardised batch, net in eval mode."""
+        return torch.sigmoid(net(x))
+
+    def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(net.parameters(), lr=float(self.params["lr"]),
+                                weight_decay=float(self.params["weight_decay"]))
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+        """Return (scheduler, "epoch" | "step") or None for a constant learning rate."""
+        return None
+
+    # ---- shared machinery
+    def _features(self, X) -> DeviceFeatures:
+        return DeviceFeatures(X, self.device_, self.standardizer_)
+
+    def fit(self, X, Y, X_val=None, Y_val=None, on_epoch: EpochCallback | None = None) -> "TorchModel":
+        t_start = time.perf_counter()
+        _check_shapes(X, Y, "training")
+        if (X_val is None) != (Y_val is None):
+            raise BenchmarkError("give both X_val and Y_val, or neither")
+        if X_val is not None:
+            _check_shapes(X_val, Y_val, "validation")
+            if X_val.shape[1] != X.shape[1] or Y_val.shape[1] != Y.shape[1]:
+                raise BenchmarkError("validation data has different feature or label dimensions from training data")
+        set_threads(self.n_threads)
+        self.device_ = resolve_device(self.device)
+        self.standardizer_ = Standardizer.fit(X) if self.standardize else Standardizer.identity(X.shape[1])
+        self.n_labels_ = Y.shape[1]
+        seed_everything(self.seed)
+        self.net_ = self.build_network(X.shape[1], Y.shape[1]).to(self.device_)
+        optimizer = self.make_optimizer(self.net_)
+        batch_size = int(self.params["batch_size"])
+        steps = max(1, X.shape[0] // batch_size if self.drop_last else -(-X.shape[0] // batch_size))
+        sched = self.make_scheduler(optimizer, steps)
+        scheduler, interval = sched if sched is not None else (None, "epoch")
+        has_val = X_val is not None
+        self.fit_info = {}
+        run = TrainingRun(
+            net=self.net_, loss_fn=lambda x, y: self.training_loss(self.net_, x, y),
+            optimizer=optimizer, features=self._features(X), labels=labels_to_device(Y, self.device_),
+            epochs=int(self.params["epochs"]), batch_size=batch_size, seed=self.seed,
+            scheduler=scheduler, scheduler_interval=interval, drop_last=self.drop_last,
+            amp=bool(self.params.get("amp", False)),
+            val_features=self._features(X_val) if has_val else None,
+            Y_val=np.asarray(Y_val.toarray() if sp.issparse(Y_val) else Y_val) if has_val else None,
+            score_fn=lambda x: self.predict_scores(self.net_, x), on_epoch=on_epoch, info=self.fit_info,
+        )
+        try:
+            train_epochs(run)
+        finally:
+            self.fit_info["fit_seconds"] = time.perf_counter() - t_start
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        if not hasattr(self, "net_"):
+            raise BenchmarkError(f"model {self.name!r} must be fitted before predict_proba")
+        if X.shape[1] != len(self.standardizer_.mean):
+            raise BenchmarkError(f"expected {len(self.standardizer_.mean)} features, got {X.shape[1]}")
+        self.net_.eval()
+        features = self._features(X)
+        return predict_in_batches(lambda x: self.predict_scores(self.net_, x), features,
+                                  amp=bool(self.params.get("amp", False)))
+
+    def __getstate__(self):  # picklable for process executors: move weights to the CPU
+        state = copy.copy(self.__dict__)
+        if "net_" in state:
+            state["net_"] = copy.deepcopy(self.net_).cpu()
+            state["device_"] = "cpu"
+        return state
+
+
+def _check_shapes(X, Y, what: str) -> None:
+    if X is None or Y is None:
+        raise BenchmarkError(f"{what} data is missing")
+    if X.shape[0] != Y.shape[0]:
+        raise BenchmarkError(f"{what} X has {X.shape[0]} rows but Y has {Y.shape[0]}")
+    if X.shape[0] == 0:
+        raise BenchmarkError(f"{what} data has no rows")
