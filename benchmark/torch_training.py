@@ -62,6 +62,7 @@ from torch import nn
 
 from benchmark.errors import BenchmarkError
 from benchmark.model_api import EpochCallback, Model
+from benchmark.thresholds import best_over_grid
 
 #: Densify a CSR feature matrix on the device when n * F * 4 bytes stays under this.
 DENSE_BUDGET_BYTES = 1 << 30
@@ -273,25 +274,7 @@ def predict_in_batches(score_fn: Callable[[torch.Tensor], torch.Tensor], feature
 
 def validation_score(Y_val: np.ndarray, scores: np.ndarray) -> float:
     """Best validation macro-F1 over the oracle threshold grid (the epoch-selection score)."""
-    try:
-        from benchmark.thresholds import best_over_grid
-    except ImportError:  # TEMPORARY until the protocol helper's module lands
-        best_over_grid = _interim_best_macro_f1
     return float(best_over_grid(Y_val, scores, "maF1")[0])
-
-
-def _interim_best_macro_f1(Y, scores, metric="maF1"):
-    """Stand-in for benchmark.thresholds.best_over_grid (maF1 only, grid 0.10..0.90)."""
-    grid = np.round(np.arange(0.10, 0.9001, 0.05), 2)
-    Y = np.asarray(Y, dtype=bool)
-    pred = np.asarray(scores)[None] >= grid[:, None, None]
-    tp = (pred & Y).sum(axis=1)
-    fp = (pred & ~Y).sum(axis=1)
-    fn = (~pred & Y).sum(axis=1)
-    denom = 2 * tp + fp + fn
-    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0).mean(axis=1)
-    best = int(np.argmax(f1))
-    return float(f1[best]), float(grid[best])
 
 
 # --------------------------------------------------------------------------- the epoch loop
