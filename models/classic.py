@@ -1,0 +1,218 @@
+"""Classic baselines: label-frequency prior, binary relevance, classifier chains, ECC.
+
+All of them share one preprocessing path (:class:`_LogisticBaseline`):
+
+1. X is checked (float32 dense or CSR) and standardised by a scaler fitted on the
+   training rows only and stored in the model, so nothing leaks from validation or
+   test data. CSR input is scaled without centring, so it stays sparse.
+2. Labels with a single class in the training data (no positives, or no negatives,
+   common in small training fractions) are set aside: each gets its training
+   frequency (0.0 or 1.0) as a constant score. Only the other labels are learnt. For
+   chains this means a constant label is *not a link of the chain*: it would carry
+   no information to later links anyway (its value is the same on every training
+   row), and scikit-learn's logistic regression refuses a one-class target.
+3. One logistic regression (lbfgs, deterministic) per learnt label.
+
+``fit_info`` records ``fit_seconds``, the constant labels and, for chains, the label
+orders (in original label indices) under ``orders``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.multioutput import ClassifierChain
+from threadpoolctl import threadpool_limits
+
+from benchmark.model_api import Model
+from benchmark.sklearn_utils import LabelPartition, check_features, check_xy, make_scaler
+
+# Hyperparameters shared by every logistic-regression baseline.
+LOGISTIC_DEFAULTS: dict[str, Any] = {"C": 1.0, "class_weight": None, "max_iter": 1000}
+LOGISTIC_SPACE: dict[str, Any] = {
+    "C": FloatDistribution(1e-3, 1e2, log=True),
+    "class_weight": CategoricalDistribution([None, "balanced"]),
+}
+
+
+class Prior(Model):
+    """Scores every sample with the training label frequencies (ignores X).
+
+    The trivial reference row: a model that does not beat it on micro-F1 or P@1 has
+    learnt nothing from the features.
+    """
+
+    name = "prior"
+    family = "trivial"
+    defaults: dict[str, Any] = {}
+    search_space: dict[str, Any] = {}
+
+    def fit(self, X, Y, X_val=None, Y_val=None, on_epoch=None) -> "Prior":
+        start = time.perf_counter()
+        X, Y = check_xy(X, Y)
+        self.n_features_ = X.shape[1]
+        self.frequencies_ = Y.mean(axis=0, dtype=np.float64)
+        self.fit_info = {"fit_seconds": time.perf_counter() - start}
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        X = check_features(X, self.n_features_)
+        return np.tile(self.frequencies_, (X.shape[0], 1))
+
+
+class _LogisticBaseline(Model):
+    """Shared fit/predict path: checks, scaler, constant labels, timing (see module doc)."""
+
+    family = "classic"
+    defaults = dict(LOGISTIC_DEFAULTS)
+    search_space = dict(LOGISTIC_SPACE)
+
+    def fit(self, X, Y, X_val=None, Y_val=None, on_epoch=None):
+        start = time.perf_counter()
+        X, Y = check_xy(X, Y)
+        self.n_features_ = X.shape[1]
+        self.partition_ = LabelPartition.of(Y)
+        self.scaler_ = make_scaler(X).fit(X)
+        Xs = self.scaler_.transform(X)
+        with warnings.catch_warnings(record=True) as caught, self._thread_limit():
+            warnings.simplefilter("always", ConvergenceWarning)
+            if self.partition_.varying.size:
+                self._fit_varying(Xs, Y[:, self.partition_.varying])
+        self.fit_info = {
+            "fit_seconds": time.perf_counter() - start,
+            "constant_labels": self.partition_.constant.tolist(),
+            "convergence_warnings": sum(issubclass(w.category, ConvergenceWarning) for w in caught),
+            **self._extra_fit_info(),
+        }
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        X = check_features(X, self.n_features_)
+        varying = None
+        if self.partition_.varying.size:
+            with self._thread_limit():
+                varying = self._predict_varying(self.scaler_.transform(X))
+        return np.clip(self.partition_.assemble(varying, X.shape[0]), 0.0, 1.0)
+
+    # -- for subclasses -------------------------------------------------------
+
+    @abstractmethod
+    def _fit_varying(self, X, Y) -> None:
+        """Fit on scaled X and the learnable labels' columns of Y."""
+
+    @abstractmethod
+    def _predict_varying(self, X) -> np.ndarray:
+        """(n, n_varying) positive-class scores for scaled X."""
+
+    def _extra_fit_info(self) -> dict[str, Any]:
+        return {}
+
+    def _logistic(self) -> LogisticRegression:
+        # lbfgs is deterministic; random_state is set anyway in case a subclass
+        # swaps in a stochastic solver.
+        return LogisticRegression(
+            C=float(self.params["C"]),
+            class_weight=self.params["class_weight"],
+            max_iter=int(self.params["max_iter"]),
+            random_state=self.seed,
+        )
+
+    @property
+    def _n_jobs(self) -> int:
+        return int(self.n_threads) if self.n_threads else 1
+
+    def _thread_limit(self):
+        """Cap BLAS threads at n_threads so parallel cells do not oversubscribe."""
+        return threadpool_limits(limits=self._n_jobs)
+
+    def _permutation(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.permutation(self.partition_.varying.size)
+
+
+def _fit_one(estimator, X, y):
+    return estimator.fit(X, y)
+
+
+class BinaryRelevance(_LogisticBaseline):
+    """One independent logistic regression per label (binary relevance)."""
+
+    name = "br"
+
+    def _fit_varying(self, X, Y) -> None:
+        self.estimators_ = Parallel(n_jobs=self._n_jobs)(
+            delayed(_fit_one)(self._logistic(), X, Y[:, j]) for j in range(Y.shape[1])
+        )
+
+    def _predict_varying(self, X) -> np.ndarray:
+        return np.column_stack([est.predict_proba(X)[:, 1] for est in self.estimators_])
+
+
+class ClassifierChainModel(_LogisticBaseline):
+    """A classifier chain (scikit-learn ``ClassifierChain``) in a random order.
+
+    The order is a permutation of the learnt labels drawn from ``seed``; constant
+    labels are outside the chain (module doc). At prediction time each link sees
+    the hard 0/1 predictions of the earlier links (scikit-learn's default).
+    """
+
+    name = "cc"
+
+    def _fit_varying(self, X, Y) -> None:
+        rng = np.random.default_rng(self.seed)
+        self.chain_ = _fit_chain(self._logistic(), self._permutation(rng), X, Y)
+
+    def _predict_varying(self, X) -> np.ndarray:
+        return self.chain_.predict_proba(X)
+
+    def _extra_fit_info(self) -> dict[str, Any]:
+        return {"orders": [self.orders_[0].tolist()] if hasattr(self, "chain_") else []}
+
+    @property
+    def orders_(self) -> list[np.ndarray]:
+        """Chain order(s) in original label indices."""
+        return [self.partition_.varying[self.chain_.order_]]
+
+
+class EnsembleOfClassifierChains(_LogisticBaseline):
+    """``n_chains`` classifier chains in different seeded orders, scores averaged.
+
+    Every chain is trained on the full training set (no bagging): the ensemble
+    averages out the order dependence of a single chain. ``n_chains`` is fixed, not
+    tuned: more chains only cost time, they do not overfit.
+    """
+
+    name = "ecc"
+    defaults = {**LOGISTIC_DEFAULTS, "n_chains": 10}
+
+    def _fit_varying(self, X, Y) -> None:
+        n_chains = int(self.params["n_chains"])
+        if n_chains < 1:
+            raise ValueError(f"n_chains must be >= 1, got {n_chains}")
+        rng = np.random.default_rng(self.seed)
+        orders = [self._permutation(rng) for _ in range(n_chains)]
+        self.chains_ = Parallel(n_jobs=self._n_jobs)(
+            delayed(_fit_chain)(self._logistic(), order, X, Y) for order in orders
+        )
+
+    def _predict_varying(self, X) -> np.ndarray:
+        return np.mean([chain.predict_proba(X) for chain in self.chains_], axis=0)
+
+    def _extra_fit_info(self) -> dict[str, Any]:
+        return {"orders": [order.tolist() for order in self.orders_] if hasattr(self, "chains_") else []}
+
+    @property
+    def orders_(self) -> list[np.ndarray]:
+        """Each chain's order in original label indices."""
+        return [self.partition_.varying[chain.order_] for chain in self.chains_]
+
+
+def _fit_chain(estimator, order: np.ndarray, X, Y) -> ClassifierChain:
+    return ClassifierChain(estimator, order=order).fit(X, Y)
