@@ -141,37 +141,65 @@ def thresholded_metrics(Y: np.ndarray, Y_pred: np.ndarray) -> dict[str, float]:
 
 def ranking_metrics(Y: np.ndarray, S: np.ndarray) -> dict[str, float]:
     """P@1/3/5, RL and LRAP from one row-wise sort of the scores (see module docstring)."""
-    n, L = Y.shape
-    # Stable sort of -S: descending scores, ties in ascending column order.
-    order = np.argsort(-S, axis=1, kind="stable")
+    order = np.argsort(-S, axis=1)  # descending; ties resolved below, not by the sort
     S_sorted = np.take_along_axis(S, order, axis=1)
     Y_sorted = np.take_along_axis(Y, order, axis=1)
+    result = {f"P@{k}": _precision_at_k(Y, S, S_sorted, Y_sorted, k) for k in TOP_K}
+    result.update(_ranking_loss_and_lrap(Y_sorted, S_sorted))
+    return result
 
-    result = {f"P@{k}": float(Y_sorted[:, :k].sum(axis=1).mean() / k) for k in TOP_K}
 
-    # For each sorted position, the last position of its tie group: the number of
-    # labels scoring >= this label's score is group_end + 1 (ties rank pessimistically).
-    positions = np.arange(L)
-    is_group_end = np.ones((n, L), dtype=bool)
-    is_group_end[:, :-1] = S_sorted[:, :-1] != S_sorted[:, 1:]
-    group_end = np.where(is_group_end, positions, L - 1)
-    group_end = np.minimum.accumulate(group_end[:, ::-1], axis=1)[:, ::-1]
+def _precision_at_k(Y, S, S_sorted, Y_sorted, k: int) -> float:
+    """Mean of |top-k ∩ y| / k, ties at the k-th score going to smaller column indices.
 
-    true_at_or_above = np.cumsum(Y_sorted, axis=1)  # true labels in positions <= p
-    true_ge = np.take_along_axis(true_at_or_above, group_end, axis=1)  # true labels scoring >= s
-    all_ge = group_end + 1  # labels scoring >= s
-    n_true = Y.sum(axis=1)
+    The sorted prefix is the top-k set unless the k-th and (k+1)-th sorted scores tie;
+    only those rows are recounted, taking tied labels in column order.
+    """
+    n, L = Y.shape
+    if k >= L:
+        return float(Y.sum(axis=1).mean() / k)
+    hits = Y_sorted[:, :k].sum(axis=1)
+    tied_rows = np.flatnonzero(S_sorted[:, k - 1] == S_sorted[:, k])
+    if tied_rows.size:
+        kth = S_sorted[tied_rows, k - 1][:, None]
+        S_tied, Y_tied = S[tied_rows], Y[tied_rows]
+        above = S_tied > kth
+        at = S_tied == kth
+        free_slots = k - above.sum(axis=1)
+        taken = at & (np.cumsum(at, axis=1) <= free_slots[:, None])
+        hits[tied_rows] = (Y_tied & (above | taken)).sum(axis=1)
+    return float(hits.mean() / k)
+
+
+def _ranking_loss_and_lrap(Y_sorted: np.ndarray, S_sorted: np.ndarray) -> dict[str, float]:
+    """scikit-learn's label ranking loss and LRAP, vectorised over samples.
+
+    For a true label with score s: ``all_ge`` labels and ``true_ge`` true labels score
+    ``>= s`` (ties counted against the ranking, as scikit-learn does). Its precision
+    term for LRAP is ``true_ge / all_ge`` and it forms ``all_ge - true_ge`` error pairs
+    for RL. Only the (few) true cells are visited after the sort.
+    """
+    n, L = Y_sorted.shape
+    n_true = Y_sorted.sum(axis=1)
+    rows, positions = np.nonzero(Y_sorted)  # row-major: true cells of a row, best first
+    row_start = np.concatenate(([0], np.cumsum(n_true)[:-1]))
+    if (S_sorted[:, :-1] != S_sorted[:, 1:]).all():  # no ties: ranks are positions
+        all_ge = positions + 1
+        true_ge = np.arange(rows.size) - row_start[rows] + 1
+    else:
+        # last sorted position of each tie group, spread backwards over the group
+        is_group_end = np.ones((n, L), dtype=bool)
+        is_group_end[:, :-1] = S_sorted[:, :-1] != S_sorted[:, 1:]
+        group_end = np.where(is_group_end, np.arange(L), L - 1)
+        group_end = np.minimum.accumulate(group_end[:, ::-1], axis=1)[:, ::-1]
+        ends = group_end[rows, positions]
+        all_ge = ends + 1
+        true_ge = np.cumsum(Y_sorted, axis=1)[rows, ends]
+
     degenerate = (n_true == 0) | (n_true == L)
-    safe_n_true = np.maximum(n_true, 1)
-
-    precision_sum = np.where(Y_sorted, true_ge / all_ge, 0.0).sum(axis=1)
-    lrap_i = np.where(degenerate, 1.0, precision_sum / safe_n_true)
-
-    false_ge = all_ge - true_ge  # false labels scoring >= a true label: its error pairs
-    bad_pairs = np.where(Y_sorted, false_ge, 0).sum(axis=1)
+    precision_sum = np.bincount(rows, weights=true_ge / all_ge, minlength=n)
+    lrap_i = np.where(degenerate, 1.0, precision_sum / np.maximum(n_true, 1))
+    bad_pairs = np.bincount(rows, weights=all_ge - true_ge, minlength=n)
     pairs = np.maximum(n_true * (L - n_true), 1)
     rl_i = np.where(degenerate, 0.0, bad_pairs / pairs)
-
-    result["RL"] = float(rl_i.mean())
-    result["LRAP"] = float(lrap_i.mean())
-    return result
+    return {"RL": float(rl_i.mean()), "LRAP": float(lrap_i.mean())}

@@ -69,6 +69,28 @@ def _true_false_counts(Y: np.ndarray, passed: np.ndarray, axis: int, G: int):
     return above[:, 1:, 1], above[:, 1:, 0]
 
 
+def count_passed(S: np.ndarray, sorted_grid: np.ndarray) -> np.ndarray:
+    """Per cell, how many thresholds of the ascending grid it passes (``s >= t``).
+
+    Equal to ``np.searchsorted(sorted_grid, S, side="right")``. For an evenly spaced
+    grid (VAL_GRID, ORACLE_GRID) an arithmetic estimate, exact up to one step of
+    rounding, is corrected with two exact comparisons, which is about twice as fast
+    as the binary search.
+    """
+    G = len(sorted_grid)
+    steps = np.diff(sorted_grid)
+    if G < 3 or steps.min() <= 0 or not np.allclose(steps, steps.mean(), rtol=1e-9, atol=0):
+        return np.searchsorted(sorted_grid, S, side="right")
+    lo, step = sorted_grid[0], steps.mean()
+    estimate = np.clip((S - lo) / step, -1.0, G)  # avoids int overflow for huge scores
+    passed = np.floor(estimate).astype(np.intp) + 1
+    np.clip(passed, 0, G, out=passed)
+    edges = np.concatenate(([-np.inf], sorted_grid, [np.inf]))  # passed = k iff edges[k] <= s < edges[k+1]
+    passed -= S < edges[passed]
+    passed += S >= edges[passed + 1]
+    return passed
+
+
 def sweep(y_true, scores, grid) -> dict[str, np.ndarray]:
     """Every thresholded metric at every threshold of ``grid``, in one vectorised pass.
 
@@ -85,7 +107,7 @@ def _sweep_checked(Y: np.ndarray, S: np.ndarray, grid: np.ndarray) -> dict[str, 
     order = np.argsort(grid, kind="stable")
     sorted_grid = grid[order]
     G = len(grid)
-    passed = np.searchsorted(sorted_grid, S, side="right")  # thresholds t <= s
+    passed = count_passed(S, sorted_grid)
     Yi = Y.astype(np.intp)
 
     tp_j, fp_j = _true_false_counts(Yi, passed, axis=0, G=G)  # (L, G)
