@@ -1,0 +1,495 @@
+"""Where dataset files come from, and turning them into a :class:`MultiLabelDataset`.
+
+The catalog (``datasets/catalog.toml``) names every known dataset, its format, its
+files (paths relative to a mirror-like data directory), their public URLs and sha256.
+A file is looked for, in order, in
+
+1. the data directory (``--data-dir`` or ``MLCBENCH_DATA_DIR``), laid out like the
+   mirror (same relative paths as its ``MANIFEST.tsv``);
+2. the bundled copies in ``datasets/bundled/`` (gzip-compressed; their checksum is that
+   of the decompressed file, so it equals the catalog's);
+3. the user cache (``MLCBENCH_CACHE_DIR`` or the platform's user cache dir) under
+   ``files/``;
+4. the catalog URL (``MLCBENCH_DOWNLOAD_BASE`` replaces the URL's host part with a
+   mirror base URL), unless ``MLCBENCH_OFFLINE=1``.
+
+Every file with a catalog checksum is re-hashed before it is parsed, so a corrupt or
+edited file is an error rather than a silently different dataset. Parsed datasets
+are cached as ``.npz`` + ``.json`` in the cache dir (never in the data dir, which may
+be read-only), keyed by the sha256 of the source files.
+
+The loaders for each format live in ``datasets/<format>.py`` (classes derived from
+:class:`DatasetFormat`), found through :mod:`benchmark.discovery`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import tomllib
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from benchmark.data import MultiLabelDataset
+from benchmark.discovery import DATASETS_DIR, DATASETS_PACKAGE, import_all
+from benchmark.errors import BenchmarkError, ChecksumError, DatasetError, UnknownNameError
+
+CATALOG_PATH = DATASETS_DIR / "catalog.toml"
+BUNDLED_DIR = DATASETS_DIR / "bundled"
+CHUNK = 1 << 20
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+def data_dir_setting(data_dir: str | Path | None = None) -> Path | None:
+    """The mirror-like data directory: the argument, else ``MLCBENCH_DATA_DIR``."""
+    value = data_dir if data_dir is not None else os.environ.get("MLCBENCH_DATA_DIR")
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir() -> Path:
+    """User cache: ``MLCBENCH_CACHE_DIR`` or platformdirs' user cache dir for mlc-bench."""
+    value = os.environ.get("MLCBENCH_CACHE_DIR")
+    if value:
+        return Path(value).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("mlc-bench"))
+
+
+def offline() -> bool:
+    return os.environ.get("MLCBENCH_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+
+
+# ---------------------------------------------------------------------------- specs
+
+
+@dataclass
+class FileRef:
+    """One file of a dataset: its mirror-relative path (or an absolute path for a
+    user-declared dataset), and where known its sha256, size and public URL."""
+
+    rel: str
+    sha256: str | None = None
+    url: str | None = None
+    size: int | None = None
+    absolute: Path | None = None
+    hint: str | None = None  # how to get a file that has no public URL
+
+    @property
+    def label(self) -> str:
+        return str(self.absolute) if self.absolute else self.rel
+
+
+@dataclass
+class DatasetSpec:
+    """A dataset: name, format, files by role (``xml``, ``train``, ...) and parameters."""
+
+    name: str
+    format: str
+    files: dict[str, FileRef] = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    published: dict = field(default_factory=dict)
+    description: str = ""
+    reference: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict, base_dir: str | Path = ".") -> "DatasetSpec":
+        """A dataset declared by paths (suite files, command line); see CONTRACTS.md."""
+        d = dict(d)
+        try:
+            name, fmt = d.pop("name"), d.pop("format")
+        except KeyError as exc:
+            raise DatasetError(f"dataset declaration needs {exc.args[0]!r}: {d}") from None
+        format_cls = get_format(fmt)
+        base_dir = Path(base_dir)
+        files = {}
+        for role in list(d):
+            if role in format_cls.file_roles:
+                path = Path(d.pop(role)).expanduser()
+                path = path if path.is_absolute() else base_dir / path
+                files[role] = FileRef(rel=path.name, absolute=path.resolve())
+        spec = cls(name=name, format=fmt, files=files, params=d)
+        format_cls.check_spec(spec)
+        return spec
+
+    def is_available(self, data_dir: str | Path | None = None) -> bool:
+        """All files present locally (data dir, bundled or cache): no download needed."""
+        return all(locate(ref, data_dir) is not None for ref in self.files.values())
+
+
+class DatasetFormat:
+    """Base class of the per-format loaders in ``datasets/*.py``.
+
+    A subclass sets ``format`` (the catalog's format name) and ``file_roles`` and
+    implements :meth:`load`, which receives the spec and the local path of each file.
+    ``cache_version`` invalidates parsed caches when the loader's output changes.
+    """
+
+    format: ClassVar[str] = ""
+    file_roles: ClassVar[tuple[str, ...]] = ()
+    cacheable: ClassVar[bool] = True
+    cache_version: ClassVar[int] = 1
+
+    @classmethod
+    def check_spec(cls, spec: DatasetSpec) -> None:
+        """Raise DatasetError when the spec lacks something this format needs."""
+
+    def load(self, spec: DatasetSpec, paths: dict[str, Path]) -> MultiLabelDataset:
+        raise NotImplementedError
+
+
+@lru_cache(maxsize=1)
+def formats() -> dict[str, type[DatasetFormat]]:
+    """Format name -> loader class, from the ``datasets/*.py`` modules."""
+    found = {}
+    for module in import_all(DATASETS_PACKAGE):
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, DatasetFormat) and value.format:
+                found[value.format] = value
+    return found
+
+
+def get_format(name: str) -> type[DatasetFormat]:
+    table = formats()
+    if name not in table:
+        raise DatasetError(f"unknown dataset format {name!r} (known: {', '.join(sorted(table))})")
+    return table[name]
+
+
+# ---------------------------------------------------------------------------- catalog
+
+
+def _file_ref(rel: str, files_table: dict) -> FileRef:
+    entry = files_table.get(rel, {})
+    return FileRef(
+        rel=rel,
+        sha256=entry.get("sha256"),
+        url=entry.get("url"),
+        size=entry.get("bytes"),
+        hint=entry.get("hint"),
+    )
+
+
+@lru_cache(maxsize=4)
+def _read_catalog(path: Path) -> dict[str, DatasetSpec]:
+    with open(path, "rb") as fh:
+        raw = tomllib.load(fh)
+    files_table = raw.get("files", {})
+    specs = {}
+    for name, entry in raw.get("datasets", {}).items():
+        entry = dict(entry)
+        fmt = entry.pop("format")
+        file_roles = entry.pop("files", {})
+        specs[name] = DatasetSpec(
+            name=name,
+            format=fmt,
+            files={role: _file_ref(rel, files_table) for role, rel in file_roles.items()},
+            params=entry.pop("params", {}),
+            published=entry.pop("published", {}),
+            description=entry.pop("description", ""),
+            reference=entry.pop("reference", ""),
+        )
+    return specs
+
+
+def catalog() -> dict[str, DatasetSpec]:
+    """Every dataset the catalog knows, by name."""
+    return dict(_read_catalog(CATALOG_PATH))
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The catalog entry for ``name`` (case-insensitive); suggests close names if unknown."""
+    specs = catalog()
+    if name in specs:
+        return specs[name]
+    lowered = {key.lower(): key for key in specs}
+    if name.lower() in lowered:
+        return specs[lowered[name.lower()]]
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(lowered[c] for c in close)}?" if close else ""
+    raise UnknownNameError(
+        f"unknown dataset {name!r}{hint} (`python -m benchmark datasets list` shows all)"
+    )
+
+
+# ---------------------------------------------------------------------------- files
+
+
+@dataclass
+class LocalFile:
+    """A file found on this machine. ``gz_copy``: a bundled gzip copy of a plain file."""
+
+    path: Path
+    origin: str  # "path", "data-dir", "bundled", "cache"
+    gz_copy: bool = False
+
+
+def downloads_dir() -> Path:
+    return cache_dir() / "files"
+
+
+def locate(ref: FileRef, data_dir: str | Path | None = None) -> LocalFile | None:
+    """Where the file is on this machine, in the documented order; None if nowhere."""
+    if ref.absolute is not None:
+        return LocalFile(ref.absolute, "path") if ref.absolute.is_file() else None
+    root = data_dir_setting(data_dir)
+    if root is not None and (root / ref.rel).is_file():
+        return LocalFile(root / ref.rel, "data-dir")
+    bundled = BUNDLED_DIR / (ref.rel + ".gz")
+    if bundled.is_file():
+        return LocalFile(bundled, "bundled", gz_copy=True)
+    cached = downloads_dir() / ref.rel
+    if cached.is_file():
+        return LocalFile(cached, "cache")
+    return None
+
+
+def sha256_of(local: LocalFile) -> str:
+    """sha256 of the file's published bytes (a bundled gzip copy is decompressed)."""
+    digest = hashlib.sha256()
+    opener = gzip.open if local.gz_copy else open
+    try:
+        with opener(local.path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+    except (OSError, EOFError) as exc:
+        raise DatasetError(f"{local.path}: cannot read ({exc})") from None
+    return digest.hexdigest()
+
+
+def check_file(ref: FileRef, local: LocalFile) -> str:
+    """Hash the file; raise ChecksumError when it differs from the catalog's sha256."""
+    actual = sha256_of(local)
+    if ref.sha256 and actual != ref.sha256:
+        raise ChecksumError(
+            f"{local.path}: sha256 mismatch (expected {ref.sha256[:12]}..., got {actual[:12]}...): "
+            f"the file is corrupt or not the published {ref.rel}; delete it and run "
+            f"`python -m benchmark datasets fetch`"
+        )
+    return actual
+
+
+def download_url(ref: FileRef) -> str | None:
+    base = os.environ.get("MLCBENCH_DOWNLOAD_BASE")
+    if base and ref.url:
+        return base.rstrip("/") + "/" + ref.rel
+    return ref.url
+
+
+def how_to_get(ref: FileRef, data_dir: str | Path | None = None) -> str:
+    root = data_dir_setting(data_dir)
+    where = f"{root / ref.rel}" if root else f"<data dir>/{ref.rel} (set MLCBENCH_DATA_DIR)"
+    if ref.url:
+        return f"download {ref.url} to {where}, or run `python -m benchmark datasets fetch` online"
+    return f"{ref.hint or 'it has no public download URL'}; put it at {where}"
+
+
+def download(ref: FileRef, target: Path) -> Path:
+    """Stream the file to a temp file beside ``target``, check sha256, then move it in.
+
+    Any failure (network, interruption, checksum) removes the temp file: nothing
+    half-written is ever left at ``target``.
+    """
+    url = download_url(ref)
+    if url is None:
+        raise DatasetError(f"{ref.rel} is not available locally: {how_to_get(ref)}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        digest, size = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        if ref.size is not None and size != ref.size:
+            raise ChecksumError(f"{url}: got {size} bytes, expected {ref.size} (interrupted download)")
+        if ref.sha256 and digest.hexdigest() != ref.sha256:
+            raise ChecksumError(
+                f"{url}: sha256 mismatch (expected {ref.sha256[:12]}..., got {digest.hexdigest()[:12]}...)"
+            )
+        os.replace(tmp, target)
+    except BenchmarkError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except (OSError, urllib.error.URLError, ValueError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise DatasetError(f"downloading {ref.rel} from {url} failed: {exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def fetch_file(ref: FileRef, data_dir=None, into: Path | None = None) -> LocalFile:
+    """The file's local copy, downloading it (into ``into`` or the cache) if needed."""
+    local = locate(ref, data_dir)
+    if into is not None and (into / ref.rel).is_file():
+        local = LocalFile(into / ref.rel, "data-dir")
+    if local is not None:
+        return local
+    if ref.absolute is not None:
+        raise DatasetError(f"{ref.absolute}: file not found")
+    if offline():
+        raise DatasetError(
+            f"{ref.rel} is not available locally and MLCBENCH_OFFLINE=1 forbids downloading: "
+            f"{how_to_get(ref, data_dir)}"
+        )
+    if not ref.url:
+        raise DatasetError(f"{ref.rel} is not available locally: {how_to_get(ref, data_dir)}")
+    target = (into if into is not None else downloads_dir()) / ref.rel
+    return LocalFile(download(ref, target), "cache" if into is None else "data-dir")
+
+
+# ---------------------------------------------------------------------------- parsed cache
+
+
+def _array_digest(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _to_arrays(dataset: MultiLabelDataset) -> dict[str, np.ndarray]:
+    arrays = {"Y_bits": np.packbits(dataset.Y.astype(bool), axis=1),
+              "Y_shape": np.asarray(dataset.Y.shape, dtype=np.int64)}
+    if dataset.is_sparse:
+        X = dataset.X.tocsr()
+        arrays.update(X_data=X.data, X_indices=X.indices, X_indptr=X.indptr,
+                      X_shape=np.asarray(X.shape, dtype=np.int64))
+    else:
+        arrays["X"] = np.asarray(dataset.X)
+    for part, index in dataset.split.items():
+        arrays[f"split_{part}"] = np.asarray(index, dtype=np.int64)
+    if dataset.meta is not None:
+        arrays["meta"] = np.asarray(dataset.meta)
+    return arrays
+
+
+def _from_arrays(name: str, arrays: dict, info: dict) -> MultiLabelDataset:
+    n, n_labels = (int(v) for v in arrays["Y_shape"])
+    Y = np.unpackbits(arrays["Y_bits"], axis=1, count=n_labels).astype(np.uint8)
+    if "X" in arrays:
+        X = arrays["X"]
+    else:
+        X = sp.csr_matrix((arrays["X_data"], arrays["X_indices"], arrays["X_indptr"]),
+                          shape=tuple(int(v) for v in arrays["X_shape"]))
+    split = {part: arrays[f"split_{part}"] for part in info["split_parts"]}
+    return MultiLabelDataset(name, X, Y[:n], info["feature_names"], info["label_names"],
+                             split=split, meta=arrays.get("meta"), notices=list(info["notices"]))
+
+
+def _cache_paths(name: str, key: str) -> tuple[Path, Path]:
+    base = cache_dir() / "parsed" / f"{name}-{key[:20]}"
+    return base.with_suffix(".npz"), base.with_suffix(".json")
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_cache(name: str, key: str) -> MultiLabelDataset | None:
+    """The cached parse, or None when absent, stale or corrupt (never trusted blindly:
+    the arrays' content hash must equal the one recorded when they were written)."""
+    npz_path, json_path = _cache_paths(name, key)
+    if not (npz_path.exists() and json_path.exists()):
+        return None
+    try:
+        info = json.loads(json_path.read_text())
+        if info.get("key") != key:
+            return None
+        with np.load(npz_path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        if _array_digest(arrays) != info["content_sha256"]:
+            raise ValueError("content hash mismatch")
+        return _from_arrays(name, arrays, info)
+    except Exception as exc:  # corrupt in any way: rebuild
+        print(f"warning: ignoring corrupt parsed cache {npz_path.name} ({exc}); rebuilding",
+              file=sys.stderr)
+        return None
+
+
+def write_cache(dataset: MultiLabelDataset, key: str) -> None:
+    """Write the parsed dataset (npz first, JSON last: the JSON marks it complete)."""
+    npz_path, json_path = _cache_paths(dataset.name, key)
+    arrays = _to_arrays(dataset)
+    info = {
+        "key": key,
+        "name": dataset.name,
+        "content_sha256": _array_digest(arrays),
+        "feature_names": list(dataset.feature_names),
+        "label_names": list(dataset.label_names),
+        "notices": list(dataset.notices),
+        "split_parts": list(dataset.split),
+    }
+    try:
+        npz_path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(npz_path, lambda fh: np.savez(fh, **arrays))
+        _atomic_write(json_path, lambda fh: fh.write(json.dumps(info).encode()))
+    except OSError as exc:  # a read-only cache is not an error, just slower
+        print(f"warning: cannot write parsed cache in {npz_path.parent} ({exc})", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def resolve_spec(name_or_spec) -> DatasetSpec:
+    if isinstance(name_or_spec, DatasetSpec):
+        return name_or_spec
+    if isinstance(name_or_spec, dict):
+        return DatasetSpec.from_dict(name_or_spec)
+    return get_spec(str(name_or_spec))
+
+
+def load_dataset(name_or_spec, data_dir: str | Path | None = None, use_cache: bool = True) -> MultiLabelDataset:
+    """Load a catalog dataset by name, or a :class:`DatasetSpec` / spec dict.
+
+    Files are found (or downloaded) and checked against their sha256, then parsed by
+    the format's loader; the parse is cached in the user cache dir.
+    """
+    spec = resolve_spec(name_or_spec)
+    format_cls = get_format(spec.format)
+    format_cls.check_spec(spec)
+    paths, hashes = {}, {}
+    for role, ref in spec.files.items():
+        local = fetch_file(ref, data_dir)
+        if ref.sha256 or format_cls.cacheable:
+            hashes[role] = check_file(ref, local)
+        paths[role] = local.path
+    key = None
+    if use_cache and format_cls.cacheable:
+        key_source = {"format": spec.format, "version": format_cls.cache_version,
+                      "params": spec.params, "files": hashes, "name": spec.name}
+        key = hashlib.sha256(json.dumps(key_source, sort_keys=True, default=str).encode()).hexdigest()
+        cached = read_cache(spec.name, key)
+        if cached is not None:
+            return cached
+    dataset = format_cls().load(spec, paths)
+    if key is not None:
+        write_cache(dataset, key)
+    return dataset
