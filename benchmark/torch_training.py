@@ -391,6 +391,14 @@ def train_epochs(run: TrainingRun) -> dict:
 # --------------------------------------------------------------------------- the model base class
 
 
+def mlp_layers(sizes: list[int], dropout: float) -> list[nn.Module]:
+    """Linear -> ReLU -> Dropout for each consecutive pair of ``sizes`` (an "MLP a->b->c")."""
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU(), nn.Dropout(dropout)]
+    return layers
+
+
 class TorchModel(Model):
     """Base class for PyTorch models trained by ``train_epochs``; see the module docstring.
 
