@@ -290,11 +290,13 @@ def download_url(ref: FileRef) -> str | None:
     return ref.url
 
 
-def how_to_get(ref: FileRef, data_dir: str | Path | None = None) -> str:
+def how_to_get(ref: FileRef, data_dir: str | Path | None = None, dataset: str = "") -> str:
+    """One sentence telling the user how to make the file available."""
     root = data_dir_setting(data_dir)
-    where = f"{root / ref.rel}" if root else f"<data dir>/{ref.rel} (set MLCBENCH_DATA_DIR)"
+    where = f"{root / ref.rel}" if root else f"<data dir>/{ref.rel} (with --data-dir or MLCBENCH_DATA_DIR)"
     if ref.url:
-        return f"download {ref.url} to {where}, or run `python -m benchmark datasets fetch` online"
+        return (f"run `python -m benchmark datasets fetch {dataset or '<name>'}` with network access, "
+                f"or download {ref.url} to {where}")
     return f"{ref.hint or 'it has no public download URL'}; put it at {where}"
 
 
@@ -336,7 +338,7 @@ def download(ref: FileRef, target: Path) -> Path:
     return target
 
 
-def fetch_file(ref: FileRef, data_dir=None, into: Path | None = None) -> LocalFile:
+def fetch_file(ref: FileRef, data_dir=None, into: Path | None = None, dataset: str = "") -> LocalFile:
     """The file's local copy, downloading it (into ``into`` or the cache) if needed."""
     local = locate(ref, data_dir)
     if into is not None and (into / ref.rel).is_file():
@@ -345,13 +347,13 @@ def fetch_file(ref: FileRef, data_dir=None, into: Path | None = None) -> LocalFi
         return local
     if ref.absolute is not None:
         raise DatasetError(f"{ref.absolute}: file not found")
+    if not ref.url:
+        raise DatasetError(f"{ref.rel} is not available locally: {how_to_get(ref, data_dir, dataset)}")
     if offline():
         raise DatasetError(
             f"{ref.rel} is not available locally and MLCBENCH_OFFLINE=1 forbids downloading: "
-            f"{how_to_get(ref, data_dir)}"
+            f"{how_to_get(ref, data_dir, dataset)}"
         )
-    if not ref.url:
-        raise DatasetError(f"{ref.rel} is not available locally: {how_to_get(ref, data_dir)}")
     target = (into if into is not None else downloads_dir()) / ref.rel
     return LocalFile(download(ref, target), "cache" if into is None else "data-dir")
 
@@ -477,7 +479,7 @@ def load_dataset(name_or_spec, data_dir: str | Path | None = None, use_cache: bo
     format_cls.check_spec(spec)
     paths, hashes = {}, {}
     for role, ref in spec.files.items():
-        local = fetch_file(ref, data_dir)
+        local = fetch_file(ref, data_dir, dataset=spec.name)
         if ref.sha256 or format_cls.cacheable:
             hashes[role] = check_file(ref, local)
         paths[role] = local.path
