@@ -1,0 +1,389 @@
+"""Assemble the whole report (tables, curves, statistics, data efficiency, index).
+
+``build_report`` takes a results store location, a store object or ready-made
+:class:`ReportInputs` and writes everything under ``out_dir``; it never trains.
+Whatever cannot be computed (one seed, one dataset, too few models, missing cells) is
+skipped with a sentence in the index saying why, never silently.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.report import curves, efficiency, significance, tables
+from benchmark.report.formatting import Cell, TextTable, latex_document, to_csv, to_latex, to_markdown
+from benchmark.report.index import Bullets, Heading, Image, Links, Paragraph, Table, linked_paths, write_index
+from benchmark.report.inputs import (
+    CELL_KEY,
+    FOCUS_MODEL,
+    MAIN_METRICS,
+    METRIC_TITLES,
+    PROTOCOLS,
+    ReportError,
+    ReportInputs,
+    full_fraction,
+    inputs_from_store,
+    metrics_long,
+    order_metrics,
+    order_models,
+)
+
+
+@dataclass
+class ReportResult:
+    out_dir: Path
+    protocol: str
+    files: list[Path] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    n_done: int = 0
+    n_failed: int = 0
+    n_missing: int = 0
+
+
+def safe_name(metric: str) -> str:
+    """File-name form of a metric (``P@1`` -> ``P1``)."""
+    return "".join(ch for ch in metric if ch.isalnum() or ch in "-_")
+
+
+def _as_inputs(source, suite: str | None) -> ReportInputs:
+    if isinstance(source, ReportInputs):
+        return source
+    if isinstance(source, pd.DataFrame):
+        return ReportInputs(runs=source)
+    if hasattr(source, "runs_frame"):
+        planned = source.planned_frame() if hasattr(source, "planned_frame") else None
+        return ReportInputs(runs=source.runs_frame(), planned=planned, source=type(source).__name__)
+    return inputs_from_store(source, suite=suite)
+
+
+def build_report(source, out_dir, protocol: str = "val", focus: str = FOCUS_MODEL, suite: str | None = None) -> ReportResult:
+    """Write the report for ``protocol`` under ``out_dir`` and return what was written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    if protocol not in PROTOCOLS:
+        raise ReportError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    inputs = _as_inputs(source, suite)
+    _require_results(inputs, protocol)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return _Builder(inputs, out_dir, protocol, focus).build()
+
+
+def _require_results(inputs: ReportInputs, protocol: str) -> None:
+    if inputs.done.empty:
+        failed = inputs.failed
+        detail = ""
+        if not failed.empty:
+            detail = f"; {len(failed)} failed cell(s), first error: {_first_line(failed.iloc[0].get('error'))}"
+        raise ReportError(f"no finished runs in the results store {inputs.source}{detail}")
+    if metrics_long(inputs.runs, protocol).empty:
+        raise ReportError(f"the finished runs store no metrics under the {protocol!r} protocol")
+
+
+def _first_line(error) -> str:
+    text = "" if error is None or (isinstance(error, float) and np.isnan(error)) else str(error).strip()
+    return text.splitlines()[0] if text else "(no error message stored)"
+
+
+class _Builder:
+    def __init__(self, inputs: ReportInputs, out_dir: Path, protocol: str, focus: str):
+        self.inputs, self.out, self.protocol, self.focus = inputs, out_dir, protocol, focus
+        self.result = ReportResult(out_dir=out_dir, protocol=protocol)
+        self.long = metrics_long(inputs.runs, protocol)
+        self.summary = tables.summarise(self.long)
+        self.fractions = full_fraction(self.long)
+        self.full = tables.at_full_fraction(self.summary, self.fractions)
+        self.datasets = sorted(self.long["dataset"].unique())
+        self.models = order_models(self.long["model"].unique(), focus)
+        self.metrics = order_metrics(self.long["metric"].unique())
+        self.main_metrics = [m for m in self.metrics if m in MAIN_METRICS]
+        self.blocks: list = []
+
+    # -------------------------------------------------------------- helpers
+
+    def _write(self, relative: str, text: str) -> str:
+        path = self.out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        self.result.files.append(path)
+        return relative
+
+    def _rel(self, path: Path) -> str:
+        self.result.files.append(path)
+        return path.relative_to(self.out).as_posix()
+
+    @property
+    def caption(self) -> str:
+        return tables.PROTOCOL_LABELS[self.protocol] if self.protocol != "oracle" else "ORACLE thresholds (optimistic)"
+
+    # -------------------------------------------------------------- sections
+
+    def build(self) -> ReportResult:
+        self._header()
+        self._tables()
+        self._curves()
+        self._significance()
+        self._efficiency()
+        self._failures_and_missing()
+        self._runs_csv()
+        title = f"mlc-bench report ({self.protocol} protocol)"
+        self.result.files += write_index(self.blocks, self.out, title)
+        self.result.links = linked_paths(self.blocks)
+        self.result.files = list(dict.fromkeys(self.result.files))
+        return self.result
+
+    def _header(self) -> None:
+        runs, done = self.inputs.runs, self.inputs.done
+        self.result.n_done, self.result.n_failed = len(done), len(self.inputs.failed)
+        missing = self.inputs.missing_cells()
+        self.result.n_missing = len(missing)
+
+        def distinct(column: str) -> str:
+            if column not in runs.columns:
+                return "(not recorded)"
+            values = sorted({str(v) for v in runs[column].dropna() if str(v)})
+            return ", ".join(f"`{v}`" for v in values) if values else "(not recorded)"
+
+        dates = "(not recorded)"
+        if "finished_at" in runs.columns and runs["finished_at"].notna().any():
+            stamps = sorted(str(v) for v in runs["finished_at"].dropna())
+            dates = stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
+        self.blocks += [Heading("mlc-bench report", 1)]
+        if self.protocol == "oracle":
+            self.blocks.append(Paragraph(
+                "**Warning: ORACLE protocol.** Every thresholded metric uses the best threshold on the "
+                "test set itself (as the C-GMVAE and MPVAE reference code report). These numbers are "
+                "optimistic and only meant for comparison with published results; use the `val` "
+                "protocol for honest comparisons."))
+        self.blocks.append(Bullets([
+            f"Protocol: **{self.protocol}**: {tables.PROTOCOL_LABELS[self.protocol]}",
+            f"Suite(s): {distinct('suite')}",
+            f"Commit(s): {distinct('git_commit')}",
+            f"Device(s): {distinct('device')}",
+            f"Runs finished: {dates}",
+            f"Results store: `{self.inputs.source}`; report generated "
+            f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by `python -m benchmark report`",
+            f"Cells: {len(done)} finished, {len(self.inputs.failed)} failed, {len(missing)} planned but missing "
+            f"(see [failed and missing cells](#failed-and-missing-cells))",
+            f"Datasets ({len(self.datasets)}): {', '.join(self.datasets)}; models ({len(self.models)}): "
+            f"{', '.join(self.models)}; fractions: {', '.join(f'{f:g}' for f in sorted(self.long['fraction'].unique()))}; "
+            f"seeds: {', '.join(str(s) for s in sorted(self.long['seed'].unique()))}",
+        ]))
+
+    def _tables(self) -> None:
+        self.blocks.append(Heading("Tables"))
+        tex_files = []
+        for metric in self.metrics:
+            table = tables.paper_table(self.full, metric, self.datasets, self.models, self.protocol, self.fractions)
+            stem = f"tables/{safe_name(metric)}"
+            links = [("Markdown", self._write(stem + ".md", f"**{table.title}**\n\n" + to_markdown(table)
+                                               + "".join(f"\n_{n}_\n" for n in table.notes))),
+                     ("LaTeX", self._write(stem + ".tex", to_latex(table))),
+                     ("CSV", self._write(stem + ".csv", to_csv(table)))]
+            tex_files.append(f"{safe_name(metric)}.tex")
+            if metric in MAIN_METRICS:
+                self.blocks.append(Table(table))
+                self.blocks.append(Links(f"{metric} table as", links))
+            else:
+                self.blocks.append(Links(f"{metric} ({METRIC_TITLES.get(metric, metric)}) table as", links))
+        self.blocks.append(Links("All tables in one LaTeX document (needs booktabs):",
+                                 [("tables.tex", self._write("tables/tables.tex", latex_document(tex_files)))]))
+
+    def _curves(self) -> None:
+        self.blocks.append(Heading("Learning curves"))
+        if self.summary["fraction"].nunique() < 2:
+            self.blocks.append(Paragraph("Only one training fraction has results: learning curves show single points."))
+        figures = curves.learning_curves(self.summary, self.models, self.out / "figures", self.caption)
+        self.blocks.append(Paragraph("Mean over seeds; the band is ± one sample standard deviation (no band with one seed)."))
+        for dataset, kinds in figures.items():
+            self.blocks.append(Heading(dataset, 3))
+            if "main" in kinds:
+                png, pdf = kinds["main"]
+                self.blocks.append(Image(self._rel(png), f"learning curves on {dataset}"))
+            links = []
+            for kind, (png, pdf) in kinds.items():
+                links += [(f"{kind} metrics PNG", self._rel(png)), (f"{kind} metrics PDF", self._rel(pdf))]
+            self.blocks.append(Links("Files:", links))
+
+    def _significance(self) -> None:
+        self.blocks += [Heading("Significance"), Heading("Friedman test and Nemenyi post-hoc across datasets", 3)]
+        self.blocks.append(Paragraph(
+            "Blocks are datasets, values each model's mean over seeds at the table fraction; "
+            "scipy's Friedman test, scikit-posthocs' Nemenyi post-hoc (alpha = 0.05). In a "
+            "critical-difference diagram, models joined by a bar are not significantly different."))
+        rows, cd_blocks = [], []
+        for metric in self.metrics:
+            res = significance.friedman_nemenyi(self.full, metric, self.datasets, self.models)
+            rows.append(res)
+            if res.computed:
+                png, pdf = significance.plot_cd_diagram(res, self.out / "figures" / f"cd_{safe_name(metric)}", self.caption)
+                png_rel, pdf_rel = self._rel(png), self._rel(pdf)
+                if metric in MAIN_METRICS:
+                    cd_blocks.append(Image(png_rel, f"critical-difference diagram for {metric}"))
+                cd_blocks.append(Links(f"{metric} CD diagram:", [("PNG", png_rel), ("PDF", pdf_rel)]))
+        table = _friedman_table(rows)
+        self.blocks.append(Table(table, show_title=False))
+        self.blocks.append(Links("As CSV:", [("friedman.csv", self._write("significance/friedman.csv", _friedman_csv(rows)))]))
+        self.blocks += cd_blocks
+        self._paired_tests()
+
+    def _paired_tests(self) -> None:
+        self.blocks.append(Heading(f"Paired tests over seeds: {self.focus} vs each baseline", 3))
+        if self.focus not in self.models:
+            self.blocks.append(Paragraph(f"Cannot be computed: no finished `{self.focus}` runs in the store."))
+            return
+        self.blocks.append(Paragraph(
+            f"Per dataset at the table fraction, {self.focus} − baseline paired by seed. Primary: paired "
+            "t-test (`p_t`); with 3-5 seeds the exact Wilcoxon signed-rank test cannot reach p < 0.05 "
+            "(smallest two-sided p = 2/2^n), so its p-value (`p_w`) is shown for reference only. "
+            "`*` marks p_t < 0.05 (no multiple-comparison correction)."))
+        long_full = self.long[np.isclose(self.long["fraction"], self.long["dataset"].map(self.fractions))]
+        baselines = [m for m in self.models if m != self.focus]
+        tests = significance.paired_seed_tests(long_full, self.focus, baselines, self.metrics)
+        csv_link = self._write("significance/paired_seed_tests.csv", tests.to_csv(index=False))
+        for metric in self.main_metrics:
+            self.blocks.append(Table(_paired_table(tests[tests["metric"] == metric], metric, self.datasets, baselines, self.focus)))
+        self.blocks.append(Links("All metrics as CSV:", [("paired_seed_tests.csv", csv_link)]))
+
+    def _efficiency(self) -> None:
+        self.blocks.append(Heading("Data efficiency"))
+        self.blocks.append(Paragraph(
+            f"Smallest training fraction at which each model's mean learning curve reaches the best "
+            f"baseline's (best model other than {self.focus}) mean score at the table fraction, "
+            "linearly interpolated between measured fractions; `≤ f`: already reached at the smallest "
+            "measured fraction f; `not reached`: never within the measured fractions."))
+        frame = efficiency.data_efficiency(self.summary, self.focus, self.metrics, self.fractions)
+        csv_link = self._write("efficiency/data_efficiency.csv", frame.to_csv(index=False))
+        if self.summary["fraction"].nunique() < 2:
+            self.blocks.append(Paragraph("Only one training fraction has results: the fractions below are not informative."))
+        for metric in self.main_metrics:
+            self.blocks.append(Table(_efficiency_table(frame[frame["metric"] == metric], metric, self.datasets, self.models)))
+        self.blocks.append(Links("All metrics as CSV:", [("data_efficiency.csv", csv_link)]))
+
+    def _failures_and_missing(self) -> None:
+        self.blocks.append(Heading("Failed and missing cells"))
+        failed = self.inputs.failed.sort_values(CELL_KEY)
+        if failed.empty:
+            self.blocks.append(Paragraph("Failed cells: none."))
+        else:
+            rows = [[Cell(r.dataset), Cell(r.model), Cell(f"{r.fraction:g}"), Cell(str(r.seed)),
+                     Cell(_first_line(getattr(r, "error", None)))] for r in failed.itertuples(index=False)]
+            self.blocks.append(Table(TextTable(f"Failed cells ({len(rows)}): first line of the stored error",
+                                               ["dataset", "model", "fraction", "seed", "error"], rows)))
+        missing = self.inputs.missing_cells()
+        if self.inputs.planned is None:
+            self.blocks.append(Paragraph("Missing cells: the store records no planned cells, so none can be listed."))
+        elif missing.empty:
+            self.blocks.append(Paragraph("Missing cells (planned but not in the store): none."))
+        else:
+            rows = [[Cell(r.dataset), Cell(r.model), Cell(f"{r.fraction:g}"), Cell(str(r.seed)),
+                     Cell(str(getattr(r, "suite", "")))] for r in missing.itertuples(index=False)]
+            self.blocks.append(Table(TextTable(f"Missing cells ({len(rows)}): planned by a run but not in the store",
+                                               ["dataset", "model", "fraction", "seed", "suite"], rows)))
+        links = []
+        if not failed.empty:
+            cols = [c for c in CELL_KEY + ["error", "suite", "finished_at"] if c in failed.columns]
+            links.append(("failed_cells.csv", self._write("failed_cells.csv", failed[cols].to_csv(index=False))))
+        if not missing.empty:
+            links.append(("missing_cells.csv", self._write("missing_cells.csv", missing.to_csv(index=False))))
+        if links:
+            self.blocks.append(Links("As CSV:", links))
+
+    def _runs_csv(self) -> None:
+        self.blocks.append(Heading("Every run"))
+        self.blocks.append(Paragraph(
+            "Long format: one row per (cell, protocol, metric) with the threshold used and the run's "
+            "timings, device, commit and hyperparameters; failed cells appear once with their error."))
+        self.blocks.append(Links("CSV:", [("runs_long.csv", self._write("runs_long.csv", runs_long_csv(self.inputs.runs)))]))
+
+
+def runs_long_csv(runs: pd.DataFrame) -> str:
+    """Every run in long format, all protocols (the report's own protocol is only one)."""
+    meta_cols = [c for c in ("status", "fit_seconds", "predict_seconds", "seconds_per_epoch", "best_epoch",
+                             "n_epochs", "n_trials", "device", "git_commit", "suite", "finished_at") if c in runs.columns]
+    rows = []
+    for run in runs.to_dict("records"):
+        meta = {c: run.get(c) for c in CELL_KEY + meta_cols}
+        meta["params"] = json.dumps(run.get("params") or {}, sort_keys=True, default=str)
+        meta["error"] = _first_line(run.get("error")) if run.get("status") != "done" else ""
+        metrics = run.get("metrics") if isinstance(run.get("metrics"), dict) else {}
+        thresholds = run.get("thresholds") if isinstance(run.get("thresholds"), dict) else {}
+        if run.get("status") != "done" or not metrics:
+            rows.append({**meta, "protocol": "", "metric": "", "value": np.nan, "threshold": np.nan})
+            continue
+        for protocol, values in metrics.items():
+            for metric, value in (values or {}).items():
+                threshold = (thresholds.get(protocol) or {}).get(metric, np.nan)
+                rows.append({**meta, "protocol": protocol, "metric": metric, "value": value, "threshold": threshold})
+    frame = pd.DataFrame(rows)
+    order = CELL_KEY + ["protocol", "metric", "value", "threshold"] + meta_cols + ["params", "error"]
+    return frame[[c for c in order if c in frame.columns]].to_csv(index=False)
+
+
+def _friedman_table(results) -> TextTable:
+    rows = []
+    for r in results:
+        if r.computed:
+            cells = [f"{len(r.datasets)}", f"{len(r.models)}", f"{r.statistic:.3f}", f"{r.p_value:.3g}",
+                     f"{r.critical_difference:.2f}",
+                     ", ".join(f"{m} {v:.2f}" for m, v in r.average_ranks.items())]
+        else:
+            cells = [f"{len(r.datasets)}", f"{len(r.models)}", "", "", "", r.reason]
+        if r.dropped:
+            cells[-1] += f" (left out: {'; '.join(r.dropped)})"
+        rows.append([Cell(r.metric)] + [Cell(c) for c in cells])
+    return TextTable("Friedman test across datasets",
+                     ["metric", "datasets", "models", "chi²", "p", "CD (Nemenyi)", "average ranks (1 = best) / note"], rows)
+
+
+def _friedman_csv(results) -> str:
+    rows = [{"metric": r.metric, "computed": r.computed, "n_datasets": len(r.datasets), "n_models": len(r.models),
+             "statistic": r.statistic, "p_value": r.p_value, "critical_difference": r.critical_difference,
+             "average_ranks": json.dumps({} if r.average_ranks is None else r.average_ranks.round(6).to_dict()),
+             "dropped": "; ".join(r.dropped), "reason": r.reason} for r in results]
+    return pd.DataFrame(rows).to_csv(index=False)
+
+
+def _paired_table(tests: pd.DataFrame, metric: str, datasets, baselines, focus) -> TextTable:
+    rows = []
+    index = tests.set_index(["dataset", "baseline"]) if not tests.empty else None
+    for dataset in datasets:
+        row = [Cell(dataset)]
+        for baseline in baselines:
+            if index is None or (dataset, baseline) not in index.index:
+                row.append(Cell("n/a"))
+                continue
+            t = index.loc[(dataset, baseline)]
+            if t["note"]:
+                row.append(Cell(f"{t['mean_diff']:+.3f} (n={t['n_pairs']}, no test)"))
+                continue
+            star = "*" if t["t_p"] < significance.ALPHA else ""
+            p_w = "n/a" if np.isnan(t["wilcoxon_p"]) else f"{t['wilcoxon_p']:.2g}"
+            row.append(Cell(f"{t['mean_diff']:+.3f}{star} (p_t={t['t_p']:.2g}, p_w={p_w}, n={t['n_pairs']})"))
+        rows.append(row)
+    return TextTable(f"{metric}: {focus} − baseline (mean over paired seeds)", ["Dataset"] + list(baselines), rows)
+
+
+def _efficiency_table(frame: pd.DataFrame, metric: str, datasets, models) -> TextTable:
+    rows = []
+    index = frame.set_index(["dataset", "model"]) if not frame.empty else None
+    for dataset in datasets:
+        sub = frame[frame["dataset"] == dataset]
+        target = "n/a" if sub.empty else f"{sub['target'].iloc[0]:.3f} ({sub['target_model'].iloc[0]})"
+        row = [Cell(dataset), Cell(target)]
+        for model in models:
+            if index is None or (dataset, model) not in index.index:
+                row.append(Cell("n/a"))
+            else:
+                row.append(Cell(efficiency.describe(index.loc[(dataset, model)])))
+        rows.append(row)
+    return TextTable(f"{metric}: training fraction needed to reach the best baseline's full-data mean",
+                     ["Dataset", "target (best baseline)"] + list(models), rows)

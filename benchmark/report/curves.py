@@ -1,0 +1,111 @@
+"""Learning curves: each metric against the training fraction, one line per model.
+
+The line is the mean over seeds, the band mean ± sample std. Each model keeps the same
+colour (seaborn's colour-blind palette), marker and line style in every figure, so the
+curves stay distinguishable in grayscale and for colour-blind readers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.report.inputs import MAIN_METRICS, order_metrics
+
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h"]
+LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2, 2, 2))]
+
+
+def model_styles(models: list[str]) -> dict[str, dict]:
+    """A fixed (colour, marker, line style) per model, identical across figures."""
+    import seaborn as sns
+
+    colours = sns.color_palette("colorblind", n_colors=max(len(models), 1))
+    return {
+        model: {
+            "color": colours[i % len(colours)],
+            "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": LINESTYLES[i % len(LINESTYLES)],
+        }
+        for i, model in enumerate(models)
+    }
+
+
+def _panel(ax, summary: pd.DataFrame, metric: str, models: list[str], styles: dict) -> None:
+    fractions = sorted(summary["fraction"].unique())
+    for model in models:
+        rows = summary[(summary["model"] == model) & (summary["metric"] == metric)].sort_values("fraction")
+        if rows.empty:
+            continue
+        x, mean = rows["fraction"].to_numpy(), rows["mean"].to_numpy()
+        std = np.nan_to_num(rows["std"].to_numpy(dtype=float))
+        style = styles[model]
+        ax.plot(x, mean, label=model, color=style["color"], marker=style["marker"],
+                linestyle=style["linestyle"], linewidth=1.6, markersize=6, markeredgecolor="black",
+                markeredgewidth=0.5)
+        if np.any(std > 0):
+            ax.fill_between(x, mean - std, mean + std, color=style["color"], alpha=0.18, linewidth=0)
+    ax.set_title(metric)
+    ax.set_xlabel("training fraction")
+    ax.set_xticks(fractions)
+    ax.set_xticklabels([f"{f:g}" for f in fractions], rotation=45 if len(fractions) > 6 else 0)
+    ax.grid(True, alpha=0.3)
+
+
+def plot_dataset(
+    summary: pd.DataFrame,
+    dataset: str,
+    metrics: list[str],
+    models: list[str],
+    styles: dict,
+    out_stem: Path,
+    caption: str,
+) -> list[Path]:
+    """One figure (PNG and PDF) with a panel per metric for ``dataset``."""
+    import matplotlib.pyplot as plt
+
+    data = summary[summary["dataset"] == dataset]
+    present = [m for m in models if (data["model"] == m).any()]
+    n = len(metrics)
+    ncols = min(n, 4)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.0 * nrows + 0.9), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        _panel(ax, data, metric, present, styles)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    axes[0][0].set_ylabel("score (mean ± std over seeds)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), frameon=False,
+               bbox_to_anchor=(0.5, 0.0), handlelength=3.2)
+    fig.suptitle(f"{dataset}: {caption}", fontsize=11)
+    fig.tight_layout(rect=(0, 0.12 if nrows == 1 else 0.07, 1, 1))
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".pdf")]
+    fig.savefig(paths[0], dpi=150)
+    fig.savefig(paths[1])
+    plt.close(fig)
+    return paths
+
+
+def learning_curves(
+    summary: pd.DataFrame, models: list[str], out_dir: Path, caption: str
+) -> dict[str, dict[str, list[Path]]]:
+    """Per dataset a main figure (paper metrics) and, when present, one with the others.
+
+    Returns ``{dataset: {"main": [png, pdf], "other": [png, pdf]}}``.
+    """
+    styles = model_styles(models)
+    all_metrics = order_metrics(summary["metric"].unique())
+    main = [m for m in all_metrics if m in MAIN_METRICS]
+    other = [m for m in all_metrics if m not in MAIN_METRICS]
+    figures: dict[str, dict[str, list[Path]]] = {}
+    for dataset in sorted(summary["dataset"].unique()):
+        figures[dataset] = {}
+        for kind, metrics in (("main", main), ("other", other)):
+            if metrics:
+                stem = out_dir / f"curve_{dataset}_{kind}"
+                figures[dataset][kind] = plot_dataset(summary, dataset, metrics, models, styles, stem, caption)
+    return figures
