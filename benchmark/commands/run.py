@@ -1,0 +1,90 @@
+"""``python -m benchmark run``: run a suite (resumable), or list its cells with --dry-run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a benchmark suite (resumable)",
+        description="Tune, train and evaluate every cell (dataset, model, fraction, seed) of a suite. "
+        "Cells already done in the results store are skipped; failed ones are retried.",
+    )
+    parser.add_argument("--suite", default="smoke", help="smoke, quick, paper, full, or a path to a .toml file")
+    parser.add_argument("--models", help="comma-separated model names (overrides the suite)")
+    parser.add_argument("--datasets", help="comma-separated dataset names (overrides the suite)")
+    parser.add_argument("--fractions", help="comma-separated training fractions, e.g. 0.1,0.5,1")
+    parser.add_argument("--seeds", help="comma-separated model seeds, e.g. 0,1,2")
+    parser.add_argument("--trials", type=int, help="Optuna trials per (dataset, model, fraction)")
+    parser.add_argument("--epochs", type=int, help="epoch budget of epoch-trained models")
+    parser.add_argument("--split-seed", type=int, dest="split_seed", help="seed of the validation split and subsets")
+    parser.add_argument("--device", help="auto (default: the suite's), cpu, cuda or cuda:i")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local")
+    parser.add_argument("--workers", type=int, help="worker processes (local) or concurrent tasks (ray)")
+    parser.add_argument("--address", help="Ray cluster address (ray executor); default: start a local instance")
+    parser.add_argument("--results", default="results", help="results directory or SQLAlchemy URL (default: results)")
+    parser.add_argument("--data-dir", dest="data_dir", help="directory holding dataset files")
+    parser.add_argument("--dry-run", action="store_true", help="list the suite's cells and how many are done")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("--quiet", action="store_true", help="print only the final summary")
+    verbosity.add_argument("--verbose", action="store_true", help="also print every tuning trial")
+    parser.set_defaults(handler=handle)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    return {
+        "models": args.models, "datasets": args.datasets, "fractions": args.fractions, "seeds": args.seeds,
+        "trials": args.trials, "epochs": args.epochs, "device": args.device, "split_seed": args.split_seed,
+    }
+
+
+def _dry_run(suite, store) -> int:
+    from tabulate import tabulate
+
+    from benchmark.runner import dry_run_rows
+
+    rows = dry_run_rows(suite, store)
+    print(tabulate(rows, headers=["dataset", "model", "fraction", "seed", "status"]))
+    done = sum(r[-1] == "done" for r in rows)
+    failed = sum(r[-1] == "failed" for r in rows)
+    print(f"suite {suite.name} ({suite.hash}): {len(rows)} cells, {done} done, {failed} failed, "
+          f"{len(rows) - done} to run; trials {suite.trials}, epochs {suite.epochs or 'model default'}")
+    return 0
+
+
+def handle(args: argparse.Namespace) -> int:
+    from benchmark.errors import BenchmarkError
+    from benchmark.executors import make_executor
+    from benchmark.progress import RunProgress
+    from benchmark.runner import Runner, default_threads
+    from benchmark.store import ResultsStore
+    from benchmark.suite import load_suite
+
+    if args.workers is not None and args.workers < 1:
+        raise BenchmarkError("--workers must be >= 1")
+    if args.data_dir:
+        os.environ["MLCBENCH_DATA_DIR"] = os.path.abspath(args.data_dir)
+    suite = load_suite(args.suite, data_dir=args.data_dir, **_overrides(args))
+    store = ResultsStore(args.results)
+    if args.dry_run:
+        for notice in suite.notices:
+            print(f"notice: {notice}")
+        return _dry_run(suite, store)
+
+    from benchmark.torch_training import resolve_device
+
+    device = resolve_device(suite.device)
+    executor = make_executor(args.executor, args.workers, device, args.address)
+    progress = RunProgress(quiet=args.quiet, verbose=args.verbose)
+    n_threads = None if args.executor == "ray" else (default_threads(args.workers or 1) if args.workers else None)
+    runner = Runner(suite, store, executor, progress, data_dir=args.data_dir, device=device, n_threads=n_threads)
+    try:
+        summary = runner.run()
+    finally:
+        progress.stop()
+        executor.shutdown(cancel=runner.summary.interrupted)
+    progress.summary(summary)
+    return summary.exit_code

@@ -1,0 +1,106 @@
+"""Progress display for ``benchmark run``: a live bar plus one line per finished cell.
+
+The live part (rich) shows cells done/total, the jobs running now, elapsed time
+and an estimate of the time left; above it, one line per finished cell. ``quiet``
+prints only the final summary; ``verbose`` adds a line per tuning trial. When the
+output is not a terminal, rich prints plain lines without the live bar.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class RunProgress:
+    def __init__(self, quiet: bool = False, verbose: bool = False, console: Console | None = None):
+        self.quiet = quiet
+        self.verbose = verbose
+        self.console = console or Console(highlight=False)
+        self._progress: Progress | None = None
+        self._task = None
+        self._running: list[str] = []
+        self._started = time.monotonic()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, total: int, already_done: int, planned: int, notices: list[str]) -> None:
+        self._started = time.monotonic()
+        for notice in notices:
+            self.notice(notice)
+        if self.quiet:
+            return
+        self.console.print(
+            f"{planned} cells planned, {already_done} already done, {total} to run"
+        )
+        if total and self.console.is_terminal:
+            self._progress = Progress(
+                TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
+                TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                TextColumn("{task.fields[running]}"), console=self.console, transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("cells", total=total, running="")
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    # ------------------------------------------------------------------ events
+    def notice(self, text: str) -> None:
+        self.console.print(f"[yellow]notice:[/] {text}")
+
+    def job_started(self, label: str) -> None:
+        self._running.append(label)
+        self._update_running()
+
+    def job_finished(self, label: str) -> None:
+        if label in self._running:
+            self._running.remove(label)
+        self._update_running()
+
+    def _update_running(self) -> None:
+        if self._progress is not None:
+            shown = ", ".join(self._running[:3]) + (" ..." if len(self._running) > 3 else "")
+            self._progress.update(self._task, running=shown)
+
+    def trial_finished(self, group: str, number: int, result: dict[str, Any]) -> None:
+        if self.verbose and not self.quiet:
+            score = result.get("val_score")
+            value = f" val maF1 {score:.4f}" if score is not None else ""
+            self.console.print(f"  trial {number} of {group}: {result['state']}{value}")
+
+    def cell_finished(self, row: dict[str, Any], reused: bool = False) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task)
+        if self.quiet:
+            return
+        cell = f"{row['dataset']}/{row['model']}/{row['fraction']:g}/seed {row['seed']}"
+        if row["status"] == "done":
+            metrics = (row.get("metrics") or {}).get("val", {})
+            scores = " ".join(f"{m} {metrics[m]:.4f}" for m in ("maF1", "miF1", "ebF1") if metrics.get(m) is not None)
+            fit = row.get("fit_seconds")
+            timing = f" fit {fit:.1f}s" if fit is not None else ""
+            self.console.print(f"[green]done[/]   {cell}  {scores}{timing}  trials {row.get('n_trials', 0)}")
+        else:
+            last = (row.get("error") or "").strip().splitlines()
+            self.console.print(f"[red]failed[/] {cell}  {last[-1] if last else ''}")
+
+    def summary(self, summary) -> None:
+        self.stop()
+        failed = len(summary.failed)
+        self.console.print(
+            f"{summary.done} cells done, {failed} failed, {summary.already_done} were already done; "
+            f"{summary.trials} trials ({summary.pruned} pruned), {summary.fits} fits, "
+            f"{summary.seconds:.1f}s"
+        )
+        for cell, error in summary.failed:
+            last = error.strip().splitlines()
+            self.console.print(f"[red]failed[/] {'/'.join(str(c) for c in cell)}: {last[-1] if last else ''}")
+        if summary.left_to_others:
+            self.console.print(f"left to another run (claimed): {', '.join(summary.left_to_others)}")
+        if summary.interrupted:
+            self.console.print("[yellow]interrupted[/]: finished cells are recorded; run again to resume")
