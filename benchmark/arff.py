@@ -226,7 +226,7 @@ def _convert(
         except ValueError:
             positions = np.flatnonzero(is_numeric)
             for pos in positions:
-                token = tokens[pos]
+                token = str(tokens[pos])
                 try:
                     float("nan" if token == "?" else _unquote(token))
                 except ValueError:
@@ -243,7 +243,7 @@ def _convert(
         positions = np.flatnonzero(columns == col)
         codes = []
         for pos in positions:
-            token = _unquote(tokens[pos])
+            token = _unquote(str(tokens[pos]))
             if token not in lookup:
                 raise ParseError(
                     path, f"attribute {attr.name!r}: value {token!r} not in its declared list",

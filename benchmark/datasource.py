@@ -27,6 +27,7 @@ from __future__ import annotations
 import difflib
 import gzip
 import hashlib
+import http.client
 import json
 import os
 import sys
@@ -329,7 +330,7 @@ def download(ref: FileRef, target: Path) -> Path:
     except BenchmarkError:
         tmp.unlink(missing_ok=True)
         raise
-    except (OSError, urllib.error.URLError, ValueError) as exc:
+    except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:
         tmp.unlink(missing_ok=True)
         raise DatasetError(f"downloading {ref.rel} from {url} failed: {exc}") from None
     except BaseException:

@@ -103,7 +103,7 @@ class MulanFormat(DatasetFormat):
             for block in parsed:  # find the file and line of the offending row
                 if row < block.n_rows:
                     raise ParseError(block.path, f"label {label_names[bad_cols[0]]!r} has value "
-                                     f"{Y[bad_rows[0], bad_cols[0]]!r}, expected 0 or 1",
+                                     f"{float(Y[bad_rows[0], bad_cols[0]]):g}, expected 0 or 1",
                                      int(block.row_lines[row]))
                 row -= block.n_rows
         return Y.astype(np.uint8)
