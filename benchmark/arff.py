@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,8 +255,68 @@ def _convert(
     return values
 
 
+def _numbers(text: str, sep: str) -> np.ndarray | None:
+    """All numbers in ``text`` via numpy's C parser; None if any token is not a number."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            return np.fromstring(text, sep=sep)
+        except (ValueError, DeprecationWarning):
+            return None
+
+
+def _fast_path_ok(texts, attributes) -> bool:
+    """Every attribute converts with float() and no row has quotes: numpy can parse."""
+    return all(a.is_numeric_coded for a in attributes) and not any(
+        "'" in t or '"' in t for t in texts
+    )
+
+
+def _parse_dense_fast(texts, row_lines, n_attrs, path) -> np.ndarray | None:
+    for text, lineno, commas in zip(texts, row_lines, (t.count(",") for t in texts)):
+        if commas != n_attrs - 1:
+            if text.startswith("{"):
+                raise ParseError(path, "sparse row in a file whose first row is dense", int(lineno))
+            raise ParseError(path, f"row has {commas + 1} values, expected {n_attrs}", int(lineno))
+    numbers = _numbers(",".join(texts), ",")
+    if numbers is None or numbers.size != len(texts) * n_attrs:
+        return None  # let the general path find and report the bad token
+    return numbers.reshape(len(texts), n_attrs)
+
+
+def _parse_sparse_fast(texts, row_lines, n_attrs, path) -> sp.csr_matrix | None:
+    inners = []
+    for text, lineno in zip(texts, row_lines):
+        if not (text.startswith("{") and text.endswith("}")):
+            return None
+        inners.append(text[1:-1])
+    counts = np.fromiter(((i.count(",") + 1) if i.strip() else 0 for i in inners), np.int64, len(inners))
+    numbers = _numbers(" ".join(inners).replace(",", " "), " ")
+    if numbers is None or numbers.size != 2 * counts.sum():
+        return None
+    columns_float = numbers[0::2]
+    columns = columns_float.astype(np.int64)
+    if not np.array_equal(columns, columns_float):
+        return None
+    entry_rows = np.repeat(np.arange(len(texts)), counts)
+    bad = np.flatnonzero((columns < 0) | (columns >= n_attrs))
+    if bad.size:
+        raise ParseError(
+            path, f"sparse index {columns[bad[0]]} out of range (file has {n_attrs} attributes)",
+            int(row_lines[entry_rows[bad[0]]]),
+        )
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    matrix = sp.csr_matrix((numbers[1::2].copy(), columns, indptr), shape=(len(texts), n_attrs))
+    matrix.sum_duplicates()
+    return matrix
+
+
 def _parse_dense(texts, row_lines, attributes, path) -> np.ndarray:
     n_attrs = len(attributes)
+    if _fast_path_ok(texts, attributes):
+        fast = _parse_dense_fast(texts, row_lines, n_attrs, path)
+        if fast is not None:
+            return fast
     flat: list[str] = []
     for text, lineno in zip(texts, row_lines):
         if text.startswith("{"):
@@ -273,6 +334,10 @@ def _parse_dense(texts, row_lines, attributes, path) -> np.ndarray:
 
 def _parse_sparse(texts, row_lines, attributes, path) -> sp.csr_matrix:
     n_attrs = len(attributes)
+    if _fast_path_ok(texts, attributes):
+        fast = _parse_sparse_fast(texts, row_lines, n_attrs, path)
+        if fast is not None:
+            return fast
     index_tokens: list[str] = []
     value_tokens: list[str] = []
     counts = np.zeros(len(texts), dtype=np.int64)

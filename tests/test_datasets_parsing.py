@@ -193,3 +193,21 @@ def test_offline_missing_file_says_how_to_get_it(tmp_path):
     with pytest.raises(DatasetError, match=r"mulan/birds/birds\.xml is not available locally and "
                        r"MLCBENCH_OFFLINE=1 forbids downloading: run `python -m benchmark datasets fetch birds`"):
         load_dataset("birds", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("relative", ["mulan/enron/enron-test.arff", "mulan/yeast/yeast-test.arff"])
+def test_numpy_fast_path_equals_general_path(relative, mirror_dir, monkeypatch):
+    """The vectorised fast path (numbers only, no quotes) must agree with the general
+    token-by-token path on real dense and sparse files."""
+    import benchmark.arff as arff
+
+    path = mirror_dir / relative
+    if not path.exists():
+        pytest.skip(f"{relative} not in this mirror")
+    fast = read_arff(path).codes
+    monkeypatch.setattr(arff, "_fast_path_ok", lambda texts, attributes: False)
+    general = read_arff(path).codes
+    if sp.issparse(fast):
+        assert sp.issparse(general) and (fast != general).nnz == 0
+    else:
+        np.testing.assert_array_equal(fast, general)
