@@ -146,7 +146,6 @@ def _ray_job(job: dict, n_threads: int | None) -> dict:
 class RayExecutor:
     """Jobs as Ray tasks; the driver alone talks to the store and the studies."""
 
-    FORWARDED_ENV = ("MLCBENCH_MODELS_PATH", "MLCBENCH_DATA_DIR", "MLCBENCH_CACHE_DIR", "MLCBENCH_OFFLINE")
 
     def __init__(self, address: str | None, workers: int | None, n_threads: int, use_gpu: bool):
         try:
@@ -156,7 +155,7 @@ class RayExecutor:
                 "the ray executor needs Ray: pip install 'mlc-bench[ray]' (or pip install ray)"
             ) from None
         self._ray = ray
-        env = {k: os.environ[k] for k in self.FORWARDED_ENV if k in os.environ}
+        env = {k: v for k, v in os.environ.items() if k.startswith("MLCBENCH_")}  # data dir, model path, ...
         runtime_env = {"env_vars": env} if env else None
         if not ray.is_initialized():
             if address:

@@ -19,7 +19,7 @@ class RunProgress:
     def __init__(self, quiet: bool = False, verbose: bool = False, console: Console | None = None):
         self.quiet = quiet
         self.verbose = verbose
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(highlight=False, soft_wrap=True)
         self._progress: Progress | None = None
         self._task = None
         self._running: list[str] = []
@@ -83,7 +83,7 @@ class RunProgress:
             metrics = (row.get("metrics") or {}).get("val", {})
             scores = " ".join(f"{m} {metrics[m]:.4f}" for m in ("maF1", "miF1", "ebF1") if metrics.get(m) is not None)
             fit = row.get("fit_seconds")
-            timing = f" fit {fit:.1f}s" if fit is not None else ""
+            timing = f" fit {fit:.2f}s" if fit is not None else ""
             self.console.print(f"[green]done[/]   {cell}  {scores}{timing}  trials {row.get('n_trials', 0)}")
         else:
             last = (row.get("error") or "").strip().splitlines()

@@ -16,8 +16,9 @@ Work is split in two halves so that any executor can run it:
   trials, tells their outcome, claims cells, records rows, drives the progress
   display and stops cleanly on Ctrl-C.
 
-Every trial is trained with the suite's first seed and also evaluated on the test
-set; the cell (best configuration, first seed) then reuses the best trial's result
+Every trial is trained with model seed = the split seed (fixed, so a resumed study
+stays comparable) and also evaluated on the test set; the cell (best configuration,
+that seed), when the suite has it, then reuses the best trial's result
 instead of training the same model again. The test scores of the other trials are
 never looked at, so this saves one fit per group without leaking test data into the
 choice of hyperparameters.
@@ -234,7 +235,7 @@ class Runner:
         self.n_threads = n_threads
         self.summary = RunSummary(notices=list(suite.notices))
         self.git_commit = provenance.git_commit()
-        self.trial_seed = suite.seeds[0]
+        self.trial_seed = suite.split_seed  # trials train with a fixed model seed
 
     # ------------------------------------------------------------------ planning
     def groups(self, done: set) -> list[Group]:
@@ -280,7 +281,7 @@ class Runner:
         """Claim the group's study and cells; open its study. False: another run has them."""
         from benchmark.tuning import StudyDriver, study_name
 
-        keys = [self.store.claim_key("study", group.dataset.name, group.model, f"{group.fraction:g}")]
+        keys = [self.store.claim_key(group.dataset.name, group.model, group.fraction)]
         keys += [self.store.claim_key(group.dataset.name, group.model, group.fraction, s) for s in group.seeds]
         taken = []
         for key in keys:

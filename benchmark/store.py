@@ -265,10 +265,11 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ claims
     @staticmethod
-    def claim_key(*parts: Any) -> str:
-        if len(parts) == 4:
-            parts = cell_key(*parts)
-        return "|".join(str(p) for p in parts)
+    def claim_key(dataset: str, model: str, fraction: float, seed: int | None = None) -> str:
+        """Lease name of a cell, or (``seed=None``) of the study of its group."""
+        if seed is None:
+            return f"study|{dataset}|{model}|{normalize_fraction(fraction)}"
+        return "cell|" + "|".join(str(p) for p in cell_key(dataset, model, fraction, seed))
 
     def claim(self, key: str, lease_seconds: float = LEASE_SECONDS) -> bool:
         """Take the lease on ``key`` unless a live owner holds it; True on success."""

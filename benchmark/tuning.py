@@ -4,6 +4,10 @@ One study per (dataset, model, fraction), stored in the results store's database
 (Optuna's RDB storage on the same SQLAlchemy URL), so an interrupted study resumes
 where it stopped and can be inspected with Optuna's own tools.
 
+*Sampler*: TPE seeded by the split seed; its first 10 trials are random (Optuna's
+default). Those do not depend on earlier results, so parallel trials (several
+workers, Ray) sample exactly what a sequential run samples.
+
 *Objective*: the validation macro-F1 at its best threshold over the ``val`` grid
 (0.05..0.95), computed on the validation set (a fixed share of the training file,
 never subsampled by the fraction). TPE (seeded by the split seed) maximises it.
@@ -34,6 +38,7 @@ from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import TrialState
 
 COUNTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+TPE_STARTUP_TRIALS = 10  # Optuna's default: random search first, then TPE
 
 
 class PruningConfig(dict):
@@ -125,8 +130,13 @@ class StudyDriver:
             study_name=name,
             storage=storage or storage_for(url),
             direction="maximize",
-            sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(1, budget // 3))),
             load_if_exists=True,
+        )
+        # Seeded by the split seed and the trials already there: a resumed study must not
+        # replay the random configurations its first session already tried.
+        existing = len(self.study.get_trials(deepcopy=False))
+        self.study.sampler = optuna.samplers.TPESampler(
+            seed=seed * 100_003 + existing, n_startup_trials=TPE_STARTUP_TRIALS
         )
         self.in_flight: dict[int, optuna.trial.Trial] = {}
         self.failures = 0
