@@ -32,7 +32,6 @@ import json
 import os
 import sys
 import tempfile
-import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -42,6 +41,11 @@ from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 from benchmark.data import MultiLabelDataset
 from benchmark.discovery import DATASETS_DIR, DATASETS_PACKAGE, import_all

@@ -57,7 +57,7 @@ def server(tmp_path):
             shutil.copy(source_dir / ref.rel, root / ref.rel)
         handler = type("Handler", (MirrorHandler,), {"truncate": set(truncate), "server_root": root})
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
         yield_state["httpd"] = httpd
         return root, f"http://127.0.0.1:{httpd.server_address[1]}"
