@@ -211,3 +211,35 @@ def test_numpy_fast_path_equals_general_path(relative, mirror_dir, monkeypatch):
         assert sp.issparse(general) and (fast != general).nnz == 0
     else:
         np.testing.assert_array_equal(fast, general)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_round_trip_dense_and_sparse_files(tmp_path, seed):
+    """Random data written as dense and as sparse ARFF, labels at random positions
+    among the attributes, loads back exactly (and identically from both forms)."""
+    rng = np.random.default_rng(seed)
+    n, n_features, n_labels = 30, 7, 4
+    X = np.round(rng.normal(size=(n, n_features)), 4) * (rng.random((n, n_features)) < 0.4)
+    Y = (rng.random((n, n_labels)) < 0.3).astype(np.uint8)
+    order = rng.permutation(n_features + n_labels)  # attribute position of each column
+    columns = np.hstack([X, Y])[:, np.argsort(order)]
+    names = [f"f{i}" for i in range(n_features)] + [f"lab {i}" for i in range(n_labels)]
+    names = [names[i] for i in np.argsort(order)]
+    header = "@relation r\n" + "".join(
+        f"@attribute '{name}' {'{0,1}' if name.startswith('lab') else 'numeric'}\n" for name in names
+    ) + "@data\n"
+    dense = header + "".join(",".join(f"{v:g}" for v in row) + "\n" for row in columns)
+    sparse = header + "".join(
+        "{" + ",".join(f"{j} {row[j]:g}" for j in np.flatnonzero(row)) + "}\n" for row in columns
+    )
+    xml = '<labels xmlns="http://mulan.sourceforge.net/labels">' + "".join(
+        f'<label name="lab {i}"/>' for i in range(n_labels)) + "</labels>"
+    feature_order = np.argsort(order[:n_features])  # features keep their file order
+    loaded = {}
+    for kind, text in (("dense", dense), ("sparse", sparse)):
+        loaded[kind] = load_dataset(spec_for(tmp_path / kind, text, xml_text=xml, name=kind))
+        np.testing.assert_array_equal(loaded[kind].Y, Y)
+        features = loaded[kind].X.toarray() if kind == "sparse" else loaded[kind].X
+        np.testing.assert_allclose(features, X[:, feature_order].astype(np.float32))
+        assert loaded[kind].feature_names == [f"f{i}" for i in feature_order]
+    assert sp.issparse(loaded["sparse"].X) and not sp.issparse(loaded["dense"].X)
