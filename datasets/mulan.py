@@ -96,8 +96,13 @@ class MulanFormat(DatasetFormat):
     @staticmethod
     def _labels(codes, label_index, parsed, label_names) -> np.ndarray:
         Y = codes[:, label_index]
-        Y = Y.toarray() if sp.issparse(Y) else np.asarray(Y)
-        bad_rows, bad_cols = np.nonzero(~np.isin(Y, (0.0, 1.0)))
+        if sp.issparse(Y):  # check the stored values before densifying (delicious: 16M cells)
+            Y = sp.csr_matrix(Y)
+            if ((Y.data == 0) | (Y.data == 1)).all():
+                return Y.astype(np.uint8).toarray()
+            Y = Y.toarray()
+        Y = np.asarray(Y)
+        bad_rows, bad_cols = np.nonzero((Y != 0) & (Y != 1))
         if bad_rows.size:
             row = int(bad_rows[0])
             for block in parsed:  # find the file and line of the offending row
