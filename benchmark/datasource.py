@@ -393,14 +393,16 @@ def _to_arrays(dataset: MultiLabelDataset) -> dict[str, np.ndarray]:
 
 def _from_arrays(name: str, arrays: dict, info: dict) -> MultiLabelDataset:
     n, n_labels = (int(v) for v in arrays["Y_shape"])
-    Y = np.unpackbits(arrays["Y_bits"], axis=1, count=n_labels).astype(np.uint8)
+    Y = np.unpackbits(arrays["Y_bits"], axis=1, count=n_labels)
+    if Y.shape != (n, n_labels):
+        raise ValueError(f"label matrix has shape {Y.shape}, expected {(n, n_labels)}")
     if "X" in arrays:
         X = arrays["X"]
     else:
         X = sp.csr_matrix((arrays["X_data"], arrays["X_indices"], arrays["X_indptr"]),
                           shape=tuple(int(v) for v in arrays["X_shape"]))
     split = {part: arrays[f"split_{part}"] for part in info["split_parts"]}
-    return MultiLabelDataset(name, X, Y[:n], info["feature_names"], info["label_names"],
+    return MultiLabelDataset(name, X, Y, info["feature_names"], info["label_names"],
                              split=split, meta=arrays.get("meta"), notices=list(info["notices"]))
 
 
