@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("--suite", default=None, help="only runs recorded under this suite name")
     parser.add_argument("--focus", default="cgmvae",
                         help="model compared with every baseline (paired tests, data efficiency)")
+    parser.add_argument("--metrics", default=None,
+                        help="comma-separated metrics to report (default: every stored metric)")
     parser.set_defaults(handler=handle)
 
 
@@ -31,7 +33,8 @@ def handle(args) -> int:
     from benchmark.report import build_report
 
     out = args.out or ("reports" if args.protocol == "val" else f"reports/{args.protocol}")
-    result = build_report(args.results, out, protocol=args.protocol, focus=args.focus, suite=args.suite)
+    result = build_report(args.results, out, protocol=args.protocol, focus=args.focus, suite=args.suite,
+                          metrics=args.metrics.split(",") if args.metrics else None)
     print(
         f"report ({result.protocol} protocol): {result.n_done} finished, {result.n_failed} failed, "
         f"{result.n_missing} missing cells; {len(result.files)} files under {result.out_dir}/"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,8 +64,19 @@ def _as_inputs(source, suite: str | None) -> ReportInputs:
     return inputs_from_store(source, suite=suite)
 
 
-def build_report(source, out_dir, protocol: str = "val", focus: str = FOCUS_MODEL, suite: str | None = None) -> ReportResult:
-    """Write the report for ``protocol`` under ``out_dir`` and return what was written."""
+def build_report(
+    source,
+    out_dir,
+    protocol: str = "val",
+    focus: str = FOCUS_MODEL,
+    suite: str | None = None,
+    metrics: list[str] | None = None,
+) -> ReportResult:
+    """Write the report for ``protocol`` under ``out_dir`` and return what was written.
+
+    ``source``: a results directory or URL, a ``ResultsStore``, :class:`ReportInputs` or a
+    runs frame. ``metrics`` restricts the report to these metrics (default: all stored).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,7 +86,7 @@ def build_report(source, out_dir, protocol: str = "val", focus: str = FOCUS_MODE
     _require_results(inputs, protocol)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return _Builder(inputs, out_dir, protocol, focus).build()
+    return _Builder(inputs, out_dir, protocol, focus, metrics).build()
 
 
 def _require_results(inputs: ReportInputs, protocol: str) -> None:
@@ -89,15 +101,29 @@ def _require_results(inputs: ReportInputs, protocol: str) -> None:
 
 
 def _first_line(error) -> str:
+    """The line that names the error: a traceback's final exception line, else the first line."""
     text = "" if error is None or (isinstance(error, float) and np.isnan(error)) else str(error).strip()
-    return text.splitlines()[0] if text else "(no error message stored)"
+    if not text:
+        return "(no error message stored)"
+    lines = [line for line in text.splitlines() if line.strip()]
+    if "Traceback (most recent call last)" in text:
+        for line in reversed(lines):  # "module.ErrorType: message" after the last frame
+            if re.match(r"[A-Za-z_][\w.]*(:|$)", line):
+                return line.strip()
+    return lines[0].strip()
 
 
 class _Builder:
-    def __init__(self, inputs: ReportInputs, out_dir: Path, protocol: str, focus: str):
+    def __init__(self, inputs: ReportInputs, out_dir: Path, protocol: str, focus: str, metrics):
         self.inputs, self.out, self.protocol, self.focus = inputs, out_dir, protocol, focus
         self.result = ReportResult(out_dir=out_dir, protocol=protocol)
         self.long = metrics_long(inputs.runs, protocol)
+        if metrics:
+            unknown = sorted(set(metrics) - set(self.long["metric"]))
+            if unknown:
+                raise ReportError(f"no stored values for metric(s) {', '.join(unknown)}; "
+                                  f"stored: {', '.join(order_metrics(self.long['metric'].unique()))}")
+            self.long = self.long[self.long["metric"].isin(metrics)]
         self.summary = tables.summarise(self.long)
         self.fractions = full_fraction(self.long)
         self.full = tables.at_full_fraction(self.summary, self.fractions)
@@ -218,16 +244,16 @@ class _Builder:
         self.blocks.append(Paragraph(
             "Blocks are datasets, values each model's mean over seeds at the table fraction; "
             "scipy's Friedman test, scikit-posthocs' Nemenyi post-hoc (alpha = 0.05). In a "
-            "critical-difference diagram, models joined by a bar are not significantly different."))
+            "critical-difference diagram (drawn for the paper's metrics), models joined by a bar are "
+            "not significantly different."))
         rows, cd_blocks = [], []
         for metric in self.metrics:
             res = significance.friedman_nemenyi(self.full, metric, self.datasets, self.models)
             rows.append(res)
-            if res.computed:
+            if res.computed and metric in MAIN_METRICS:
                 png, pdf = significance.plot_cd_diagram(res, self.out / "figures" / f"cd_{safe_name(metric)}", self.caption)
                 png_rel, pdf_rel = self._rel(png), self._rel(pdf)
-                if metric in MAIN_METRICS:
-                    cd_blocks.append(Image(png_rel, f"critical-difference diagram for {metric}"))
+                cd_blocks.append(Image(png_rel, f"critical-difference diagram for {metric}"))
                 cd_blocks.append(Links(f"{metric} CD diagram:", [("PNG", png_rel), ("PDF", pdf_rel)]))
         table = _friedman_table(rows)
         self.blocks.append(Table(table, show_title=False))
@@ -276,7 +302,7 @@ class _Builder:
         else:
             rows = [[Cell(r.dataset), Cell(r.model), Cell(f"{r.fraction:g}"), Cell(str(r.seed)),
                      Cell(_first_line(getattr(r, "error", None)))] for r in failed.itertuples(index=False)]
-            self.blocks.append(Table(TextTable(f"Failed cells ({len(rows)}): first line of the stored error",
+            self.blocks.append(Table(TextTable(f"Failed cells ({len(rows)}): the error (for a traceback, its final exception line)",
                                                ["dataset", "model", "fraction", "seed", "error"], rows)))
         missing = self.inputs.missing_cells()
         if self.inputs.planned is None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.report.inputs import MAIN_METRICS, order_metrics
+from benchmark.report.inputs import MAIN_METRICS, higher_is_better, order_metrics
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h"]
 LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2, 2, 2))]
@@ -47,7 +47,7 @@ def _panel(ax, summary: pd.DataFrame, metric: str, models: list[str], styles: di
                 markeredgewidth=0.5)
         if np.any(std > 0):
             ax.fill_between(x, mean - std, mean + std, color=style["color"], alpha=0.18, linewidth=0)
-    ax.set_title(metric)
+    ax.set_title(metric if higher_is_better(metric) else f"{metric} (lower is better)")
     ax.set_xlabel("training fraction")
     ax.set_xticks(fractions)
     ax.set_xticklabels([f"{f:g}" for f in fractions], rotation=45 if len(fractions) > 6 else 0)

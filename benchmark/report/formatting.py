@@ -111,7 +111,7 @@ def to_latex(table: TextTable) -> str:
         out.append(line([r"\textbf{" + t + "}" if c.bold and t else t for c, t in zip(row, texts)]))
     out += [r"\bottomrule", r"\end{tabular}"]
     for note in table.notes:
-        out.append(r"\par\smallskip{\footnotesize " + latex_escape(note) + "}")
+        out.append(r"\par\smallskip{\footnotesize " + latex_escape(note.replace("`", "")) + "}")
     out.append(r"\end{table}")
     return "\n".join(out) + "\n"
 
