@@ -391,6 +391,19 @@ def train_epochs(run: TrainingRun) -> dict:
 # --------------------------------------------------------------------------- the model base class
 
 
+def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """torch.optim.Adam, fused (one kernel for all parameters) where this torch supports it.
+
+    Fused and foreach Adam compute the same update; fused saves ~10% of a C-GMVAE step on
+    the CPU by touching each parameter once.
+    """
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
 def mlp_layers(sizes: list[int], dropout: float) -> list[nn.Module]:
     """Linear -> ReLU -> Dropout for each consecutive pair of ``sizes`` (an "MLP a->b->c")."""
     layers: list[nn.Module] = []
@@ -425,8 +438,7 @@ class TorchModel(Model):
         return torch.sigmoid(net(x))
 
     def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(net.parameters(), lr=float(self.params["lr"]),
-                                weight_decay=float(self.params["weight_decay"]))
+        return adam(net.parameters(), lr=float(self.params["lr"]), weight_decay=float(self.params["weight_decay"]))
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
         """Return (scheduler, "epoch" | "step") or None for a constant learning rate."""

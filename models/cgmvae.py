@@ -57,8 +57,12 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def bce_per_sample(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy from logits, summed over labels: shape (B,)."""
-    return F.binary_cross_entropy_with_logits(logits, y, reduction="none").sum(-1)
+    """Binary cross-entropy from logits, summed over labels: shape (..., B).
+
+    softplus(s) - s*y equals -y log sigmoid(s) - (1-y) log(1 - sigmoid(s)) exactly and is
+    stable for any logit; y (B, L) broadcasts against logits (R, B, L).
+    """
+    return (F.softplus(logits) - logits * y).sum(-1)
 
 
 def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -90,7 +94,12 @@ def contrastive_per_anchor(anchors: torch.Tensor, label_embeddings: torch.Tensor
     anchors: (A, E); label_embeddings: (E, L) (the columns of W); y: (A, L). The softmax
     runs over the L labels of anchor . W / temperature. Anchors without positives get 0.
     """
-    log_prob = torch.log_softmax(anchors @ label_embeddings / temperature, dim=-1)
+    return contrastive_from_logits(anchors @ label_embeddings, y, temperature)
+
+
+def contrastive_from_logits(similarities: torch.Tensor, y: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``contrastive_per_anchor`` given the anchor . W similarities (A, L); y broadcasts."""
+    log_prob = torch.log_softmax(similarities / temperature, dim=-1)
     n_positive = y.sum(-1)
     return -(log_prob * y).sum(-1) / n_positive.clamp(min=1.0)
 
@@ -142,7 +151,8 @@ class CGMVAENetwork(nn.Module):
         repeats = z.shape[0] // x.shape[0]
         h = F.relu(z_part.view(repeats, x.shape[0], -1) + x_part).view(z.shape[0], -1)
         e = F.leaky_relu(self.decoder_out(h), self.leaky_slope)
-        return F.normalize(e, dim=-1)
+        # L2 normalisation as F.normalize(e, dim=-1) (eps 1e-12 on the norm), cheaper backward
+        return e * torch.rsqrt((e * e).sum(-1, keepdim=True).clamp_min(1e-24))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Prediction logits from the feature branch with z = mu_x."""
@@ -170,13 +180,13 @@ def cgmvae_loss_terms(net: CGMVAENetwork, x: torch.Tensor, y: torch.Tensor, temp
     z_y = (y @ mu_k) / n_positive.clamp(min=1.0).unsqueeze(-1)  # mean of mu_k over positives
 
     e = net.decode(x, torch.cat([z_y, z1, z2]))  # one batched pass for the three latents
-    logits = e @ net.W
-    bce = bce_per_sample(logits, y.repeat(3, 1)).view(3, B)
-    e_y, e_x1 = e[:B], e[B: 2 * B]
+    logits = (e @ net.W).view(3, B, -1)           # rows: label branch, feature sample 1, 2
+    bce = bce_per_sample(logits, y)               # (3, B)
+    # the contrastive similarities of anchors [e_y; e_x1] with W are the first two logit blocks
+    contrastive = contrastive_from_logits(logits[:2], y, temperature)  # (2, B)
 
     log_q = gaussian_log_density(z_kl, mu_x, logvar_x)
     log_p = mixture_log_density(z_kl, mu_k, logvar_k, y)
-    contrastive = contrastive_per_anchor(torch.cat([e_y, e_x1]), net.W, y.repeat(2, 1), temperature).view(2, B)
 
     return {
         "bce_y": (bce[0] * has_positive).sum() / B,
