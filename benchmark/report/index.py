@@ -7,6 +7,7 @@ renderings carry the same content and every link is written in one place.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def render_html(blocks: list[Block], title: str) -> str:
            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"]
     for block in blocks:
         if isinstance(block, Heading):
-            out.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
+            anchor = re.sub(r"[^a-z0-9]+", "-", block.text.lower()).strip("-")
+            out.append(f'<h{block.level} id="{anchor}">{html.escape(block.text)}</h{block.level}>')
         elif isinstance(block, Paragraph):
             out.append(f"<p>{_inline_html(block.text)}</p>")
         elif isinstance(block, Bullets):
@@ -109,11 +111,10 @@ def render_html(blocks: list[Block], title: str) -> str:
 
 
 def _inline_html(text: str) -> str:
-    """Escape text and turn the Markdown we use inline (`code`, **bold**) into tags."""
-    import re
-
+    """Escape text and turn the Markdown we use inline (`code`, **bold**, [links](#x)) into tags."""
     escaped = html.escape(text)
     escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
+    escaped = re.sub(r"\[([^\]]+)\]\((#[^)]+)\)", r'<a href="\2">\1</a>', escaped)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
 
 
