@@ -157,7 +157,8 @@ class RayExecutor:
         self._ray = ray
         env = {k: v for k, v in os.environ.items() if k.startswith("MLCBENCH_")}  # data dir, model path, ...
         runtime_env = {"env_vars": env} if env else None
-        if not ray.is_initialized():
+        self._owns_ray = not ray.is_initialized()  # a local instance we start, we also stop
+        if self._owns_ray:
             if address:
                 ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
             else:
@@ -195,6 +196,9 @@ class RayExecutor:
             for ref in self._pending:
                 self._ray.cancel(ref, force=True)
         self._pending = []
+        if self._owns_ray:
+            self._ray.shutdown()
+            self._owns_ray = False
 
 
 def make_executor(kind: str, workers: int | None, device: str, address: str | None = None):
