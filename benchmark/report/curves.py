@@ -71,17 +71,23 @@ def plot_dataset(
     n = len(metrics)
     ncols = min(n, 4)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.0 * nrows + 0.9), squeeze=False)
+    width = max(3.4 * ncols, 6.8)
+    legend_cols = min(len(present), max(2, int(width / 1.7)))
+    legend_rows = int(np.ceil(len(present) / max(legend_cols, 1)))
+    legend_height = 0.25 + 0.3 * legend_rows  # inches below the panels
+    height = 3.0 * nrows + 0.5 + legend_height
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
         _panel(ax, data, metric, present, styles)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
-    axes[0][0].set_ylabel("score (mean ± std over seeds)")
+    for row in axes:
+        row[0].set_ylabel("mean ± std over seeds")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), frameon=False,
+    fig.legend(handles, labels, loc="lower center", ncol=legend_cols, frameon=False,
                bbox_to_anchor=(0.5, 0.0), handlelength=3.2)
     fig.suptitle(f"{dataset}: {caption}", fontsize=11)
-    fig.tight_layout(rect=(0, 0.12 if nrows == 1 else 0.07, 1, 1))
+    fig.tight_layout(rect=(0, legend_height / height, 1, 1))
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".pdf")]
     fig.savefig(paths[0], dpi=150)
