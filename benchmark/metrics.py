@@ -41,8 +41,8 @@ Where this differs from scikit-learn (see tests/test_metrics.py, which checks ea
   ``label_ranking_loss`` equals RL; ``label_ranking_average_precision_score`` equals
   LRAP (both also on rows with no or all true labels).
 
-RL and LRAP are vectorised over samples: one row-wise sort, tie groups found by
-comparing neighbours, no Python loop per sample.
+Ranking metrics are vectorised over samples: one value sort per row, then binary
+searches for the (few) true cells only, no Python loop per sample.
 """
 
 from __future__ import annotations
@@ -139,62 +139,87 @@ def thresholded_metrics(Y: np.ndarray, Y_pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def ranking_metrics(Y: np.ndarray, S: np.ndarray) -> dict[str, float]:
-    """P@1/3/5, RL and LRAP from one row-wise sort of the scores (see module docstring)."""
-    order = np.argsort(-S, axis=1)  # descending; ties resolved below, not by the sort
-    S_sorted = np.take_along_axis(S, order, axis=1)
-    Y_sorted = np.take_along_axis(Y, order, axis=1)
-    result = {f"P@{k}": _precision_at_k(Y, S, S_sorted, Y_sorted, k) for k in TOP_K}
-    result.update(_ranking_loss_and_lrap(Y_sorted, S_sorted))
+def ranking_metrics(Y: np.ndarray, S: np.ndarray, sorted_rows: np.ndarray | None = None) -> dict[str, float]:
+    """P@1/3/5, RL and LRAP (see module docstring).
+
+    One value sort per row (``sorted_rows``, ascending, may be passed in when the caller
+    has it) plus work on the true cells only: for a true cell with score ``s`` the number
+    of labels scoring ``>= s`` is a binary search in its sorted row, vectorised over all
+    true cells at once. Nothing loops over samples in Python.
+    """
+    R = np.sort(S, axis=1) if sorted_rows is None else sorted_rows
+    rows, cols = np.nonzero(Y)
+    true_scores = S[rows, cols]
+    result = {f"P@{k}": _precision_at_k(Y, S, R, rows, true_scores, k) for k in TOP_K}
+    result.update(_ranking_loss_and_lrap(Y.shape, R, rows, true_scores))
     return result
 
 
-def _precision_at_k(Y, S, S_sorted, Y_sorted, k: int) -> float:
+def lower_bound(flat: np.ndarray, lo: np.ndarray, hi: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """First index in ``flat[lo:hi]`` (ascending) whose value is ``>= query``, per query.
+
+    A binary search vectorised over queries: about log2(hi - lo) numpy steps in all.
+    """
+    lo, hi = lo.astype(np.intp, copy=True), hi.astype(np.intp, copy=True)
+    last = len(flat) - 1
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        below = flat[np.minimum(mid, last)] < query
+        lo = np.where(active & below, mid + 1, lo)
+        hi = np.where(active & ~below, mid, hi)
+
+
+def count_at_least_in_rows(sorted_rows: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """How many entries of row ``rows[q]`` of an ascending row-sorted matrix are ``>= values[q]``."""
+    L = sorted_rows.shape[1]
+    start = rows.astype(np.intp) * L
+    return start + L - lower_bound(sorted_rows.ravel(), start, start + L, values)
+
+
+def _precision_at_k(Y, S, R, rows, true_scores, k: int) -> float:
     """Mean of |top-k ∩ y| / k, ties at the k-th score going to smaller column indices.
 
-    The sorted prefix is the top-k set unless the k-th and (k+1)-th sorted scores tie;
-    only those rows are recounted, taking tied labels in column order.
+    With ``v`` the k-th largest score of a row, the top-k set is every label scoring
+    ``>= v`` unless the (k+1)-th largest score equals ``v`` too; only those rows are
+    recounted, taking the tied labels in column order.
     """
     n, L = Y.shape
     if k >= L:
         return float(Y.sum(axis=1).mean() / k)
-    hits = Y_sorted[:, :k].sum(axis=1)
-    tied_rows = np.flatnonzero(S_sorted[:, k - 1] == S_sorted[:, k])
+    kth = R[:, L - k]
+    hits = np.bincount(rows, weights=true_scores >= kth[rows], minlength=n)
+    tied_rows = np.flatnonzero(R[:, L - k - 1] == kth)
     if tied_rows.size:
-        kth = S_sorted[tied_rows, k - 1][:, None]
+        kth_tied = kth[tied_rows][:, None]
         S_tied, Y_tied = S[tied_rows], Y[tied_rows]
-        above = S_tied > kth
-        at = S_tied == kth
+        above = S_tied > kth_tied
+        at = S_tied == kth_tied
         free_slots = k - above.sum(axis=1)
         taken = at & (np.cumsum(at, axis=1) <= free_slots[:, None])
         hits[tied_rows] = (Y_tied & (above | taken)).sum(axis=1)
     return float(hits.mean() / k)
 
 
-def _ranking_loss_and_lrap(Y_sorted: np.ndarray, S_sorted: np.ndarray) -> dict[str, float]:
-    """scikit-learn's label ranking loss and LRAP, vectorised over samples.
+def _ranking_loss_and_lrap(shape, R: np.ndarray, rows: np.ndarray, true_scores: np.ndarray) -> dict[str, float]:
+    """scikit-learn's label ranking loss and LRAP, vectorised over the true cells.
 
     For a true label with score s: ``all_ge`` labels and ``true_ge`` true labels score
     ``>= s`` (ties counted against the ranking, as scikit-learn does). Its precision
-    term for LRAP is ``true_ge / all_ge`` and it forms ``all_ge - true_ge`` error pairs
-    for RL. Only the (few) true cells are visited after the sort.
+    term for LRAP is ``true_ge / all_ge``; it forms ``all_ge - true_ge`` error pairs
+    for RL.
     """
-    n, L = Y_sorted.shape
-    n_true = Y_sorted.sum(axis=1)
-    rows, positions = np.nonzero(Y_sorted)  # row-major: true cells of a row, best first
-    row_start = np.concatenate(([0], np.cumsum(n_true)[:-1]))
-    if (S_sorted[:, :-1] != S_sorted[:, 1:]).all():  # no ties: ranks are positions
-        all_ge = positions + 1
-        true_ge = np.arange(rows.size) - row_start[rows] + 1
-    else:
-        # last sorted position of each tie group, spread backwards over the group
-        is_group_end = np.ones((n, L), dtype=bool)
-        is_group_end[:, :-1] = S_sorted[:, :-1] != S_sorted[:, 1:]
-        group_end = np.where(is_group_end, np.arange(L), L - 1)
-        group_end = np.minimum.accumulate(group_end[:, ::-1], axis=1)[:, ::-1]
-        ends = group_end[rows, positions]
-        all_ge = ends + 1
-        true_ge = np.cumsum(Y_sorted, axis=1)[rows, ends]
+    n, L = shape
+    n_true = np.bincount(rows, minlength=n)
+    all_ge = count_at_least_in_rows(R, rows, true_scores)
+    # the same count among the row's true labels: sort true scores within each row
+    order = np.lexsort((true_scores, rows))
+    true_sorted = true_scores[order]
+    row_end = np.cumsum(n_true)
+    row_start = row_end - n_true
+    true_ge = row_end[rows] - lower_bound(true_sorted, row_start[rows], row_end[rows], true_scores)
 
     degenerate = (n_true == 0) | (n_true == L)
     precision_sum = np.bincount(rows, weights=true_ge / all_ge, minlength=n)

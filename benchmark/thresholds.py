@@ -13,12 +13,14 @@ Every run is evaluated under three protocols (DESIGN.md, Protocol):
 Threshold-free metrics (P@k, RL, LRAP) are identical under the three protocols and have
 no entry in the protocols' ``thresholds`` dicts.
 
-Ties: when several thresholds reach the best value, the smallest threshold wins.
+Ties: when several thresholds reach the best value (within 1e-12, so that float noise
+in equal values never decides), the smallest threshold wins.
 
 The sweep is one pass over the data for the whole grid: ``k = searchsorted(grid, s,
-side="right")`` counts, per cell, the thresholds it passes (``s >= t``); one
-``bincount`` per axis histograms (label or sample, k, truth); reverse cumulative sums
-over k turn the histograms into tp/fp counts at every threshold.
+side="right")`` counts, per cell, the thresholds it passes (``s >= t``); ``bincount``
+histograms of (label, k) and (sample, k) codes, over all cells for predicted counts
+and over the true cells for true positives, become counts at every threshold by
+reverse cumulative sums over k. No Python loop runs per threshold or per label.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from benchmark.metrics import (
     as_label_matrix,
     as_score_matrix,
     check_inputs,
+    count_at_least_in_rows,
     ranking_metrics,
 )
 
@@ -51,22 +54,15 @@ def as_grid(grid) -> np.ndarray:
     return g
 
 
-def _true_false_counts(Y: np.ndarray, passed: np.ndarray, axis: int, G: int):
-    """Counts of true and false cells predicted positive, per threshold, along ``axis``.
+def _counts_above(group: np.ndarray, passed: np.ndarray, n_groups: int, G: int) -> np.ndarray:
+    """(n_groups, G): per group, cells passing each sorted threshold (``passed > g``).
 
-    ``passed[i, j]`` is the number of (sorted) thresholds cell (i, j) passes. Returns
-    ``(tp, fp)`` arrays of shape (groups, G) where groups are labels (axis=0) or
-    samples (axis=1) and column g holds the counts at the g-th sorted threshold.
+    One ``bincount`` of (group, passed) codes, then a reverse cumulative sum over the
+    bins: a cell that passes k thresholds counts for thresholds 0..k-1.
     """
-    n, L = Y.shape
-    group = np.arange(L) if axis == 0 else np.arange(n)[:, None]
-    n_groups = L if axis == 0 else n
-    # code = ((group * (G + 1)) + passed) * 2 + truth, histogrammed in one bincount
-    code = (group * (G + 1) + passed) * 2 + Y
-    hist = np.bincount(code.ravel(), minlength=n_groups * (G + 1) * 2).reshape(n_groups, G + 1, 2)
-    # cells passing threshold g are those with passed > g: reverse cumulative sum over k
-    above = np.cumsum(hist[:, ::-1, :], axis=1)[:, ::-1, :]  # above[:, k] = count(passed >= k)
-    return above[:, 1:, 1], above[:, 1:, 0]
+    hist = np.bincount((group * (G + 1) + passed).ravel(), minlength=n_groups * (G + 1))
+    hist = hist.reshape(n_groups, G + 1)
+    return np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
 
 
 def count_passed(S: np.ndarray, sorted_grid: np.ndarray) -> np.ndarray:
@@ -82,9 +78,12 @@ def count_passed(S: np.ndarray, sorted_grid: np.ndarray) -> np.ndarray:
     if G < 3 or steps.min() <= 0 or not np.allclose(steps, steps.mean(), rtol=1e-9, atol=0):
         return np.searchsorted(sorted_grid, S, side="right")
     lo, step = sorted_grid[0], steps.mean()
-    estimate = np.clip((S - lo) / step, -1.0, G)  # avoids int overflow for huge scores
-    passed = np.floor(estimate).astype(np.intp) + 1
-    np.clip(passed, 0, G, out=passed)
+    estimate = S - lo
+    estimate *= 1.0 / step
+    estimate += 1.0
+    np.clip(estimate, 0.0, G, out=estimate)  # no integer overflow for huge scores
+    small_int = np.int8 if G < 120 else np.int16 if G < 30000 else np.intp
+    passed = estimate.astype(small_int)  # truncation = floor + 1 of the raw estimate
     edges = np.concatenate(([-np.inf], sorted_grid, [np.inf]))  # passed = k iff edges[k] <= s < edges[k+1]
     passed -= S < edges[passed]
     passed += S >= edges[passed + 1]
@@ -102,18 +101,30 @@ def sweep(y_true, scores, grid) -> dict[str, np.ndarray]:
     return _sweep_checked(Y, S, as_grid(grid))
 
 
-def _sweep_checked(Y: np.ndarray, S: np.ndarray, grid: np.ndarray) -> dict[str, np.ndarray]:
+def _sweep_checked(Y: np.ndarray, S: np.ndarray, grid: np.ndarray, sorted_rows=None) -> dict[str, np.ndarray]:
+    """Sweep of validated inputs. Predicted counts need every cell; true-positive
+    counts only the true cells. ``sorted_rows`` (``np.sort(S, axis=1)``), when the
+    caller has it, gives per-sample predicted counts by binary search instead of a
+    second pass over all cells."""
     n, L = Y.shape
     order = np.argsort(grid, kind="stable")
     sorted_grid = grid[order]
     G = len(grid)
-    passed = count_passed(S, sorted_grid)
-    Yi = Y.astype(np.intp)
+    passed = count_passed(S, sorted_grid)  # (n, L): thresholds each cell passes
 
-    tp_j, fp_j = _true_false_counts(Yi, passed, axis=0, G=G)  # (L, G)
-    tp_i, fp_i = _true_false_counts(Yi, passed, axis=1, G=G)  # (n, G)
-    fn_j = Y.sum(axis=0)[:, None] - tp_j
-    fn_i = Y.sum(axis=1)[:, None] - tp_i
+    pred_j = _counts_above(np.arange(L), passed, L, G)  # (L, G)
+    if sorted_rows is None:
+        pred_i = _counts_above(np.arange(n)[:, None], passed, n, G)  # (n, G)
+    else:
+        queries = np.broadcast_to(sorted_grid, (n, G))
+        pred_i = count_at_least_in_rows(sorted_rows, np.repeat(np.arange(n), G), queries.ravel()).reshape(n, G)
+    rows, cols = np.nonzero(Y)
+    passed_true = passed[rows, cols]
+    tp_j = _counts_above(cols, passed_true, L, G)
+    tp_i = _counts_above(rows, passed_true, n, G)
+    fp_j, fp_i = pred_j - tp_j, pred_i - tp_i
+    fn_j = np.bincount(cols, minlength=L)[:, None] - tp_j
+    fn_i = np.bincount(rows, minlength=n)[:, None] - tp_i
 
     denom_i = 2 * tp_i + fp_i + fn_i  # |y| + |ŷ|
     kept = denom_i > 0
@@ -138,10 +149,13 @@ def _sweep_checked(Y: np.ndarray, S: np.ndarray, grid: np.ndarray) -> dict[str, 
     return result
 
 
+TIE_TOLERANCE = 1e-12  # metric values this close count as tied (floating-point noise)
+
+
 def _best_index(values: np.ndarray, grid: np.ndarray) -> int:
-    """Index of the best value; among ties, the one with the smallest threshold."""
+    """Index of the best value; among ties (within TIE_TOLERANCE), the smallest threshold."""
     best = values.max()
-    candidates = np.flatnonzero(values == best)
+    candidates = np.flatnonzero(values >= best - TIE_TOLERANCE)
     return int(candidates[np.argmin(grid[candidates])])
 
 
@@ -185,8 +199,9 @@ def evaluate_protocols(
     val_sweep = _sweep_checked(Yv, Sv, vgrid)
     # One test sweep covers every threshold any protocol may need.
     test_grid = np.union1d(np.union1d(vgrid, ogrid), [FIXED_THRESHOLD])
-    test_sweep = _sweep_checked(Yt, St, test_grid)
-    ranking = ranking_metrics(Yt, St)
+    sorted_test_rows = np.sort(St, axis=1)  # shared by the test sweep and the ranking metrics
+    test_sweep = _sweep_checked(Yt, St, test_grid, sorted_test_rows)
+    ranking = ranking_metrics(Yt, St, sorted_test_rows)
 
     def test_value(metric: str, threshold: float) -> float:
         return float(test_sweep[metric][np.searchsorted(test_grid, threshold)])

@@ -63,7 +63,9 @@ def test_sweep_equals_compute_at_every_threshold(case):
 @settings(max_examples=100, deadline=None)
 @given(
     st.lists(st.floats(-2, 3, allow_nan=False), min_size=1, max_size=50),
-    st.sampled_from([VAL_GRID, ORACLE_GRID, np.linspace(-1, 2, 7), np.array([0.2, 0.3, 0.7]), np.array([0.5])]),
+    st.sampled_from(
+        [VAL_GRID, ORACLE_GRID, np.linspace(-1, 2, 7), np.linspace(0, 1, 200), np.array([0.2, 0.3, 0.7]), np.array([0.5])]
+    ),
 )
 def test_count_passed_equals_binary_search(values, grid):
     S = np.array(values + list(grid) + list(np.nextafter(grid, -np.inf)))
@@ -174,6 +176,43 @@ def test_oracle_is_at_least_fixed_and_val_on_shared_grid(seed):
         oracle = result["oracle"]["metrics"][metric]
         assert oracle >= result["fixed"]["metrics"][metric] - 1e-12
         assert oracle >= result["val"]["metrics"][metric] - 1e-12
+
+
+def smallest_best(values, grid):
+    best = max(values)
+    return min(t for t, v in zip(grid, values) if v >= best - 1e-12)
+
+
+def protocols_by_definition(y_val, s_val, y_test, s_test, val_grid, oracle_grid):
+    """The protocols written out with one compute() call per threshold (ties: smallest)."""
+    val_runs = [compute(y_val, s_val, t) for t in val_grid]
+    oracle_runs = [compute(y_test, s_test, t) for t in oracle_grid]
+    expected = {"fixed": compute(y_test, s_test, 0.5), "val": {}, "oracle": {}}
+    thresholds = {"fixed": {}, "val": {}, "oracle": {}}
+    for m in THRESHOLDED_METRICS:
+        t_val = smallest_best([run[m] for run in val_runs], val_grid)
+        t_oracle = smallest_best([run[m] for run in oracle_runs], oracle_grid)
+        expected["val"][m] = compute(y_test, s_test, t_val)[m]
+        expected["oracle"][m] = max(run[m] for run in oracle_runs)
+        thresholds["fixed"][m], thresholds["val"][m], thresholds["oracle"][m] = 0.5, t_val, t_oracle
+    return expected, thresholds
+
+
+@settings(max_examples=60, deadline=None)
+@given(sweep_cases(), st.integers(0, 2**32 - 1))
+def test_evaluate_protocols_equals_the_definition(case, seed):
+    y_test, s_test, _ = case
+    rng = np.random.default_rng(seed)
+    y_val = (rng.random((rng.integers(1, 15), y_test.shape[1])) < rng.random()).astype(np.uint8)
+    s_val = rng.choice([0.0, 0.1, 0.45, 0.5, 0.55, 0.9, 1.0], size=y_val.shape)
+    result = evaluate_protocols(y_val, s_val, y_test, s_test)
+    expected, thresholds = protocols_by_definition(y_val, s_val, y_test, s_test, VAL_GRID, ORACLE_GRID)
+    fixed = compute(y_test, s_test, 0.5)
+    for protocol in ("fixed", "val", "oracle"):
+        assert result[protocol]["thresholds"] == pytest.approx(thresholds[protocol])
+        for m in METRICS:
+            want = expected[protocol][m] if m in THRESHOLDED_METRICS else fixed[m]
+            assert math.isclose(result[protocol]["metrics"][m], want, rel_tol=1e-12, abs_tol=1e-12), (protocol, m)
 
 
 def test_val_on_the_test_set_itself_is_the_oracle():
