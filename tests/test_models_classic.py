@@ -231,3 +231,14 @@ def test_bad_input_is_a_clear_error():
         model.predict_proba(np.ones((2, 5), dtype=np.float32))
     with pytest.raises(ValueError, match="no hyperparameter"):
         get_model("cc")(gamma=1)
+
+
+@pytest.mark.parametrize("chain_method", ["predict_proba", "predict"])
+def test_fast_chain_prediction_equals_scikit_learn(chain_method, medical_small, yeast_small):
+    from mlcbench_models.classic import predict_chain
+
+    for X, Y, X_test in (medical_small, yeast_small):  # CSR and dense
+        model = get_model("cc")(chain_method=chain_method).fit(X, Y)
+        X_scaled = model.scaler_.transform(X_test)
+        np.testing.assert_allclose(predict_chain(model.chain_, X_scaled),
+                                   model.chain_.predict_proba(X_scaled), rtol=0, atol=1e-12)
