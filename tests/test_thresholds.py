@@ -47,7 +47,7 @@ def sweep_cases(draw):
     return Y, S, grid
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(sweep_cases())
 def test_sweep_equals_compute_at_every_threshold(case):
     Y, S, grid = case
@@ -198,7 +198,7 @@ def protocols_by_definition(y_val, s_val, y_test, s_test, val_grid, oracle_grid)
     return expected, thresholds
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(sweep_cases(), st.integers(0, 2**32 - 1))
 def test_evaluate_protocols_equals_the_definition(case, seed):
     y_test, s_test, _ = case
