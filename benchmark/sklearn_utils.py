@@ -161,3 +161,23 @@ def predict_in_chunks(
     for rows in iter_row_chunks(X.shape[0], chunk_rows):
         out[rows] = to_dense(predict(X[rows]))
     return out
+
+
+# ---------------------------------------------------------------------------
+# work sent to joblib worker processes
+#
+# These live in an importable package on purpose: a function defined in a file under
+# models/ belongs to the ``mlcbench_models`` alias package, which a fresh loky worker
+# cannot unpickle (it has not imported :mod:`benchmark`, which installs the alias).
+
+
+def fit_estimator(estimator, X, y):
+    """``estimator.fit(X, y)``, returning the fitted estimator (for joblib)."""
+    return estimator.fit(X, y)
+
+
+def fit_chain(estimator, order, chain_method: str, X, Y):
+    """One scikit-learn ClassifierChain; training links see the true earlier labels."""
+    from sklearn.multioutput import ClassifierChain
+
+    return ClassifierChain(estimator, order=order, chain_method=chain_method).fit(X, Y)

@@ -34,7 +34,15 @@ from sklearn.multioutput import ClassifierChain
 from threadpoolctl import threadpool_limits
 
 from benchmark.model_api import Model
-from benchmark.sklearn_utils import LabelPartition, check_features, check_xy, make_scaler, predict_in_chunks
+from benchmark.sklearn_utils import (
+    LabelPartition,
+    check_features,
+    check_xy,
+    fit_chain,
+    fit_estimator,
+    make_scaler,
+    predict_in_chunks,
+)
 
 # Hyperparameters shared by every logistic-regression baseline.
 # Default C = 0.1: on 3-fold CV of the *training* files of yeast, scene, medical and
@@ -149,10 +157,6 @@ class _LogisticBaseline(Model):
         return rng.permutation(self.partition_.varying.size)
 
 
-def _fit_one(estimator, X, y):
-    return estimator.fit(X, y)
-
-
 class BinaryRelevance(_LogisticBaseline):
     """One independent logistic regression per label (binary relevance)."""
 
@@ -160,7 +164,7 @@ class BinaryRelevance(_LogisticBaseline):
 
     def _fit_varying(self, X, Y) -> None:
         self.estimators_ = Parallel(n_jobs=self._n_jobs)(
-            delayed(_fit_one)(self._logistic(), X, Y[:, j]) for j in range(Y.shape[1])
+            delayed(fit_estimator)(self._logistic(), X, Y[:, j]) for j in range(Y.shape[1])
         )
 
     def _predict_varying(self, X) -> np.ndarray:
@@ -182,7 +186,7 @@ class ClassifierChainModel(_LogisticBaseline):
 
     def _fit_varying(self, X, Y) -> None:
         rng = np.random.default_rng(self.seed)
-        self.chain_ = _fit_chain(self._logistic(), self._permutation(rng), self.params["chain_method"], X, Y)
+        self.chain_ = fit_chain(self._logistic(), self._permutation(rng), self.params["chain_method"], X, Y)
 
     def _predict_varying(self, X) -> np.ndarray:
         return predict_chain(self.chain_, X)
@@ -215,7 +219,7 @@ class EnsembleOfClassifierChains(_LogisticBaseline):
         rng = np.random.default_rng(self.seed)
         orders = [self._permutation(rng) for _ in range(n_chains)]
         self.chains_ = Parallel(n_jobs=self._n_jobs)(
-            delayed(_fit_chain)(self._logistic(), order, self.params["chain_method"], X, Y) for order in orders
+            delayed(fit_chain)(self._logistic(), order, self.params["chain_method"], X, Y) for order in orders
         )
 
     def _predict_varying(self, X) -> np.ndarray:
@@ -228,11 +232,6 @@ class EnsembleOfClassifierChains(_LogisticBaseline):
     def orders_(self) -> list[np.ndarray]:
         """Each chain's order in original label indices."""
         return [self.partition_.varying[chain.order_] for chain in self.chains_]
-
-
-def _fit_chain(estimator, order: np.ndarray, chain_method: str, X, Y) -> ClassifierChain:
-    """One chain over the learnt labels; training links see the true earlier labels."""
-    return ClassifierChain(estimator, order=order, chain_method=chain_method).fit(X, Y)
 
 
 def predict_chain(chain: ClassifierChain, X) -> np.ndarray:

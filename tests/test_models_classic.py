@@ -242,3 +242,13 @@ def test_fast_chain_prediction_equals_scikit_learn(chain_method, medical_small, 
         X_scaled = model.scaler_.transform(X_test)
         np.testing.assert_allclose(predict_chain(model.chain_, X_scaled),
                                    model.chain_.predict_proba(X_scaled), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["br", "ecc"])
+def test_parallel_fit_gives_the_same_scores(name, yeast_small):
+    """n_threads > 1 fits in joblib worker processes (which must be able to unpickle the work)."""
+    X, Y, X_test = yeast_small
+    params = {"n_chains": 2} if name == "ecc" else {}
+    serial = get_model(name)(n_threads=1, **params).fit(X[:150], Y[:150]).predict_proba(X_test)
+    parallel = get_model(name)(n_threads=2, **params).fit(X[:150], Y[:150]).predict_proba(X_test)
+    np.testing.assert_array_equal(serial, parallel)
