@@ -85,7 +85,7 @@ def store_dir(tmp_path_factory, mirror_dir) -> Path:
     results = root / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmark", "run", "--suite", str(root / "tiny.toml"),
-         "--results", str(results), "--workers", "1", "--quiet"],
+         "--results", str(results), "--quiet"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert (results / "mlcbench.sqlite").exists(), proc.stdout + proc.stderr
