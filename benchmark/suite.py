@@ -15,6 +15,7 @@ other TOML file can be given by path. Schema (every key optional except ``name``
     split_seed = 0                           # seed of the validation split and fraction subsets
     val_size = 0.15                          # validation share of the training file
     device = "auto"                          # auto | cpu | cuda | cuda:i
+    workers = 1                              # local worker processes; "auto": one per core (CPU) or GPU
     pruner = "median"                        # median | hyperband | none
     pruner_startup_trials = 3                # MedianPruner: completed trials before pruning
     pruner_warmup_epochs = 2                 # MedianPruner: epochs before a trial can be pruned
@@ -59,6 +60,7 @@ KNOWN_KEYS = {
     "name", "description", "datasets", "optional_datasets", "include_available", "models",
     "fractions", "seeds", "trials", "epochs", "split_seed", "val_size", "device", "pruner",
     "pruner_startup_trials", "pruner_warmup_epochs", "val_grid", "oracle_grid", "dataset", "model",
+    "workers",
 }
 OVERRIDABLE = (
     "datasets", "models", "fractions", "seeds", "trials", "epochs", "device", "split_seed", "val_size",
@@ -110,6 +112,7 @@ class Suite:
     val_grid: list[float] | None = None
     oracle_grid: list[float] | None = None
     include_available: bool = False
+    workers: int | str = 1  # how to run, not what: not part of the hash
     source: str = ""
     notices: list[str] = field(default_factory=list)
 
@@ -119,7 +122,7 @@ class Suite:
     def resolved(self) -> dict[str, Any]:
         """The content the hash covers: everything that changes what a cell computes."""
         content = asdict(self)
-        for key in ("source", "notices"):
+        for key in ("source", "notices", "workers"):
             content.pop(key)
         return content
 
@@ -248,6 +251,14 @@ def _resolve_datasets(raw: dict[str, Any], data_dir: str | None, notices: list[s
     return entries
 
 
+def _workers(value: Any) -> int | str:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise SuiteError(f'workers must be a positive integer or "auto", not {value!r}')
+
+
 def load_suite(name_or_path: str, data_dir: str | None = None, **overrides: Any) -> Suite:
     """Read a shipped suite or a TOML file, apply overrides, resolve names.
 
@@ -303,6 +314,7 @@ def load_suite(name_or_path: str, data_dir: str | None = None, **overrides: Any)
         val_grid=[float(t) for t in raw["val_grid"]] if "val_grid" in raw else None,
         oracle_grid=[float(t) for t in raw["oracle_grid"]] if "oracle_grid" in raw else None,
         include_available=bool(raw.get("include_available", False)),
+        workers=_workers(raw.get("workers", 1)),
         source=str(path),
         notices=notices,
     )

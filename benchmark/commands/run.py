@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     parser.add_argument("--split-seed", type=int, dest="split_seed", help="seed of the validation split and subsets")
     parser.add_argument("--device", help="auto (default: the suite's), cpu, cuda or cuda:i")
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
-    parser.add_argument("--workers", type=int, help="worker processes (local) or concurrent tasks (ray)")
+    parser.add_argument("--workers", type=int,
+                        help="worker processes (local) or concurrent tasks (ray); default: the suite's (1)")
     parser.add_argument("--address", help="Ray cluster address (ray executor); default: start a local instance")
     parser.add_argument("--results", default="results", help="results directory or SQLAlchemy URL (default: results)")
     parser.add_argument("--data-dir", dest="data_dir", help="directory holding dataset files")
@@ -55,6 +56,15 @@ def _dry_run(suite, store) -> int:
     return 0
 
 
+def _workers(flag: int | None, suite_value, device: str) -> int | None:
+    """--workers wins; a suite's "auto" means one per core on the CPU, one per GPU on CUDA."""
+    if flag is not None:
+        return flag
+    if suite_value == "auto":
+        return None if device.startswith("cuda") else max(1, os.cpu_count() or 1)
+    return int(suite_value)
+
+
 def handle(args: argparse.Namespace) -> int:
     from benchmark.errors import BenchmarkError
     from benchmark.executors import make_executor
@@ -77,9 +87,10 @@ def handle(args: argparse.Namespace) -> int:
     from benchmark.torch_training import resolve_device
 
     device = resolve_device(suite.device)
-    executor = make_executor(args.executor, args.workers, device, args.address)
+    workers = _workers(args.workers, suite.workers, device)
+    executor = make_executor(args.executor, workers, device, args.address)
     progress = RunProgress(quiet=args.quiet, verbose=args.verbose)
-    n_threads = None if args.executor == "ray" else (default_threads(args.workers or 1) if args.workers else None)
+    n_threads = None if args.executor == "ray" or not workers else default_threads(workers)
     runner = Runner(suite, store, executor, progress, data_dir=args.data_dir, device=device, n_threads=n_threads)
     try:
         summary = runner.run()
