@@ -55,7 +55,8 @@ LOGISTIC_SPACE: dict[str, Any] = {
 }
 # Chains: "predict_proba" feeds each earlier link's probability to later links at
 # prediction time (soft chaining, scikit-learn >= 1.6); "predict" feeds its hard 0/1
-# decision (the classic CC). Soft chaining gives smoother, better-ranked scores.
+# decision (the classic CC). In 3-fold CV on the training files of yeast, scene, medical
+# and enron (C=0.1), soft chaining matched or beat hard chaining on P@1, miF1 and maF1.
 CHAIN_DEFAULTS: dict[str, Any] = {**LOGISTIC_DEFAULTS, "chain_method": "predict_proba"}
 CHAIN_SPACE: dict[str, Any] = {
     **LOGISTIC_SPACE,
