@@ -206,7 +206,7 @@ def stratified_order(Y, seed: int, min_block: int | None = None) -> np.ndarray:
 
     Recursive stratified halving: the rows are split into two stratified halves, the
     first half is ordered before the second, and each half is ordered the same way
-    until blocks are small (``min_block`` rows, default ``max(8, n/128)``), which are
+    until blocks are small (``min_block`` rows, default ``max(16, n/64)``), which are
     shuffled. A prefix is then a union of stratified blocks plus part of one small
     block.
     """
@@ -214,7 +214,7 @@ def stratified_order(Y, seed: int, min_block: int | None = None) -> np.ndarray:
     n = len(Y)
     rng = _random_state(seed, _FRACTION_STREAM)
     if min_block is None:
-        min_block = max(8, int(np.ceil(n / 128)))
+        min_block = max(16, int(np.ceil(n / 64)))
     pieces: list[np.ndarray] = []
     pending = [np.arange(n)]  # a stack, first block on top, so pieces come out in order
     while pending:

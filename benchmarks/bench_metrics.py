@@ -85,7 +85,10 @@ def loop(y_val, s_val, y_test, s_test):
     def per_threshold(Y, S, t):
         return thresholded_metrics(Y.astype(bool), S >= t)
 
-    return _protocols_by_loop(per_threshold, lambda Y, S: ranking_metrics(Y.astype(bool), S), y_val, s_val, y_test, s_test)
+    def ranking(Y, S):
+        return ranking_metrics(Y.astype(bool), S)
+
+    return _protocols_by_loop(per_threshold, ranking, y_val, s_val, y_test, s_test)
 
 
 def loop_compute(y_val, s_val, y_test, s_test):

@@ -221,7 +221,7 @@ def sk_f1(Y, P, average, zero_division):
         return skm.f1_score(Y, P, average=average, zero_division=zero_division)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(cases(max_n=12, max_L=8))
 def test_agreement_with_scikit_learn_where_definitions_coincide(case):
     Y, S, t = case
