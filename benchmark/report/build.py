@@ -267,7 +267,8 @@ class _Builder:
             self.blocks.append(Paragraph(f"Cannot be computed: no finished `{self.focus}` runs in the store."))
             return
         self.blocks.append(Paragraph(
-            f"Per dataset at the table fraction, {self.focus} − baseline paired by seed. Primary: paired "
+            f"Per dataset at the table fraction, {self.focus} − baseline paired by seed (all seeds share the "
+            "split and training subset, so a seed only varies model randomness). Primary: paired "
             "t-test (`p_t`); with 3-5 seeds the exact Wilcoxon signed-rank test cannot reach p < 0.05 "
             "(smallest two-sided p = 2/2^n), so its p-value (`p_w`) is shown for reference only. "
             "`*` marks p_t < 0.05 (no multiple-comparison correction)."))
