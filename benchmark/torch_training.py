@@ -304,6 +304,10 @@ class TrainingRun:
     info: dict = field(default_factory=dict)
 
 
+class TrainingDiverged(BenchmarkError):
+    """The training loss became NaN or infinite; the fit is useless, so it fails loudly."""
+
+
 def _sync(device: str) -> None:
     if is_cuda(device):
         torch.cuda.synchronize(device)
@@ -360,7 +364,11 @@ def train_epochs(run: TrainingRun) -> dict:
     losses = []
     for epoch in range(1, run.epochs + 1):
         t0 = time.perf_counter()
-        losses.append(_train_one_epoch(run, generator))
+        epoch_loss = _train_one_epoch(run, generator)
+        losses.append(epoch_loss)
+        if not bool(torch.isfinite(epoch_loss)):  # one host sync per epoch
+            info["train_loss"] = [float(v) for v in torch.stack(losses).cpu()]
+            raise TrainingDiverged(f"training loss is not finite at epoch {epoch} (try a lower learning rate)")
         if run.scheduler is not None and run.scheduler_interval == "epoch":
             run.scheduler.step()
         _sync(device)
@@ -511,3 +519,6 @@ def _check_shapes(X, Y, what: str) -> None:
         raise BenchmarkError(f"{what} X has {X.shape[0]} rows but Y has {Y.shape[0]}")
     if X.shape[0] == 0:
         raise BenchmarkError(f"{what} data has no rows")
+    values = X.data if sp.issparse(X) else np.asarray(X)
+    if not np.isfinite(values).all():
+        raise BenchmarkError(f"{what} features contain NaN or infinite values")

@@ -91,7 +91,7 @@ def test_sparse_device_features_match_dense():
 def test_epoch_loop_calls_back_and_restores_best_epoch():
     X, Y, Xv, Yv = _toy_problem()
     seen = []
-    model = TinyLogistic(seed=0, epochs=6).fit(X, Y, Xv, Yv, on_epoch=lambda e, s: seen.append((e, s)))
+    model = TinyLogistic(seed=0, n_threads=1, epochs=6).fit(X, Y, Xv, Yv, on_epoch=lambda e, s: seen.append((e, s)))
     info = model.fit_info
     assert [e for e, _ in seen] == [1, 2, 3, 4, 5, 6]
     assert [s for _, s in seen] == info["val_scores"]
@@ -113,7 +113,7 @@ def test_pruning_stops_training():
         if epoch == 2:
             raise optuna.TrialPruned()
 
-    model = TinyLogistic(seed=0, epochs=6)
+    model = TinyLogistic(seed=0, n_threads=1, epochs=6)
     with pytest.raises(optuna.TrialPruned):
         model.fit(X, Y, Xv, Yv, on_epoch=prune_at_two)
     assert calls == [1, 2] and model.fit_info["n_epochs"] == 2
@@ -121,9 +121,9 @@ def test_pruning_stops_training():
 
 def test_without_validation_keeps_last_epoch_and_is_deterministic():
     X, Y, Xv, _ = _toy_problem()
-    a = TinyLogistic(seed=3, epochs=3).fit(X, Y)
-    b = TinyLogistic(seed=3, epochs=3).fit(sp.csr_matrix(X), Y)
-    c = TinyLogistic(seed=4, epochs=3).fit(X, Y)
+    a = TinyLogistic(seed=3, n_threads=1, epochs=3).fit(X, Y)
+    b = TinyLogistic(seed=3, n_threads=1, epochs=3).fit(sp.csr_matrix(X), Y)
+    c = TinyLogistic(seed=4, n_threads=1, epochs=3).fit(X, Y)
     assert a.fit_info["best_epoch"] == 3 and a.fit_info["val_scores"] == []
     pa, pb, pc = a.predict_proba(Xv), b.predict_proba(sp.csr_matrix(Xv)), c.predict_proba(Xv)
     assert pa.shape == (len(Xv), Y.shape[1]) and np.all((pa >= 0) & (pa <= 1))
@@ -139,3 +139,15 @@ def test_bad_input_is_a_clear_error():
         TinyLogistic().fit(X, Y, Xv, None)
     with pytest.raises(BenchmarkError, match="fitted"):
         TinyLogistic().predict_proba(X)
+    X_bad = X.copy()
+    X_bad[3, 2] = np.nan
+    with pytest.raises(BenchmarkError, match="NaN"):
+        TinyLogistic().fit(X_bad, Y)
+
+
+def test_divergence_is_a_clear_error():
+    from benchmark.torch_training import TrainingDiverged
+
+    X, Y, Xv, Yv = _toy_problem()
+    with pytest.raises(TrainingDiverged, match="not finite at epoch 1"):
+        TinyLogistic(n_threads=1, epochs=3, lr=1e38).fit(X, Y, Xv, Yv)  # Adam steps of ~lr overflow float32
