@@ -25,7 +25,9 @@ Differences from the reference code, each deliberate:
   mixture, an empty mean in the contrastive term) and the whole batch becomes NaN. Here
   such a sample contributes only its feature-branch likelihood (BCE_x1 + BCE_x2): it is
   masked out of the label branch, the KL term (its prior is undefined) and the
-  contrastive term. Losses and gradients stay finite (tested).
+  contrastive term. Losses and gradients stay finite (tested). Every term is still
+  divided by the full batch size B (2B anchors for the contrastive term), so a batch
+  without such samples gives exactly the reference's loss.
 - The reference's ``keep_prob`` argument is used there as a *drop* probability; our
   hyperparameter is called ``dropout`` and means the drop probability (default 0.5).
 - Meta columns of the .npy format never enter the features: the dataset loader keeps
