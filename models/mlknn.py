@@ -15,8 +15,13 @@ We wrap ``skmultilearn.adapt.MLkNN`` (the maintained fork; scikit-multilearn
   with 0. ``exclude_self=False`` restores the library's behaviour.
 - *Single-class labels* get their training frequency as a constant score and are
   not passed to MLkNN (whose smoothing would give them a small nonzero score).
-- *Dense or CSR X*: neighbour search accepts both, so sparse stays sparse; the
-  LIL matrix MLkNN returns is densified block by block.
+- *Dense or CSR X*: neighbour search accepts both, so sparse stays sparse.
+- *Fast prediction from the library's fitted model*: its ``predict_proba`` loops in
+  Python over samples x labels and fills a LIL matrix (bibtex test set: ~20 s). We
+  take its fitted neighbour index, priors and conditional tables and evaluate the
+  same posterior ``P(1)·P(count|1) / (P(1)·P(count|1) + P(0)·P(count|0))`` with
+  array operations, in row blocks (bit-identical to the library's output; tested).
+  Fitting is the library's own code (its Python loop is the cost: bibtex ~50 s).
 - ``k`` is capped at n_train - 1 (or n_train when ``exclude_self`` is off) for tiny
   training fractions; ``fit_info["k_used"]`` says what was used.
 """
@@ -27,6 +32,7 @@ import time
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from threadpoolctl import threadpool_limits
 
@@ -76,6 +82,8 @@ class MLkNN(Model):
                 estimator.fit(self._transform(X), Y_fit)
             estimator.ignore_first_neighbours = 0  # test points are not in the training set
             self.estimator_ = estimator
+            self._tables = _posterior_tables(estimator)
+            self._train_labels = sp.csr_matrix(Y[:, self.partition_.varying], dtype=np.int32)
         self.fit_info = {
             "fit_seconds": time.perf_counter() - start,
             "k_used": k,
@@ -89,9 +97,24 @@ class MLkNN(Model):
         if self.estimator_ is not None:
             with threadpool_limits(limits=self.n_threads or 1):
                 varying = predict_in_chunks(
-                    self.estimator_.predict_proba, self._transform(X), self.partition_.varying.size
+                    self._posterior, self._transform(X), self.partition_.varying.size, chunk_rows=1024
                 )
         return np.clip(self.partition_.assemble(varying, X.shape[0]), 0.0, 1.0)
+
+    def _posterior(self, X) -> np.ndarray:
+        """The library's ``predict_proba`` for one block of rows, vectorised."""
+        prior_true, prior_false, cond_true, cond_false = self._tables
+        neighbors = self.estimator_.knn_.kneighbors(X, self.estimator_.k, return_distance=False)
+        n, k = neighbors.shape
+        chosen = sp.csr_matrix(
+            (np.ones(n * k, dtype=np.int32), neighbors.ravel(), np.arange(0, n * k + 1, k)),
+            shape=(n, self._train_labels.shape[0]),
+        )
+        counts = (chosen @ self._train_labels).toarray()  # per label: neighbours that have it
+        labels = np.arange(counts.shape[1])
+        p_true = prior_true * cond_true[labels, counts]
+        p_false = prior_false * cond_false[labels, counts]
+        return p_true / (p_true + p_false)
 
     def _transform(self, X):
         return X if self.scaler_ is None else self.scaler_.transform(X)
@@ -104,3 +127,13 @@ class MLkNN(Model):
         if limit < 1:
             raise ModelInputError(f"mlknn needs at least 2 training rows, got {n_train}")
         return min(k, limit)
+
+
+def _posterior_tables(estimator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Dense copies of a fitted skmultilearn MLkNN's priors (L,) and tables (L, k+1)."""
+    return (
+        np.asarray(estimator._prior_prob_true, dtype=np.float64),
+        np.asarray(estimator._prior_prob_false, dtype=np.float64),
+        estimator._cond_prob_true.toarray(),
+        estimator._cond_prob_false.toarray(),
+    )

@@ -252,3 +252,12 @@ def test_parallel_fit_gives_the_same_scores(name, yeast_small):
     serial = get_model(name)(n_threads=1, **params).fit(X[:150], Y[:150]).predict_proba(X_test)
     parallel = get_model(name)(n_threads=2, **params).fit(X[:150], Y[:150]).predict_proba(X_test)
     np.testing.assert_array_equal(serial, parallel)
+
+
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_fast_mlknn_prediction_equals_the_library(exclude_self, medical_small, yeast_small):
+    for X, Y, X_test in (medical_small, yeast_small):  # CSR and dense
+        model = get_model("mlknn")(exclude_self=exclude_self).fit(X, Y)
+        varying = model.partition_.varying
+        library = model.estimator_.predict_proba(X_test).toarray()
+        np.testing.assert_array_equal(model.predict_proba(X_test)[:, varying], library)
