@@ -60,15 +60,25 @@ def test_sweep_equals_compute_at_every_threshold(case):
             assert math.isclose(swept[name][g], expected[name], rel_tol=1e-12, abs_tol=1e-12), (name, t)
 
 
+GRIDS = [
+    VAL_GRID,
+    ORACLE_GRID,
+    np.linspace(-1, 2, 7),
+    np.linspace(0, 1, 200),  # more than int8 bins
+    np.linspace(1000, 1001, 11),  # far from zero: float64 estimate
+    np.linspace(1e9, 1e9 + 1, 5),  # too far for any estimate: binary search
+    np.array([0.2, 0.7]),
+    np.array([0.5]),
+]
+
+
 @settings(max_examples=100, deadline=None)
-@given(
-    st.lists(st.floats(-2, 3, allow_nan=False), min_size=1, max_size=50),
-    st.sampled_from(
-        [VAL_GRID, ORACLE_GRID, np.linspace(-1, 2, 7), np.linspace(0, 1, 200), np.array([0.2, 0.7]), np.array([0.5])]
-    ),
-)
+@given(st.lists(st.floats(-2, 3, allow_nan=False), min_size=1, max_size=50), st.sampled_from(GRIDS))
 def test_count_passed_equals_binary_search(values, grid):
-    S = np.array(values + list(grid) + list(np.nextafter(grid, -np.inf)))
+    rng = np.random.default_rng(len(values))
+    near_grid = rng.uniform(grid[0] - 1, grid[-1] + 1, 200)
+    on_grid = list(grid) + list(np.nextafter(grid, -np.inf)) + list(np.nextafter(grid, np.inf))
+    S = np.array(values + on_grid + list(near_grid) + [-1e300, 1e300])
     assert np.array_equal(count_passed(S, grid), np.searchsorted(grid, S, side="right"))
 
 
