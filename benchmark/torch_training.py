@@ -44,8 +44,9 @@ A torch model file only declares its network, its loss and its hyperparameters::
 
 Epochs are numbered from 1: ``on_epoch(1, ...)`` follows the first pass over the data.
 ``fit_info`` after ``fit``: fit_seconds, best_epoch, n_epochs, epoch_seconds (train +
-validation, per epoch), train_seconds_per_epoch, val_scores, train_loss (mean batch loss per
-epoch), device, dense_features.
+validation, per epoch), train_seconds_per_epoch, epoch_cpu_seconds (process CPU time per
+epoch, all threads: less sensitive than wall time to other processes on shared cores),
+val_scores, train_loss (mean batch loss per epoch), device, dense_features.
 """
 
 from __future__ import annotations
@@ -358,12 +359,12 @@ def train_epochs(run: TrainingRun) -> dict:
     generator.manual_seed(int(run.seed) + 7919)  # distinct stream from the init seed
 
     info = run.info
-    info.update(epoch_seconds=[], train_seconds_per_epoch=[], val_scores=[], train_loss=[],
+    info.update(epoch_seconds=[], train_seconds_per_epoch=[], epoch_cpu_seconds=[], val_scores=[], train_loss=[],
                 n_epochs=0, best_epoch=None, device=device, dense_features=run.features.is_dense)
     best_score, best_state = -np.inf, None
     losses = []
     for epoch in range(1, run.epochs + 1):
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         epoch_loss = _train_one_epoch(run, generator)
         losses.append(epoch_loss)
         if not bool(torch.isfinite(epoch_loss)):  # one host sync per epoch
@@ -384,6 +385,7 @@ def train_epochs(run: TrainingRun) -> dict:
                 info["best_epoch"] = epoch
         info["train_seconds_per_epoch"].append(t_train)
         info["epoch_seconds"].append(time.perf_counter() - t0)
+        info["epoch_cpu_seconds"].append(time.process_time() - cpu0)
         if has_val and run.on_epoch is not None:
             run.on_epoch(epoch, info["val_scores"][-1])
     info["train_loss"] = [float(v) for v in torch.stack(losses).cpu()]
