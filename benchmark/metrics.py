@@ -40,6 +40,9 @@ Where this differs from scikit-learn (see tests/test_metrics.py, which checks ea
 - ``hamming_loss`` is ``1 - HA``; ``accuracy_score`` on the 0/1 matrices equals ACC;
   ``label_ranking_loss`` equals RL; ``label_ranking_average_precision_score`` equals
   LRAP (both also on rows with no or all true labels).
+- A single label column (L = 1) is binary data to scikit-learn: its micro F1 then
+  averages over the classes {0, 1} (= accuracy), and ``average="samples"`` and
+  ``label_ranking_loss`` refuse it. Here it stays one label of a multi-label problem.
 
 Ranking metrics are vectorised over samples: one value sort per row, then binary
 searches for the (few) true cells only, no Python loop per sample.
