@@ -34,7 +34,6 @@ from benchmark.metrics import (
     as_label_matrix,
     as_score_matrix,
     check_inputs,
-    count_at_least_in_rows,
     ranking_metrics,
 )
 
@@ -112,11 +111,9 @@ def sweep(y_true, scores, grid) -> dict[str, np.ndarray]:
     return _sweep_checked(Y, S, as_grid(grid))
 
 
-def _sweep_checked(Y: np.ndarray, S: np.ndarray, grid: np.ndarray, sorted_rows=None) -> dict[str, np.ndarray]:
+def _sweep_checked(Y: np.ndarray, S: np.ndarray, grid: np.ndarray) -> dict[str, np.ndarray]:
     """Sweep of validated inputs. Predicted counts need every cell; true-positive
-    counts only the true cells. ``sorted_rows`` (``np.sort(S, axis=1)``), when the
-    caller has it, gives per-sample predicted counts by binary search instead of a
-    second pass over all cells."""
+    counts only the true cells."""
     n, L = Y.shape
     order = np.argsort(grid, kind="stable")
     sorted_grid = grid[order]
@@ -124,11 +121,7 @@ def _sweep_checked(Y: np.ndarray, S: np.ndarray, grid: np.ndarray, sorted_rows=N
     passed = count_passed(S, sorted_grid)  # (n, L): thresholds each cell passes
 
     pred_j = _counts_above(np.arange(L), passed, L, G)  # (L, G)
-    if sorted_rows is None:
-        pred_i = _counts_above(np.arange(n)[:, None], passed, n, G)  # (n, G)
-    else:
-        queries = np.broadcast_to(sorted_grid, (n, G))
-        pred_i = count_at_least_in_rows(sorted_rows, np.repeat(np.arange(n), G), queries.ravel()).reshape(n, G)
+    pred_i = _counts_above(np.arange(n)[:, None], passed, n, G)  # (n, G)
     rows, cols = np.nonzero(Y)
     passed_true = passed[rows, cols]
     tp_j = _counts_above(cols, passed_true, L, G)
@@ -210,9 +203,8 @@ def evaluate_protocols(
     val_sweep = _sweep_checked(Yv, Sv, vgrid)
     # One test sweep covers every threshold any protocol may need.
     test_grid = np.union1d(np.union1d(vgrid, ogrid), [FIXED_THRESHOLD])
-    sorted_test_rows = np.sort(St, axis=1)  # shared by the test sweep and the ranking metrics
-    test_sweep = _sweep_checked(Yt, St, test_grid, sorted_test_rows)
-    ranking = ranking_metrics(Yt, St, sorted_test_rows)
+    test_sweep = _sweep_checked(Yt, St, test_grid)
+    ranking = ranking_metrics(Yt, St)
 
     def test_value(metric: str, threshold: float) -> float:
         return float(test_sweep[metric][np.searchsorted(test_grid, threshold)])
