@@ -33,24 +33,20 @@ from benchmark.datasource import load_dataset
 from benchmark.model_api import get_model
 from benchmark.splits import make_split
 from benchmark.thresholds import evaluate_protocols
-
-
-def _rows(X, idx):
-    return X[idx]
+from mlcbench_models.mpvae import REFERENCE_SETTINGS, expected_probability, monte_carlo_probability
 
 
 def _scores(model, X, n_samples: int, seed: int) -> tuple[np.ndarray, float]:
     """Scores with ``n_samples`` Monte-Carlo samples (0 = exact) and the seconds they took."""
-    module = __import__(type(model).__module__, fromlist=["monte_carlo_probability"])
     features = model._features(X)
     net = model.net_.eval()
     t0 = time.perf_counter()
     with torch.inference_mode():
         means = net.predict_means(features.slice(0, len(features)))
         if n_samples == 0:
-            scores = module.expected_probability(means, net.r)
+            scores = expected_probability(means, net.r)
         else:
-            scores = module.monte_carlo_probability(means, net.r, n_samples, seed=seed)
+            scores = monte_carlo_probability(means, net.r, n_samples, seed=seed)
     return scores.cpu().numpy(), time.perf_counter() - t0
 
 
@@ -58,11 +54,9 @@ def study(name: str, epochs: int, samples: list[int], seed: int) -> list[dict]:
     dataset = load_dataset(name)
     split = make_split(dataset, seed=0)
     X, Y = dataset.X, dataset.Y
-    cls = get_model("mpvae")
-    reference = __import__(cls.__module__, fromlist=["REFERENCE_SETTINGS"]).REFERENCE_SETTINGS
-    params = {**reference.get(name, {}), "epochs": epochs}
-    model = cls(seed=seed, **params).fit(_rows(X, split.train), Y[split.train], _rows(X, split.val), Y[split.val])
-    X_val, X_test = _rows(X, split.val), _rows(X, split.test)
+    params = {**REFERENCE_SETTINGS.get(name, {}), "epochs": epochs}
+    model = get_model("mpvae")(seed=seed, **params).fit(X[split.train], Y[split.train], X[split.val], Y[split.val])
+    X_val, X_test = X[split.val], X[split.test]
     exact_val, _ = _scores(model, X_val, 0, 0)
     exact_test, t_exact = _scores(model, X_test, 0, 0)
     y_val, y_test = Y[split.val], Y[split.test]

@@ -49,7 +49,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 from optuna.distributions import FloatDistribution, IntDistribution
 from torch import nn
@@ -262,10 +261,12 @@ def mpvae_loss(net: MPVAENetwork, out: dict[str, torch.Tensor], y: torch.Tensor,
     """Total loss of one batch and its parts (tensors; no host synchronisation)."""
     batch, _ = out["m_e"].shape
     noise = torch.randn(n_samples, batch, net.r.shape[1], device=y.device, dtype=out["m_e"].dtype)
-    noise_r = noise @ net.r.T  # (S, B, L), shared by both branches as in the reference
+    # (S, B, L), shared by both branches as in the reference. The probit part always runs
+    # in float32 (.float() is a no-op then): under bf16 autocast erfc/log would lose too much.
+    noise_r = (noise @ net.r.T).float()
     parts: dict[str, torch.Tensor] = {}
     for branch in ("e", "x"):
-        u = probit_noise_scores(out[f"m_{branch}"], noise_r)
+        u = probit_noise_scores(out[f"m_{branch}"].float(), noise_r)
         parts[f"nll_{branch}"], parts[f"rank_{branch}"] = branch_losses(u, y, prob_eps, rank_scale)
     parts["kl"] = gaussian_kl(out["mu_e"], out["logvar_e"], out["mu_x"], out["logvar_x"])
     parts["l2"] = l2_penalty(net.linear_weights())
