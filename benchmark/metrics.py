@@ -79,7 +79,11 @@ def as_label_matrix(y_true, what: str = "y_true") -> np.ndarray:
         return Y
     if not np.issubdtype(Y.dtype, np.number):
         raise MetricInputError(f"{what} must be numeric 0/1, got dtype {Y.dtype}")
-    if not ((Y == 0) | (Y == 1)).all():
+    if np.issubdtype(Y.dtype, np.integer):  # one min/max pass instead of two comparisons
+        binary = Y.max() <= 1 and Y.min() >= 0
+    else:
+        binary = ((Y == 0) | (Y == 1)).all()
+    if not binary:
         raise MetricInputError(f"{what} must contain only 0 and 1")
     return Y.astype(bool)
 

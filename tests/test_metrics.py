@@ -200,6 +200,8 @@ def test_ebf1_with_every_sample_dropped_is_zero():
         (np.zeros(3), np.zeros(3), "2-D"),
         (np.zeros((2, 3)), np.zeros((3, 2)), "shape"),
         (np.full((2, 2), 2), np.zeros((2, 2)), "only 0 and 1"),
+        (np.array([[0, -1], [1, 0]]), np.zeros((2, 2)), "only 0 and 1"),
+        (np.array([[0, 0.5], [1, 0]]), np.zeros((2, 2)), "only 0 and 1"),
         (np.zeros((2, 2)), np.array([[0.1, np.nan], [0.2, 0.3]]), "NaN"),
         (np.zeros((0, 3)), np.zeros((0, 3)), "empty"),
         (np.array([["a", "b"]]), np.zeros((1, 2)), "numeric"),
