@@ -15,6 +15,9 @@ import pandas as pd
 from benchmark.report.inputs import MAIN_METRICS, higher_is_better, order_metrics
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h"]
+# Trivial references (the label-frequency predictor) do not set the y range: drawn far
+# below the learned models they would flatten every curve that matters.
+REFERENCE_MODELS = frozenset({"prior"})
 LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2, 2, 2))]
 
 
@@ -35,6 +38,8 @@ def model_styles(models: list[str]) -> dict[str, dict]:
 
 def _panel(ax, summary: pd.DataFrame, metric: str, models: list[str], styles: dict) -> None:
     fractions = sorted(summary["fraction"].unique())
+    span: list[float] = []  # y values of the learned models, which set the axis range
+    off_scale: list[str] = []
     for model in models:
         rows = summary[(summary["model"] == model) & (summary["metric"] == metric)].sort_values("fraction")
         if rows.empty:
@@ -47,6 +52,19 @@ def _panel(ax, summary: pd.DataFrame, metric: str, models: list[str], styles: di
                 markeredgewidth=0.5)
         if np.any(std > 0):
             ax.fill_between(x, mean - std, mean + std, color=style["color"], alpha=0.18, linewidth=0)
+        if model in REFERENCE_MODELS:
+            off_scale.append(f"{model}: {np.mean(mean):.3f}")
+        else:
+            span += list(mean - std) + list(mean + std)
+    if span:
+        low, high = min(span), max(span)
+        margin = max(0.08 * (high - low), 0.005)
+        ax.set_ylim(low - margin, high + margin)
+        low, high = ax.get_ylim()
+        hidden = [text for text in off_scale if not low <= float(text.split(": ")[1]) <= high]
+        if hidden:  # a trivial reference far below would squash the curves that matter
+            ax.text(0.02, 0.02, "off scale: " + ", ".join(hidden), transform=ax.transAxes,
+                    fontsize=7, color="0.3", va="bottom")
     ax.set_title(metric if higher_is_better(metric) else f"{metric} (lower is better)")
     ax.set_xlabel("training fraction")
     ax.set_xticks(fractions)
