@@ -82,6 +82,9 @@ class InlineExecutor:
         handle, job = self._queue.pop(0)
         return [(handle, run_job(job))]
 
+    def collect_finished(self) -> list[tuple[int, dict]]:
+        return []  # nothing runs in the background
+
     def shutdown(self, cancel: bool = False) -> None:
         self._queue.clear()
 
@@ -127,9 +130,19 @@ class LocalExecutor:
             results.append((future, _failed(exc) if exc is not None else future.result()))
         return results
 
+    def collect_finished(self) -> list[tuple[cf.Future, dict]]:
+        """Results already computed (used on Ctrl-C so that no finished work is lost)."""
+        finished = [f for f in self._submitted if f.done() and not f.cancelled()]
+        results = []
+        for future in finished:
+            self._submitted.discard(future)
+            if future.exception() is None:
+                results.append((future, future.result()))
+        return results
+
     def shutdown(self, cancel: bool = False) -> None:
         if cancel:  # Ctrl-C: stop the workers we started, now
-            for process in list(getattr(self._pool, "_processes", {}).values()):
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
                 if process.is_alive():
                     process.terminate()
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
@@ -189,6 +202,18 @@ class RayExecutor:
                 results.append((ref, self._ray.get(ref)))
             except Exception as exc:  # noqa: BLE001 - a lost worker is a failed job
                 results.append((ref, _failed(exc)))
+        return results
+
+    def collect_finished(self):
+        if not self._pending:
+            return []
+        ready, self._pending = self._ray.wait(self._pending, num_returns=len(self._pending), timeout=0)
+        results = []
+        for ref in ready:
+            try:
+                results.append((ref, self._ray.get(ref)))
+            except Exception:  # noqa: BLE001 - lost work is simply redone next run
+                pass
         return results
 
     def shutdown(self, cancel: bool = False) -> None:

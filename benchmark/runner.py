@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -401,7 +402,7 @@ class Runner:
         self.progress.start(total=todo, already_done=self.summary.already_done, planned=len(cells),
                             notices=self.summary.notices)
         in_flight: dict[Any, tuple[str, Group, Any, str]] = {}
-        last_heartbeat = time.monotonic()
+        heartbeat = self._start_heartbeat()
         try:
             while True:
                 self._fill(groups, in_flight)
@@ -414,19 +415,41 @@ class Runner:
                     kind, group, ident, label = in_flight.pop(handle)
                     self.progress.job_finished(label)
                     self._on_result(kind, group, ident, result)
-                if time.monotonic() - last_heartbeat > self.HEARTBEAT_SECONDS:
-                    self.store.refresh_claims()
-                    last_heartbeat = time.monotonic()
         except KeyboardInterrupt:
             self.summary.interrupted = True
+            self._record_finished(in_flight)
             self.executor.shutdown(cancel=True)
             for group in groups:
                 if group.study is not None:
                     group.study.abandon_in_flight()
         finally:
+            heartbeat.set()
             self.store.release_all()
             self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    def _start_heartbeat(self) -> threading.Event:
+        """Refresh this run's claims in a background thread, even during a long fit."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.HEARTBEAT_SECONDS):
+                try:
+                    self.store.refresh_claims()
+                except Exception:  # noqa: BLE001 - a missed beat only shortens the lease
+                    pass
+
+        threading.Thread(target=beat, name="mlcbench-claims", daemon=True).start()
+        return stop
+
+    def _record_finished(self, in_flight: dict) -> None:
+        """On Ctrl-C: keep the results workers already finished (trials and cells)."""
+        try:
+            for handle, result in self.executor.collect_finished():
+                kind, group, ident, _label = in_flight.pop(handle)
+                self._on_result(kind, group, ident, result)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+            pass
 
     def _fill(self, groups: list[Group], in_flight: dict) -> None:
         """Submit jobs until the executor is busy, earliest groups first."""

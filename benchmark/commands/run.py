@@ -65,6 +65,21 @@ def _workers(flag: int | None, suite_value, device: str) -> int | None:
     return int(suite_value)
 
 
+def _stop_cleanly_on_signals() -> None:
+    """Ctrl-C and SIGTERM (cluster schedulers) stop the run after recording what finished.
+
+    Installed explicitly because a run started in the background from a script
+    inherits an ignored SIGINT, which would make it impossible to stop cleanly.
+    """
+    import signal
+
+    def interrupt(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def handle(args: argparse.Namespace) -> int:
     from benchmark.errors import BenchmarkError
     from benchmark.executors import make_executor
@@ -92,6 +107,7 @@ def handle(args: argparse.Namespace) -> int:
     progress = RunProgress(quiet=args.quiet, verbose=args.verbose)
     n_threads = None if args.executor == "ray" or not workers else default_threads(workers)
     runner = Runner(suite, store, executor, progress, data_dir=args.data_dir, device=device, n_threads=n_threads)
+    _stop_cleanly_on_signals()
     try:
         summary = runner.run()
     finally:
