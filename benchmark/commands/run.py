@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 
 
 def register(subparsers) -> None:
@@ -65,19 +66,22 @@ def _workers(flag: int | None, suite_value, device: str) -> int | None:
     return int(suite_value)
 
 
-def _stop_cleanly_on_signals() -> None:
+def _stop_cleanly_on_signals() -> dict:
     """Ctrl-C and SIGTERM (cluster schedulers) stop the run after recording what finished.
 
     Installed explicitly because a run started in the background from a script
     inherits an ignored SIGINT, which would make it impossible to stop cleanly.
+    Returns the previous handlers, restored when the run ends.
     """
-    import signal
 
     def interrupt(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGINT, interrupt)
-    signal.signal(signal.SIGTERM, interrupt)
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # only the main thread may install handlers
+    return {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -107,11 +111,13 @@ def handle(args: argparse.Namespace) -> int:
     progress = RunProgress(quiet=args.quiet, verbose=args.verbose)
     n_threads = None if args.executor == "ray" or not workers else default_threads(workers)
     runner = Runner(suite, store, executor, progress, data_dir=args.data_dir, device=device, n_threads=n_threads)
-    _stop_cleanly_on_signals()
+    previous_handlers = _stop_cleanly_on_signals()
     try:
         summary = runner.run()
     finally:
         progress.stop()
         executor.shutdown(cancel=runner.summary.interrupted)
+        for sig, handler in previous_handlers.items():  # callers (tests, notebooks) get theirs back
+            signal.signal(sig, handler)
     progress.summary(summary)
     return summary.exit_code
