@@ -175,7 +175,7 @@ class RayExecutor:
             if address:
                 ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
             else:
-                ray.init(num_cpus=(workers or 1) * n_threads, include_dashboard=False,
+                ray.init(num_cpus=workers * n_threads if workers else None, include_dashboard=False,
                          runtime_env=runtime_env, log_to_driver=False)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -232,8 +232,9 @@ def make_executor(kind: str, workers: int | None, device: str, address: str | No
 
     use_gpu = device.startswith("cuda")
     if kind == "ray":
-        n = workers or (None if use_gpu else 1)
-        return RayExecutor(address, workers, default_threads(n or 1) if not use_gpu else 1, use_gpu)
+        # one thread per task unless --workers splits this machine's cores (local instance)
+        threads = 1 if use_gpu or workers is None or address else default_threads(workers)
+        return RayExecutor(address, workers, threads, use_gpu)
     if kind != "local":
         raise BenchmarkError(f"unknown executor {kind!r}; expected local or ray")
     if use_gpu:
