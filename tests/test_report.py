@@ -256,9 +256,8 @@ def test_failed_and_missing_cells_are_listed(report, stored_runs):
     assert report.n_failed == len(failed) and report.n_missing == 1
 
 
-def test_runs_long_csv_holds_every_stored_value(report, stored_runs):
-    runs = pd.read_csv(report.out_dir / "runs_long.csv")
-    done = runs[runs["status"] == "done"]
+def test_run_csvs_hold_every_stored_value_and_failure(report, stored_runs):
+    done = pd.read_csv(report.out_dir / "runs_long.csv")
     n_values = sum(len(v) for r in stored_runs if r["status"] == "done" for v in r["metrics"].values())
     assert len(done) == n_values
     assert set(done["protocol"]) == {"val", "fixed", "oracle"}
@@ -267,6 +266,11 @@ def test_runs_long_csv_holds_every_stored_value(report, stored_runs):
                & (done["fraction"] == row["fraction"]) & (done["seed"] == row["seed"])
                & (done["protocol"] == "oracle") & (done["metric"] == "maF1")]
     assert got["value"].item() == pytest.approx(row["metrics"]["oracle"]["maF1"], abs=1e-12)
+    runs = pd.read_csv(report.out_dir / "runs.csv", keep_default_na=False)
+    assert len(runs) == len(stored_runs)
+    failed = runs[runs["status"] == "failed"]
+    assert len(failed) == sum(r["status"] == "failed" for r in stored_runs)
+    assert all(e == "RuntimeError: deliberate failure for the report tests" for e in failed["error"])
 
 
 # ---------------------------------------------------------------- statistics

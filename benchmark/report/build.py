@@ -327,32 +327,45 @@ class _Builder:
     def _runs_csv(self) -> None:
         self.blocks.append(Heading("Every run"))
         self.blocks.append(Paragraph(
-            "Long format: one row per (cell, protocol, metric) with the threshold used and the run's "
-            "timings, device, commit and hyperparameters; failed cells appear once with their error."))
-        self.blocks.append(Links("CSV:", [("runs_long.csv", self._write("runs_long.csv", runs_long_csv(self.inputs.runs)))]))
+            "`runs.csv`: one row per stored cell (done or failed) with timings, device, commit, "
+            "hyperparameters and the error line of a failed cell. `runs_long.csv`: every stored value, "
+            "one row per (cell, protocol, metric) with the threshold used, under all three protocols; "
+            "join the two on (dataset, model, fraction, seed)."))
+        self.blocks.append(Links("CSV:", [("runs.csv", self._write("runs.csv", runs_csv(self.inputs.runs))),
+                                          ("runs_long.csv", self._write("runs_long.csv", runs_long_csv(self.inputs.runs)))]))
+
+
+RUN_META = ("status", "fit_seconds", "predict_seconds", "seconds_per_epoch", "best_epoch", "n_epochs",
+            "n_trials", "val_score", "n_train", "n_val", "n_test", "device", "git_commit", "suite", "finished_at")
+
+
+def runs_csv(runs: pd.DataFrame) -> str:
+    """One row per run (done or failed): timings, provenance, hyperparameters, error line."""
+    cols = CELL_KEY + [c for c in RUN_META if c in runs.columns]
+    frame = runs[cols].copy()
+    frame["params"] = [json.dumps(p if isinstance(p, dict) else {}, sort_keys=True, default=str) for p in runs["params"]] \
+        if "params" in runs.columns else "{}"
+    errors = runs["error"] if "error" in runs.columns else pd.Series([None] * len(runs), index=runs.index)
+    frame["error"] = [_first_line(e) if st != "done" else "" for e, st in zip(errors, runs["status"])]
+    return frame.sort_values(CELL_KEY).to_csv(index=False)
 
 
 def runs_long_csv(runs: pd.DataFrame) -> str:
-    """Every run in long format, all protocols (the report's own protocol is only one)."""
-    meta_cols = [c for c in ("status", "fit_seconds", "predict_seconds", "seconds_per_epoch", "best_epoch",
-                             "n_epochs", "n_trials", "device", "git_commit", "suite", "finished_at") if c in runs.columns]
+    """Every stored value in long format: cell, protocol, metric, value, threshold.
+
+    All protocols, not only the report's; join with runs.csv on the cell key for timings,
+    provenance and hyperparameters.
+    """
     rows = []
-    for run in runs.to_dict("records"):
-        meta = {c: run.get(c) for c in CELL_KEY + meta_cols}
-        meta["params"] = json.dumps(run.get("params") or {}, sort_keys=True, default=str)
-        meta["error"] = _first_line(run.get("error")) if run.get("status") != "done" else ""
+    for run in runs[runs["status"] == "done"].to_dict("records"):
         metrics = run.get("metrics") if isinstance(run.get("metrics"), dict) else {}
         thresholds = run.get("thresholds") if isinstance(run.get("thresholds"), dict) else {}
-        if run.get("status") != "done" or not metrics:
-            rows.append({**meta, "protocol": "", "metric": "", "value": np.nan, "threshold": np.nan})
-            continue
         for protocol, values in metrics.items():
             for metric, value in (values or {}).items():
                 threshold = (thresholds.get(protocol) or {}).get(metric, np.nan)
-                rows.append({**meta, "protocol": protocol, "metric": metric, "value": value, "threshold": threshold})
-    frame = pd.DataFrame(rows)
-    order = CELL_KEY + ["protocol", "metric", "value", "threshold"] + meta_cols + ["params", "error"]
-    return frame[[c for c in order if c in frame.columns]].to_csv(index=False)
+                rows.append([run["dataset"], run["model"], run["fraction"], run["seed"], protocol, metric, value, threshold])
+    frame = pd.DataFrame(rows, columns=CELL_KEY + ["protocol", "metric", "value", "threshold"])
+    return frame.sort_values(CELL_KEY + ["protocol", "metric"]).to_csv(index=False)
 
 
 def _friedman_table(results) -> TextTable:
@@ -382,6 +395,8 @@ def _friedman_csv(results) -> str:
 def _paired_table(tests: pd.DataFrame, metric: str, datasets, baselines, focus) -> TextTable:
     rows = []
     index = tests.set_index(["dataset", "baseline"]) if not tests.empty else None
+    pair_counts = set(tests["n_pairs"]) if not tests.empty else set()
+    same_n = len(pair_counts) == 1
     for dataset in datasets:
         row = [Cell(dataset)]
         for baseline in baselines:
@@ -389,14 +404,16 @@ def _paired_table(tests: pd.DataFrame, metric: str, datasets, baselines, focus) 
                 row.append(Cell("n/a"))
                 continue
             t = index.loc[(dataset, baseline)]
+            n_text = "" if same_n else f", n={t['n_pairs']}"
             if t["note"]:
-                row.append(Cell(f"{t['mean_diff']:+.3f} (n={t['n_pairs']}, no test)"))
+                row.append(Cell(f"{t['mean_diff']:+.3f} (no test{n_text})"))
                 continue
             star = "*" if t["t_p"] < significance.ALPHA else ""
             p_w = "n/a" if np.isnan(t["wilcoxon_p"]) else f"{t['wilcoxon_p']:.2g}"
-            row.append(Cell(f"{t['mean_diff']:+.3f}{star} (p_t={t['t_p']:.2g}, p_w={p_w}, n={t['n_pairs']})"))
+            row.append(Cell(f"{t['mean_diff']:+.3f}{star} (p_t={t['t_p']:.2g}, p_w={p_w}{n_text})"))
         rows.append(row)
-    return TextTable(f"{metric}: {focus} − baseline (mean over paired seeds)", ["Dataset"] + list(baselines), rows)
+    seeds = f"{next(iter(pair_counts))} paired seeds" if same_n else "n = paired seeds"
+    return TextTable(f"{metric}: {focus} − baseline, mean over {seeds}", ["Dataset"] + list(baselines), rows)
 
 
 def _efficiency_table(frame: pd.DataFrame, metric: str, datasets, models) -> TextTable:
