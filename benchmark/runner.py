@@ -390,8 +390,27 @@ class Runner:
             self._record(group, ident, result)
 
     # ------------------------------------------------------------------ main loop
+    def fetch_datasets(self) -> None:
+        """Download missing catalog files once, in the driver, before any cell runs.
+
+        A missing file then stops the run with one clear error (how to get it)
+        instead of failing every cell of the dataset, and workers never race to
+        download the same file.
+        """
+        from benchmark.datasource import fetch_file, get_spec
+
+        for entry in self.suite.datasets:
+            if entry.declaration:
+                continue
+            spec = get_spec(entry.name)
+            if not spec.is_available(self.data_dir):
+                self.progress.notice(f"fetching {entry.name}")
+                for ref in spec.files.values():
+                    fetch_file(ref, self.data_dir, dataset=entry.name)
+
     def run(self) -> RunSummary:
         started = time.monotonic()
+        self.fetch_datasets()
         cells = self.suite.cells()
         self.store.plan(cells, self.suite.name, self.suite.hash)
         done = self.store.done_cells()
