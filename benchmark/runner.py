@@ -102,6 +102,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     from benchmark.tuning import EpochPruner
 
     pruner = None
+    started_at = now_iso()
     try:
         dataset, split, subsets = prepare_data(job)
         train = split.train[_subset_for(subsets, job["fraction"])]
@@ -154,12 +155,14 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             "val_score": float(val_score) if math.isfinite(val_score) else 0.0,
             "intermediate": dict(pruner.intermediate) if pruner else {},
             "record": _clean(record),
+            "started_at": started_at,
         }
     except optuna.TrialPruned:
         return {"state": "pruned", "intermediate": dict(pruner.intermediate) if pruner else {}}
     except Exception:  # noqa: BLE001 - a failing model is a result, recorded with its traceback
         return {
             "state": "failed",
+            "started_at": started_at,
             "error": traceback.format_exc(),
             "intermediate": dict(pruner.intermediate) if pruner else {},
         }
@@ -354,13 +357,14 @@ class Runner:
     # ------------------------------------------------------------------ results
     def _record(self, group: Group, seed: int, result: dict[str, Any], reused: bool = False) -> None:
         row = dict(result.get("record") or {})
+        started_at = result.get("started_at") or row.pop("started_at", None)
         row.update(
             dataset=group.dataset.name, model=group.model, fraction=group.fraction, seed=seed,
             status="done" if result["state"] == "complete" else "failed",
             error=None if result["state"] == "complete" else result.get("error"),
             git_commit=self.git_commit, suite=self.suite.name, suite_hash=self.suite.hash,
             n_trials=group.study.counted() if group.study is not None else 0,
-            started_at=result.get("started_at") or now_iso(),
+            started_at=started_at or now_iso(),
         )
         if row["status"] == "failed" and not row.get("params"):
             row["params"] = group.params or group.base_params
@@ -375,7 +379,7 @@ class Runner:
         if kind == "trial":
             attrs = {}
             if result["state"] == "complete":
-                attrs["cell_record"] = result["record"]
+                attrs["cell_record"] = {**result["record"], "started_at": result.get("started_at")}
             elif result["state"] == "failed":
                 attrs["error"] = result.get("error", "")[-4000:]
                 group.last_trial_error = result.get("error")
