@@ -371,3 +371,35 @@ def test_missing_or_empty_store_exits_nonzero_with_a_message(tmp_path, capsys):
 def test_unknown_metric_is_a_clear_error(store_dir, tmp_path, capsys):
     assert cli_main(["report", "--results", str(store_dir), "--out", str(tmp_path), "--metrics", "F2"]) == 2
     assert "no stored values for metric(s) F2" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- styles and the committed example
+
+
+def test_every_model_gets_a_distinct_marker_and_line_style():
+    from benchmark.report.curves import model_styles
+
+    models = ["prior", "br", "cc", "ecc", "mlknn", "mlp", "mpvae", "cgmvae"]
+    styles = model_styles(models)
+    for key in ("marker", "linestyle", "color"):
+        values = [repr(styles[m][key]) for m in models]
+        assert len(set(values)) == len(models), key
+
+
+def test_committed_example_matches_its_committed_store():
+    """reports/example must be what `report` makes of reports/example/store (no stale numbers)."""
+    example = REPO_ROOT / "reports" / "example"
+    if not (example / "store" / "mlcbench.sqlite").exists():
+        pytest.skip("no committed example report")
+    with sqlite3.connect(example / "store" / "mlcbench.sqlite") as conn:
+        conn.row_factory = sqlite3.Row
+        rows = [dict(r) for r in conn.execute("SELECT * FROM mlcbench_runs")]
+    for row in rows:
+        row["metrics"] = json.loads(row["metrics"]) if row["metrics"] else {}
+    expected = expected_cells(rows, "ebF1")
+    table = pd.read_csv(example / "tables" / "ebF1.csv")
+    cells = table[table["column"] != "seeds"]
+    cells = cells[cells["Dataset"] != "Average rank"]
+    assert len(cells) == len(expected)
+    for cell in cells.itertuples():
+        assert cell.mean == pytest.approx(statistics.mean(expected[(cell.Dataset, cell.column)]), abs=1e-12)
