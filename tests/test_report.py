@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -211,6 +212,16 @@ def test_standalone_latex_document_inputs_every_table(report):
     assert r"\usepackage{booktabs}" in doc and r"\begin{document}" in doc
     for name in re.findall(r"\\input\{([^}]+)\}", doc):
         assert (report.out_dir / "tables" / name).exists()
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (structure is checked above)")
+def test_latex_tables_compile_with_pdflatex(report, tmp_path):
+    tables = tmp_path / "tables"
+    shutil.copytree(report.out_dir / "tables", tables)
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"],
+                          cwd=tables, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (tables / "tables.pdf").read_bytes().startswith(b"%PDF-")
 
 
 # ---------------------------------------------------------------- figures and index
