@@ -48,6 +48,10 @@ SUITE = textwrap.dedent(
     split_seed = 0
     device = "cpu"
     val_size = 0.15
+
+    [model.mlp]  # small network: the report needs real numbers, not a good model
+    trials = 0
+    params = { width = 64, depth = 1 }
     """
 )
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.report.formatting import MISSING, Cell, TextTable, format_mean_std
-from benchmark.report.inputs import METRIC_TITLES, full_fraction, higher_is_better
+from benchmark.report.inputs import METRIC_TITLES, higher_is_better
 
 PROTOCOL_LABELS = {
     "val": "val protocol (thresholds chosen on the validation set)",
