@@ -418,3 +418,15 @@ def test_committed_example_matches_its_committed_store():
     assert len(cells) == len(expected)
     for cell in cells.itertuples():
         assert cell.mean == pytest.approx(statistics.mean(expected[(cell.Dataset, cell.column)]), abs=1e-12)
+
+
+def test_regenerating_removes_only_the_previous_reports_stale_files(store_dir, tmp_path):
+    inputs = inputs_from_store(store_dir)
+    build_report(inputs, tmp_path, focus=FOCUS, metrics=["ebF1"])
+    (tmp_path / "notes.txt").write_text("the user's own file")
+    assert (tmp_path / "figures" / "curve_emotions_main.png").exists()
+    only_yeast = ReportInputs(runs=inputs.runs[inputs.runs["dataset"] == "yeast"], planned=inputs.planned)
+    build_report(only_yeast, tmp_path, focus=FOCUS, metrics=["ebF1"])
+    assert not (tmp_path / "figures" / "curve_emotions_main.png").exists()
+    assert (tmp_path / "figures" / "curve_yeast_main.png").exists()
+    assert (tmp_path / "notes.txt").read_text() == "the user's own file"

@@ -36,6 +36,9 @@ from benchmark.report.inputs import (
 )
 
 
+MANIFEST = ".report-files"  # what the last report wrote in its output directory
+
+
 @dataclass
 class ReportResult:
     out_dir: Path
@@ -164,7 +167,23 @@ class _Builder:
         self.result.files += write_index(self.blocks, self.out, title)
         self.result.links = linked_paths(self.blocks)
         self.result.files = list(dict.fromkeys(self.result.files))
+        self._replace_manifest()
         return self.result
+
+    def _replace_manifest(self) -> None:
+        """Delete files an earlier report wrote here and this one did not (no stale figures).
+
+        Only paths listed in the previous manifest are touched, so pointing ``--out`` at a
+        directory with other files in it never deletes them.
+        """
+        manifest = self.out / MANIFEST
+        written = {p.relative_to(self.out).as_posix() for p in self.result.files}
+        if manifest.exists():
+            for line in manifest.read_text(encoding="utf-8").splitlines():
+                stale = self.out / line
+                if line and line not in written and ".." not in Path(line).parts and stale.is_file():
+                    stale.unlink()
+        manifest.write_text("\n".join(sorted(written)) + "\n", encoding="utf-8")
 
     def _header(self) -> None:
         runs, done = self.inputs.runs, self.inputs.done
