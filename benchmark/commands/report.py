@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -14,16 +12,15 @@ def register(subparsers) -> None:
             "(Markdown, LaTeX, CSV), learning curves, Friedman/Nemenyi and paired tests, data "
             "efficiency, and index.md/index.html linking everything."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--results", default="results", help="results store: a directory or an SQLAlchemy URL")
+    parser.add_argument("--results", default="results", help="results store: a directory or an SQLAlchemy URL (default: results)")
     parser.add_argument("--out", default=None,
                         help="output directory (default: reports, or reports/<protocol> for fixed/oracle)")
     parser.add_argument("--protocol", default="val", choices=("val", "fixed", "oracle"),
-                        help="threshold protocol; oracle is optimistic (thresholds tuned on the test set)")
-    parser.add_argument("--suite", default=None, help="only runs recorded under this suite name")
+                        help="threshold protocol (default: val); oracle is optimistic (thresholds tuned on the test set)")
+    parser.add_argument("--suite", default=None, help="only runs recorded under this suite name (default: all)")
     parser.add_argument("--focus", default="cgmvae",
-                        help="model compared with every baseline (paired tests, data efficiency)")
+                        help="model compared with every baseline in the paired tests and data efficiency (default: cgmvae)")
     parser.add_argument("--metrics", default=None,
                         help="comma-separated metrics to report (default: every stored metric)")
     parser.set_defaults(handler=handle)
