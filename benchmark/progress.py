@@ -67,11 +67,11 @@ class RunProgress:
             shown = ", ".join(self._running[:3]) + (" ..." if len(self._running) > 3 else "")
             self._progress.update(self._task, running=shown)
 
-    def trial_finished(self, group: str, number: int, result: dict[str, Any]) -> None:
+    def trial_finished(self, group: str, number: int, result) -> None:
         if self.verbose and not self.quiet:
-            score = result.get("val_score")
-            value = f" val maF1 {score:.4f}" if score is not None else ""
-            self.console.print(f"  trial {number} of {group}: {result['state']}{value}")
+            score = result.val_score
+            value = f" objective {score:.4f}" if score is not None else ""
+            self.console.print(f"  trial {number} of {group}: {result.state}{value}")
 
     def cell_finished(self, row: dict[str, Any], reused: bool = False) -> None:
         if self._progress is not None:
@@ -101,6 +101,7 @@ class RunProgress:
             last = error.strip().splitlines()
             self.console.print(f"[red]failed[/] {'/'.join(str(c) for c in cell)}: {last[-1] if last else ''}")
         if summary.left_to_others:
-            self.console.print(f"left to another run (claimed): {', '.join(summary.left_to_others)}")
+            self.console.print(f"[yellow]left to another live run[/] (exit code 3; --wait waits for it): "
+                               f"{', '.join(summary.left_to_others)}")
         if summary.interrupted:
             self.console.print("[yellow]interrupted[/]: finished cells are recorded; run again to resume")

@@ -1,205 +1,182 @@
-"""The runner: expand a suite into cells, tune, train, evaluate, record.
+"""The driver: expand a suite into groups of cells, tune, train, evaluate, record.
 
-A *cell* is (dataset, model, fraction, seed). Cells sharing (dataset, model,
-fraction) form a *group*: its Optuna study (see :mod:`benchmark.tuning`) runs first,
-then the best configuration is trained and evaluated once per seed.
+A *cell* is (dataset, model, fraction, seed) under one configuration (its identity hash,
+see :mod:`benchmark.identity`). Cells sharing (dataset, model, fraction) form a
+:class:`Group`: its Optuna study (:mod:`benchmark.tuning`) runs first, then the best
+configuration is trained and evaluated once per seed. A group is a small state machine:
 
-Work is split in two halves so that any executor can run it:
+    CLAIMING -> TUNING -> SEEDING -> DONE
+        \\-> SKIPPED (another live run holds it)
 
-- :func:`run_job` (worker side) receives plain data (dataset name or declaration,
-  model name, params, fraction, seeds, grids) and returns plain data. It loads the
-  dataset, makes the split (published train/test; validation = a fixed stratified
-  share of the training file, never subsampled), takes the nested fraction subset of
-  the training pool, fits, predicts the validation and test sets and evaluates the
-  three threshold protocols. It never raises: failures come back with a traceback.
-- :class:`Runner` (driver side) owns the results store and the studies: it asks
-  trials, tells their outcome, claims cells, records rows, drives the progress
-  display and stops cleanly on Ctrl-C.
+with :meth:`Group.next_job` (the next job to submit, or None) and
+:meth:`Group.on_result`. The :class:`Runner` owns the store, the claims and the
+executor; workers (:mod:`benchmark.job`) only compute.
 
-Every trial is trained with model seed = the split seed (fixed, so a resumed study
-stays comparable) and also evaluated on the test set; the cell (best configuration,
-that seed), when the suite has it, then reuses the best trial's result
-instead of training the same model again. The test scores of the other trials are
-never looked at, so this saves one fit per group without leaking test data into the
-choice of hyperparameters.
+Every trial trains with model seed = the split seed (fixed, so trials stay comparable)
+and is evaluated on the test set too; the cell (best configuration, that seed) then
+reuses the best trial's result instead of training the same model again. The test
+scores of the other trials are never looked at, so no test data leaks into the choice
+of hyperparameters.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import threading
+import enum
 import time
-import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from benchmark import provenance
-from benchmark.store import ResultsStore, _clean, cell_key, now_iso
+from benchmark.dataplan import DataPlan, dataset_fingerprint
+from benchmark.identity import config_hash, group_settings, study_hash
+from benchmark.job import Job, JobResult, Pruning
+from benchmark.store import CellKey, ResultsStore, cell_key, now_iso
 
-# ----------------------------------------------------------------------------- worker side
-
-_DATA_CACHE: dict[str, Any] = {}
-_DATA_CACHE_SIZE = 2
-_WORKER_DEVICE: str | None = None  # set by executors that pin a worker to one GPU
-
-
-def set_worker_device(device: str | None) -> None:
-    global _WORKER_DEVICE
-    _WORKER_DEVICE = device
+EXIT_FAILED = 1
+EXIT_LEFT_TO_OTHERS = 3
+EXIT_INTERRUPTED = 130
 
 
-def _dataset_from_payload(payload: dict[str, Any], data_dir: str | None):
-    from benchmark.datasource import DatasetSpec, load_dataset
-
-    declaration = payload.get("declaration")
-    if declaration:
-        spec = DatasetSpec.from_dict(dict(declaration), Path("/"))  # paths are absolute already
-        return load_dataset(spec, data_dir=data_dir)
-    return load_dataset(payload["name"], data_dir=data_dir)
+class GroupState(enum.Enum):
+    CLAIMING = "claiming"
+    TUNING = "tuning"
+    SEEDING = "seeding"
+    DONE = "done"
+    SKIPPED = "skipped"
 
 
-def prepare_data(job: dict[str, Any]):
-    """Dataset, split and nested fraction subsets for a job (cached per process)."""
-    from benchmark.splits import make_split, nested_fractions
+@dataclass
+class ModelPlan:
+    """What one model column computes on one dataset: its fixed params, space and identity."""
 
-    key = json.dumps(
-        [job["dataset"], job.get("data_dir"), job["split_seed"], job["val_size"], job["fractions"]],
-        sort_keys=True,
-    )
-    if key not in _DATA_CACHE:
-        if len(_DATA_CACHE) >= _DATA_CACHE_SIZE:
-            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
-        dataset = _dataset_from_payload(job["dataset"], job.get("data_dir"))
-        split = make_split(dataset, seed=job["split_seed"], val_size=job["val_size"])
-        subsets = nested_fractions(dataset.Y[split.train], job["fractions"], seed=job["split_seed"])
-        _DATA_CACHE[key] = (dataset, split, subsets)
-    return _DATA_CACHE[key]
-
-
-def _subset_for(subsets: dict, fraction: float) -> np.ndarray:
-    for f, idx in subsets.items():
-        if abs(float(f) - fraction) < 1e-9:
-            return idx
-    raise KeyError(f"fraction {fraction} not among {sorted(subsets)}")
-
-
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Train and evaluate one configuration; never raises (except KeyboardInterrupt).
-
-    ``job["kind"]`` is ``"trial"`` (reports per-epoch validation scores to a pruner)
-    or ``"cell"``. Returns ``{"state": "complete"|"pruned"|"failed", "val_score",
-    "intermediate", "record", "error"}``.
-    """
-    import optuna
-
-    from benchmark.model_api import get_model
-    from benchmark.thresholds import best_over_grid, evaluate_protocols
-    from benchmark.tuning import EpochPruner
-
-    pruner = None
-    started_at = now_iso()
-    try:
-        dataset, split, subsets = prepare_data(job)
-        train = split.train[_subset_for(subsets, job["fraction"])]
-        X, Y = dataset.X, dataset.Y
-        cls = get_model(job["model"])
-        device = job["device"]
-        if device.startswith("cuda") and _WORKER_DEVICE:
-            device = _WORKER_DEVICE
-        model = cls(seed=job["seed"], device=device, n_threads=job.get("n_threads"), **job["params"])
-        if job["kind"] == "trial" and job.get("pruning") and cls.trains_in_epochs:
-            pruner = EpochPruner(job["pruning"], job.get("finished_trials", []))
-        started = time.perf_counter()
-        model.fit(X[train], Y[train], X[split.val], Y[split.val], on_epoch=pruner)
-        fit_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        s_val = np.asarray(model.predict_proba(X[split.val]), dtype=np.float64)
-        s_test = np.asarray(model.predict_proba(X[split.test]), dtype=np.float64)
-        predict_seconds = time.perf_counter() - started
-        val_grid = job.get("val_grid")
-        oracle_grid = job.get("oracle_grid")
-        grids = {}
-        if val_grid is not None:
-            grids["val_grid"] = val_grid
-        if oracle_grid is not None:
-            grids["oracle_grid"] = oracle_grid
-        from benchmark.thresholds import VAL_GRID
-
-        val_score, _ = best_over_grid(Y[split.val], s_val, "maF1", val_grid if val_grid is not None else VAL_GRID)
-        protocols = evaluate_protocols(Y[split.val], s_val, Y[split.test], s_test, **grids)
-        info = dict(model.fit_info)
-        epoch_seconds = info.get("epoch_seconds") or []
-        record = {
-            "params": dict(model.params),
-            "metrics": {p: v["metrics"] for p, v in protocols.items()},
-            "thresholds": {p: v["thresholds"] for p, v in protocols.items()},
-            "val_score": float(val_score),
-            "best_epoch": info.get("best_epoch"),
-            "n_epochs": info.get("n_epochs"),
-            "fit_seconds": float(info.get("fit_seconds", fit_seconds)),
-            "predict_seconds": predict_seconds,
-            "seconds_per_epoch": float(np.mean(epoch_seconds)) if len(epoch_seconds) else None,
-            "device": provenance.device_name(device),
-            "versions": provenance.library_versions(),
-            "n_train": int(len(train)),
-            "n_val": int(len(split.val)),
-            "n_test": int(len(split.test)),
-        }
-        return {
-            "state": "complete",
-            "val_score": float(val_score) if math.isfinite(val_score) else 0.0,
-            "intermediate": dict(pruner.intermediate) if pruner else {},
-            "record": _clean(record),
-            "started_at": started_at,
-        }
-    except optuna.TrialPruned:
-        return {"state": "pruned", "intermediate": dict(pruner.intermediate) if pruner else {}}
-    except Exception:  # noqa: BLE001 - a failing model is a result, recorded with its traceback
-        return {
-            "state": "failed",
-            "started_at": started_at,
-            "error": traceback.format_exc(),
-            "intermediate": dict(pruner.intermediate) if pruner else {},
-        }
-
-
-# ----------------------------------------------------------------------------- driver side
+    name: str  # as stored and reported (a variant's own name)
+    base: str  # the registered model whose code runs
+    resource: str  # "cpu" | "gpu"
+    params: dict[str, Any]
+    space: dict[str, Any]
+    tuned: bool
+    settings: dict[str, Any]
+    config: str
+    study: str
+    max_epochs: int | None
 
 
 @dataclass
 class Group:
-    """The cells of one (dataset, model, fraction): a study (maybe) then one fit per seed."""
+    """The cells of one (dataset, model, fraction) still to compute."""
 
-    dataset: Any  # suite.DatasetEntry
-    model: str
+    runner: "Runner"
+    data: DataPlan
+    model: ModelPlan
     fraction: float
-    seeds: list[int]  # seeds still to compute
-    base_params: dict[str, Any]
-    search_space: dict[str, Any]
-    tuned: bool
-    study: Any = None  # tuning.StudyDriver once started
+    seeds: list[int]
+    state: GroupState = GroupState.CLAIMING
+    study: Any = None  # tuning.StudyDriver while tuning
     params: dict[str, Any] | None = None  # the configuration the seeds use
-    reuse: dict[str, Any] | None = None  # best trial's record, for the first seed
-    tuning_error: str | None = None  # why no configuration could be chosen
+    reuse: dict[str, Any] | None = None  # best trial's record, for the trial seed
+    error: str | None = None  # why no configuration could be chosen
     last_trial_error: str | None = None
-    pending_seeds: list[int] = field(default_factory=list)
-    started: bool = False
-    ready: bool = False  # the configuration is decided; pending_seeds are the cells left to submit
-    skipped: bool = False
-
-    @property
-    def finished(self) -> bool:
-        """Nothing left to submit (the caller checks that nothing is in flight)."""
-        return self.skipped or (self.started and (not self.seeds or (self.ready and not self.pending_seeds)))
+    pending: list[int] = field(default_factory=list)  # seeds not yet submitted
+    started_at: float = 0.0
+    _claims: Any = None
 
     @property
     def label(self) -> str:
-        return f"{self.dataset.name}/{self.model}/{self.fraction:g}"
+        return f"{self.data.entry.name}/{self.model.name}/{self.fraction:g}"
+
+    @property
+    def claim_key(self) -> str:
+        return f"group|{self.data.entry.name}|{self.model.name}|{self.fraction:g}|{self.model.config}"
+
+    def key(self, seed: int) -> CellKey:
+        return cell_key(self.data.entry.name, self.model.name, self.fraction, seed, self.model.config)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (GroupState.DONE, GroupState.SKIPPED)
+
+    # ------------------------------------------------------------------ transitions
+    def start(self, claims, done: set) -> None:
+        """CLAIMING -> TUNING | SEEDING | DONE, or SKIPPED when another live run holds it."""
+        if not claims.claim(self.claim_key):
+            self.state = GroupState.SKIPPED
+            return
+        self._claims = claims
+        self.seeds = [s for s in self.seeds if self.key(s) not in done]  # finished elsewhere meanwhile
+        self.started_at = time.monotonic()
+        if not self.seeds:
+            self._finish()
+        elif self.model.tuned:
+            from benchmark.tuning import StudyDriver
+
+            name = f"mlcbench|{self.data.entry.name}|{self.model.name}|fraction={self.fraction:g}|{self.model.study}"
+            self.study = StudyDriver(self.runner.store.url, name, self.model.space, self.runner.suite.trials,
+                                     seed=self.runner.suite.split_seed)
+            self.state = GroupState.TUNING
+        else:
+            self._seed_with(dict(self.model.params))
+
+    def _seed_with(self, params: dict[str, Any] | None) -> None:
+        self.params = params
+        self.pending = list(self.seeds)
+        self.state = GroupState.SEEDING
+
+    def _over_budget(self) -> bool:
+        budget = self.runner.suite.budget_seconds
+        return budget is not None and time.monotonic() - self.started_at > budget
+
+    def _finish_tuning(self) -> None:
+        best = self.study.best()
+        if best is None:
+            self.error = "tuning produced no complete trial; last trial error:\n" + (self.last_trial_error or "none")
+            self._seed_with(None)
+        else:
+            self.reuse = best.user_attrs.get("cell_record")
+            self._seed_with({**self.model.params, **best.params})
+
+    def next_job(self) -> tuple[str, Any, Job] | None:
+        """The next job to submit, or None when the group must wait (or is finished)."""
+        if self.state == GroupState.TUNING:
+            if self.study.can_ask() and not self._over_budget():
+                index, sampled, history = self.study.ask()
+                job = self.runner.job(self, "trial", self.runner.trial_seed, {**self.model.params, **sampled},
+                                      history=tuple(history))
+                return ("trial", index, job)
+            if self.study.in_flight:
+                return None
+            self._finish_tuning()
+        while self.state == GroupState.SEEDING and self.pending:
+            seed = self.pending.pop(0)
+            if self.params is None:  # tuning failed: every seed fails with its reason
+                self.runner.record(self, seed, JobResult("failed", error=self.error))
+                continue
+            if self.reuse is not None and seed == self.runner.trial_seed:
+                self.runner.record(self, seed, JobResult("complete", record=self.reuse), reused=True)
+                continue
+            return ("cell", seed, self.runner.job(self, "cell", seed, dict(self.params)))
+        return None
+
+    def on_result(self, kind: str, ident: Any, result: JobResult) -> None:
+        if kind == "trial":
+            attrs: dict[str, Any] = {}
+            if result.state == "complete":
+                attrs["cell_record"] = {**result.record, "started_at": result.started_at}
+            elif result.state == "failed":
+                attrs["error"] = (result.error or "")[-4000:]
+                self.last_trial_error = result.error
+            self.study.tell(ident, result.state, result.val_score, result.intermediate, attrs)
+        else:
+            self.runner.record(self, ident, result)
+
+    def settle(self, in_flight: int) -> None:
+        """SEEDING -> DONE once every seed was submitted and came back."""
+        if self.state == GroupState.SEEDING and not self.pending and in_flight == 0:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.state = GroupState.DONE
+        if self._claims is not None:  # a run waiting for this group may take it now
+            self._claims.release(self.claim_key)
 
 
 @dataclass
@@ -218,223 +195,181 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
+        """130 interrupted, 1 a cell failed, 3 groups left to another live run, else 0."""
         if self.interrupted:
-            return 130
-        return 1 if self.failed else 0
+            return EXIT_INTERRUPTED
+        if self.failed:
+            return EXIT_FAILED
+        return EXIT_LEFT_TO_OTHERS if self.left_to_others else 0
 
 
 class Runner:
     """Drive one suite on one executor, writing one store."""
 
-    HEARTBEAT_SECONDS = 60.0
+    WAIT_SECONDS = 30.0  # longest wait for a result before looking at the groups again
+    POLL_SECONDS = 3.0  # --wait: how often to look whether another run's groups are free
 
-    def __init__(self, suite, store: ResultsStore, executor, progress, data_dir: str | None = None,
-                 device: str = "cpu", n_threads: int | None = None):
+    def __init__(self, suite, store: ResultsStore, executor, progress, plan, wait_for_others: bool = False):
         self.suite = suite
         self.store = store
         self.executor = executor
         self.progress = progress
-        self.data_dir = data_dir
-        self.device = device
-        self.n_threads = n_threads
+        self.plan = plan
+        self.wait_for_others = wait_for_others
         self.summary = RunSummary(notices=list(suite.notices))
         self.git_commit = provenance.git_commit()
         self.trial_seed = suite.split_seed  # trials train with a fixed model seed
+        self._data: dict[str, DataPlan] = {}
 
     # ------------------------------------------------------------------ planning
-    def groups(self, done: set) -> list[Group]:
+    def data_plan(self, entry) -> DataPlan:
+        if entry.name not in self._data:
+            from benchmark.datasource import cache_dir
+
+            self._data[entry.name] = DataPlan(
+                entry, dataset_fingerprint(entry, self.plan.data_dir), self.plan.data_dir, self.suite.split_seed,
+                self.suite.val_size, self.suite.resample, self.suite.protocol == "reference", cache_dir() / "splits")
+        return self._data[entry.name]
+
+    def model_plan(self, data: DataPlan, config) -> ModelPlan:
         from benchmark.model_api import get_model
+        from benchmark.suite import REFERENCE_MODEL_PARAMS
 
-        groups = []
+        cls = get_model(config.base)
+        params: dict[str, Any] = {}
+        if config.reference:
+            params.update(cls.reference_params(data.entry.name) or {})
+        if self.suite.epochs is not None and "epochs" in cls.defaults:
+            params["epochs"] = self.suite.epochs
+        if self.suite.protocol == "reference":
+            params.update({k: v for k, v in REFERENCE_MODEL_PARAMS.items() if k in cls.defaults})
+        params.update(config.params)
+        if config.tune is not None:  # only these are searched; everything else stays fixed
+            space = {k: cls.search_space[k] for k in config.tune}
+            params = {k: v for k, v in params.items() if k not in space}
+        else:
+            space = {k: d for k, d in cls.search_space.items() if k not in params}
+        tuned = not config.fixed and self.suite.trials > 0 and bool(space)
+        max_epochs = int(params.get("epochs", cls.defaults.get("epochs", 0)) or 0) or None
+        if "epochs" in space:
+            max_epochs = int(getattr(space["epochs"], "high", max_epochs or 0)) or max_epochs
+        settings = group_settings(self.suite, data.entry.name, data.fingerprint, config.name, config.base, params,
+                                  space if tuned else {}, self.suite.trials if tuned else 0, max_epochs)
+        return ModelPlan(config.name, config.base, self.plan.resource_for(cls), params, space if tuned else {},
+                         tuned, settings, config_hash(settings), study_hash(settings), max_epochs)
+
+    def groups(self) -> tuple[list[Group], list[CellKey]]:
+        groups, cells = [], []
         for entry in self.suite.datasets:
+            data = self.data_plan(entry)
             for config in self.suite.models:
-                cls = get_model(config.name)
-                base: dict[str, Any] = {}
-                if self.suite.epochs is not None and "epochs" in cls.defaults:
-                    base["epochs"] = self.suite.epochs
-                if config.fixed:
-                    base.update(config.params)
-                space = {k: d for k, d in cls.search_space.items() if k not in base}
-                tuned = not config.fixed and self.suite.trials > 0 and bool(space)
+                model = self.model_plan(data, config)
                 for fraction in self.suite.fractions:
-                    todo = [s for s in self.suite.seeds if cell_key(entry.name, config.name, fraction, s) not in done]
-                    if todo:
-                        groups.append(Group(entry, config.name, fraction, todo, base, space, tuned))
-        return groups
+                    group = Group(self, data, model, fraction, list(self.suite.seeds))
+                    groups.append(group)
+                    cells += [group.key(s) for s in group.seeds]
+        return groups, cells
 
-    def _job(self, group: Group, kind: str, seed: int, params: dict[str, Any]) -> dict[str, Any]:
+    def job(self, group: Group, kind: str, seed: int, params: dict[str, Any], history: tuple = ()) -> Job:
         suite = self.suite
-        return {
-            "kind": kind,
-            "dataset": group.dataset.payload(),
-            "data_dir": self.data_dir,
-            "model": group.model,
-            "params": params,
-            "fraction": group.fraction,
-            "fractions": suite.fractions,
-            "seed": seed,
-            "split_seed": suite.split_seed,
-            "val_size": suite.val_size,
-            "device": self.device,
-            "n_threads": self.n_threads,
-            "val_grid": suite.val_grid,
-            "oracle_grid": suite.oracle_grid,
-        }
-
-    def _start(self, group: Group) -> bool:
-        """Claim the group's study and cells; open its study. False: another run has them."""
-        from benchmark.tuning import StudyDriver, study_name
-
-        keys = [self.store.claim_key(group.dataset.name, group.model, group.fraction)]
-        keys += [self.store.claim_key(group.dataset.name, group.model, group.fraction, s) for s in group.seeds]
-        taken = []
-        for key in keys:
-            if not self.store.claim(key):
-                for k in taken:
-                    self.store.release(k)
-                group.skipped = True
-                self.summary.left_to_others.append(group.label)
-                self.progress.notice(f"{group.label}: claimed by another run, left to it")
-                return False
-            taken.append(key)
-        # a cell may have been finished by another run since we planned
-        done = self.store.done_cells()
-        group.seeds = [s for s in group.seeds if cell_key(group.dataset.name, group.model, group.fraction, s) not in done]
-        group.started = True
-        if group.tuned and group.seeds:
-            name = study_name(group.dataset.name, group.model, group.fraction, self.suite.split_seed,
-                              self.suite.val_size, self.suite.epochs)
-            group.study = StudyDriver(self.store.url, name, group.search_space, self.suite.trials,
-                                      seed=self.suite.split_seed)
-        else:
-            group.params = dict(group.base_params)
-            group.pending_seeds = list(group.seeds)
-            group.ready = True
-        return True
-
-    def _finish_tuning(self, group: Group) -> None:
-        best = group.study.best()
-        if best is None:
-            group.tuning_error = "tuning produced no complete trial; last trial error:\n" + (
-                group.last_trial_error or "none"
-            )
-            group.params = None
-        else:
-            group.params = {**group.base_params, **best.params}
-            group.reuse = best.user_attrs.get("cell_record")
-        group.pending_seeds = list(group.seeds)
-        group.ready = True
-
-    def _next_job(self, group: Group) -> tuple[str, Any, dict] | None:
-        """The next job of a started group, or None when it has nothing to submit now."""
-        if group.study is not None and not group.ready:
-            if group.study.can_ask():
-                number, sampled = group.study.ask()
-                job = self._job(group, "trial", self.trial_seed, {**group.base_params, **sampled})
-                job["pruning"] = {
-                    "pruner": self.suite.pruner,
-                    "startup": self.suite.pruner_startup_trials,
-                    "warmup": self.suite.pruner_warmup_epochs,
-                    "max_epochs": group.base_params.get("epochs"),
-                }
-                job["finished_trials"] = group.study.finished_dicts()
-                return ("trial", number, job)
-            if group.study.done():
-                self._finish_tuning(group)
-            else:
-                return None
-        while group.pending_seeds:
-            seed = group.pending_seeds.pop(0)
-            if group.params is None:  # tuning failed: every seed fails with its reason
-                self._record(group, seed, {"state": "failed", "error": group.tuning_error})
-                continue
-            if group.reuse is not None and seed == self.trial_seed:
-                self._record(group, seed, {"state": "complete", "record": group.reuse}, reused=True)
-                continue
-            return ("cell", seed, self._job(group, "cell", seed, dict(group.params)))
-        return None
+        parts = group.data.parts(group.fraction, seed)
+        pruning = None
+        if kind == "trial":
+            pruning = Pruning(suite.pruner, suite.pruner_startup_trials, suite.pruner_warmup_epochs,
+                              group.model.max_epochs)
+        return Job(kind=kind, dataset=group.data.entry.ref(), model=group.model.base, params=params, seed=seed,
+                   train=parts.train, val=parts.val, test=parts.test,
+                   val_grid=tuple(suite.resolved_val_grid()), oracle_grid=tuple(suite.resolved_oracle_grid()),
+                   objective=suite.objective, pruning=pruning, history=history, label=group.label)
 
     # ------------------------------------------------------------------ results
-    def _record(self, group: Group, seed: int, result: dict[str, Any], reused: bool = False) -> None:
-        row = dict(result.get("record") or {})
-        started_at = result.get("started_at") or row.pop("started_at", None)
+    def record(self, group: Group, seed: int, result: JobResult, reused: bool = False) -> None:
+        row = dict(result.record or {})
+        started_at = result.started_at or row.pop("started_at", None)
+        row.pop("started_at", None)
+        key = group.key(seed)
         row.update(
-            dataset=group.dataset.name, model=group.model, fraction=group.fraction, seed=seed,
-            status="done" if result["state"] == "complete" else "failed",
-            error=None if result["state"] == "complete" else result.get("error"),
+            key._asdict(), status="done" if result.state == "complete" else "failed",
+            error=None if result.state == "complete" else result.error,
             git_commit=self.git_commit, suite=self.suite.name, suite_hash=self.suite.hash,
+            settings=group.model.settings,
             n_trials=group.study.counted() if group.study is not None else 0,
             started_at=started_at or now_iso(),
         )
         if row["status"] == "failed" and not row.get("params"):
-            row["params"] = group.params or group.base_params
+            row["params"] = group.params or group.model.params
         self.store.record(row)
         if row["status"] == "done":
             self.summary.done += 1
         else:
-            self.summary.failed.append(((group.dataset.name, group.model, group.fraction, seed), row["error"] or ""))
+            self.summary.failed.append((tuple(key[:4]), row["error"] or ""))
         self.progress.cell_finished(row, reused=reused)
 
-    def _on_result(self, kind: str, group: Group, ident: Any, result: dict[str, Any]) -> None:
+    def _on_result(self, kind: str, group: Group, ident: Any, result: JobResult) -> None:
+        self.summary.fits += 1
         if kind == "trial":
-            attrs = {}
-            if result["state"] == "complete":
-                attrs["cell_record"] = {**result["record"], "started_at": result.get("started_at")}
-            elif result["state"] == "failed":
-                attrs["error"] = result.get("error", "")[-4000:]
-                group.last_trial_error = result.get("error")
-            group.study.tell(ident, result["state"], result.get("val_score"),
-                             result.get("intermediate", {}), attrs)
             self.summary.trials += 1
-            self.summary.fits += 1
-            self.summary.pruned += result["state"] == "pruned"
+            self.summary.pruned += result.state == "pruned"
             self.progress.trial_finished(group.label, ident, result)
-        else:
-            self.summary.fits += 1
-            self._record(group, ident, result)
+        group.on_result(kind, ident, result)
 
     # ------------------------------------------------------------------ main loop
     def fetch_datasets(self) -> None:
-        """Download missing catalog files once, in the driver, before any cell runs.
-
-        A missing file then stops the run with one clear error (how to get it)
-        instead of failing every cell of the dataset, and workers never race to
-        download the same file.
-        """
+        """Download missing catalog files once, in the driver, before any cell runs."""
         from benchmark.datasource import fetch_file, get_spec
 
         for entry in self.suite.datasets:
             if entry.declaration:
                 continue
             spec = get_spec(entry.name)
-            if not spec.is_available(self.data_dir):
+            if not spec.is_available(self.plan.data_dir):
                 self.progress.notice(f"fetching {entry.name}")
                 for ref in spec.files.values():
-                    fetch_file(ref, self.data_dir, dataset=entry.name)
+                    fetch_file(ref, self.plan.data_dir, dataset=entry.name)
 
     def run(self) -> RunSummary:
         started = time.monotonic()
         self.fetch_datasets()
-        cells = self.suite.cells()
+        groups, cells = self.groups()
         self.store.plan(cells, self.suite.name, self.suite.hash)
         done = self.store.done_cells()
         self.summary.planned = len(cells)
-        self.summary.already_done = sum(cell_key(*c) in done for c in cells)
-        groups = self.groups(done)
-        todo = sum(len(g.seeds) for g in groups)
-        self.progress.start(total=todo, already_done=self.summary.already_done, planned=len(cells),
-                            notices=self.summary.notices)
+        self.summary.already_done = sum(c in done for c in cells)
+        groups = [g for g in groups if any(g.key(s) not in done for s in g.seeds)]
+        self.progress.start(total=len(cells) - self.summary.already_done, already_done=self.summary.already_done,
+                            planned=len(cells), notices=self.summary.notices)
+        try:
+            with self.store.claims() as claims:
+                while True:
+                    self._loop(groups, claims)
+                    done = self.store.done_cells()  # groups the other run has finished meanwhile are not left
+                    skipped = [g for g in groups if g.state == GroupState.SKIPPED
+                               and any(g.key(s) not in done for s in g.seeds)]
+                    if not (skipped and self.wait_for_others and not self.summary.interrupted):
+                        self.summary.left_to_others = [g.label for g in skipped]
+                        break
+                    self.progress.notice(f"waiting for another run to finish {len(skipped)} group(s)")
+                    time.sleep(self.POLL_SECONDS)
+                    for group in skipped:
+                        group.state = GroupState.CLAIMING
+                        group.seeds = [s for s in group.seeds if group.key(s) not in done]
+        finally:
+            self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    def _loop(self, groups: list[Group], claims) -> None:
         in_flight: dict[Any, tuple[str, Group, Any, str]] = {}
-        heartbeat = self._start_heartbeat()
         try:
             while True:
-                self._fill(groups, in_flight)
+                self._fill(groups, in_flight, claims)
+                for group in groups:
+                    group.settle(sum(1 for _, g, _, _ in in_flight.values() if g is group))
                 if not in_flight:
                     if all(g.finished for g in groups):
-                        break
+                        return
                     stuck = [g.label for g in groups if not g.finished]
                     raise RuntimeError(f"runner made no progress on {stuck}")  # a bug, never expected
-                for handle, result in self.executor.wait(timeout=self.HEARTBEAT_SECONDS / 2):
+                for handle, result in self.executor.wait(timeout=self.WAIT_SECONDS):
                     kind, group, ident, label = in_flight.pop(handle)
                     self.progress.job_finished(label)
                     self._on_result(kind, group, ident, result)
@@ -445,25 +380,6 @@ class Runner:
             for group in groups:
                 if group.study is not None:
                     group.study.abandon_in_flight()
-        finally:
-            heartbeat.set()
-            self.store.release_all()
-            self.summary.seconds = time.monotonic() - started
-        return self.summary
-
-    def _start_heartbeat(self) -> threading.Event:
-        """Refresh this run's claims in a background thread, even during a long fit."""
-        stop = threading.Event()
-
-        def beat() -> None:
-            while not stop.wait(self.HEARTBEAT_SECONDS):
-                try:
-                    self.store.refresh_claims()
-                except Exception:  # noqa: BLE001 - a missed beat only shortens the lease
-                    pass
-
-        threading.Thread(target=beat, name="mlcbench-claims", daemon=True).start()
-        return stop
 
     def _record_finished(self, in_flight: dict) -> None:
         """On Ctrl-C: keep the results workers already finished (trials and cells)."""
@@ -474,31 +390,31 @@ class Runner:
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once
             pass
 
-    def _fill(self, groups: list[Group], in_flight: dict) -> None:
-        """Submit jobs until the executor is busy, earliest groups first."""
+    def _fill(self, groups: list[Group], in_flight: dict, claims) -> None:
+        """Submit jobs while the executor has free slots of each group's kind, earliest groups first."""
+        done = None
         for group in groups:
-            if len(in_flight) >= self.executor.capacity:
-                return
-            if group.skipped:
+            if group.finished or self.executor.free(group.model.resource) <= 0:
                 continue
-            if not group.started and not self._start(group):
-                continue
-            while len(in_flight) < self.executor.capacity:
-                nxt = self._next_job(group)
+            if group.state == GroupState.CLAIMING:
+                done = self.store.done_cells() if done is None else done
+                group.start(claims, done)
+                if group.state == GroupState.SKIPPED:
+                    self.progress.notice(f"{group.label}: claimed by another live run, left to it")
+                    continue
+            while self.executor.free(group.model.resource) > 0:
+                nxt = group.next_job()
                 if nxt is None:
                     break
                 kind, ident, job = nxt
                 label = f"{group.label}/" + (f"trial {ident}" if kind == "trial" else f"seed {ident}")
-                handle = self.executor.submit(job)
+                handle = self.executor.submit(job, group.model.resource)
                 in_flight[handle] = (kind, group, ident, label)
                 self.progress.job_started(label)
 
 
-def dry_run_rows(suite, store: ResultsStore) -> list[tuple[str, str, float, int, str]]:
-    """Every cell of the suite with its stored status (done, failed or todo)."""
-    status = store.cell_status()
-    return [(*cell, status.get(cell_key(*cell), "todo")) for cell in suite.cells()]
-
-
-def default_threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+def dry_run_rows(runner: Runner) -> list[tuple[str, str, float, int, str]]:
+    """Every cell of the suite (under its configuration) with its stored status."""
+    _, cells = runner.groups()
+    status = runner.store.cell_status()
+    return [(*cell[:4], status.get(cell, "todo")) for cell in cells]

@@ -1,26 +1,29 @@
 """The results store: one row per finished cell, in any SQLAlchemy database.
 
-A *cell* is one (dataset, model, fraction, seed). The store keeps
+A *cell* is one (dataset, model, fraction, seed) **under one configuration**: the
+``config`` column holds the hash of everything else that determines its result
+(dataset files, split, budget, params or search space, pruner, grids, objective; see
+:mod:`benchmark.identity`). The unique key is (dataset, model, fraction, seed,
+config), so a run with another budget computes its own cells and never reuses
+another configuration's.
 
-- ``mlcbench_runs``: one row per cell (unique key dataset, model, fraction, seed)
-  with its status (``done`` or ``failed``), metrics and thresholds under the three
-  protocols, hyperparameters, timings and provenance. A row is written in a single
-  transaction, so a run killed at any instant never leaves a half-written row.
-  A ``failed`` row is replaced when the cell is retried; a ``done`` row is never
-  overwritten (a second writer's result for the same cell is dropped), so two runs
-  on the same store never duplicate a cell.
-- ``mlcbench_planned``: the cells each run planned (written when it starts), so
-  reports can list the cells that are still missing.
-- ``mlcbench_claims``: leases that stop two concurrent runs from computing the same
-  cell or tuning the same study. A claim names its owner (host, pid, a random run id)
-  and is refreshed while the owner works; a claim whose owner died (same host, pid
-  gone) or whose lease expired is taken over.
+Tables (this module owns the first two; claims live in :mod:`benchmark.claims`):
 
-Optuna's studies live in the same database (Optuna creates its own tables beside
-ours; see :mod:`benchmark.tuning`). By default the store is the SQLite file
-``results/mlcbench.sqlite``, opened in WAL mode with a busy timeout so that
-several processes can write it; pass any SQLAlchemy URL (``postgresql+psycopg://...``)
-to share one store between machines.
+- ``mlcbench_runs``: one row per cell with its status (``done`` or ``failed``),
+  metrics and thresholds under the three protocols, hyperparameters, timings and
+  provenance. A row is written in a single transaction, so a run killed at any
+  instant never leaves a half-written row. A ``failed`` row is replaced when the cell
+  is retried; a ``done`` row is never overwritten (a second writer's result for the
+  same cell is dropped), so two runs on the same store never duplicate a cell.
+- ``mlcbench_planned``: the cells each run planned, so reports can list missing cells.
+- ``mlcbench_schema``: the layout version. Stores written before versioning (v1: no
+  ``config`` column) are migrated in place when opened; their rows get the config
+  ``legacy-<suite hash>``.
+
+Optuna's studies live in the same database (Optuna creates its own tables beside ours;
+see :mod:`benchmark.tuning`). By default the store is the SQLite file
+``results/mlcbench.sqlite`` (WAL mode, a busy timeout, ``BEGIN IMMEDIATE``); any
+SQLAlchemy URL (``postgresql+psycopg://...``) shares one store between machines.
 """
 
 from __future__ import annotations
@@ -32,18 +35,33 @@ import socket
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from benchmark.errors import BenchmarkError
+
 DEFAULT_FILENAME = "mlcbench.sqlite"
-LEASE_SECONDS = 15 * 60  # a claim not refreshed for this long is considered abandoned
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
-CELL_KEY = ("dataset", "model", "fraction", "seed")
+CELL_KEY = ("dataset", "model", "fraction", "seed", "config")
+
+
+class StoreError(BenchmarkError):
+    """The results store cannot be opened or written (bad URL, path, driver, corrupt file)."""
+
+
+class CellKey(NamedTuple):
+    dataset: str
+    model: str
+    fraction: float
+    seed: int
+    config: str = ""
+
 
 runs_table = sa.Table(
     "mlcbench_runs",
@@ -53,6 +71,7 @@ runs_table = sa.Table(
     sa.Column("model", sa.String(200), nullable=False),
     sa.Column("fraction", sa.Float, nullable=False),
     sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("config", sa.String(80), nullable=False, server_default=""),  # identity hash
     sa.Column("status", sa.String(16), nullable=False),  # done | failed
     sa.Column("error", sa.Text),  # traceback of a failed cell
     sa.Column("params", sa.JSON),
@@ -69,6 +88,7 @@ runs_table = sa.Table(
     sa.Column("git_commit", sa.String(80)),
     sa.Column("suite", sa.String(200)),
     sa.Column("suite_hash", sa.String(64)),
+    sa.Column("settings", sa.JSON),  # the configuration the config hash was computed from
     sa.Column("n_trials", sa.Integer),
     sa.Column("n_train", sa.Integer),
     sa.Column("n_val", sa.Integer),
@@ -77,7 +97,7 @@ runs_table = sa.Table(
     sa.Column("run_id", sa.String(64)),
     sa.Column("started_at", sa.String(40)),
     sa.Column("finished_at", sa.String(40)),
-    sa.UniqueConstraint(*CELL_KEY, name="uq_mlcbench_runs_cell"),
+    sa.UniqueConstraint(*CELL_KEY, name="uq_mlcbench_runs_cell_config"),
 )
 
 planned_table = sa.Table(
@@ -87,28 +107,21 @@ planned_table = sa.Table(
     sa.Column("model", sa.String(200), primary_key=True),
     sa.Column("fraction", sa.Float, primary_key=True),
     sa.Column("seed", sa.Integer, primary_key=True),
+    sa.Column("config", sa.String(80), primary_key=True, server_default=""),
     sa.Column("suite", sa.String(200), primary_key=True),
     sa.Column("suite_hash", sa.String(64)),
     sa.Column("planned_at", sa.String(40)),
 )
 
-claims_table = sa.Table(
-    "mlcbench_claims",
+schema_table = sa.Table(
+    "mlcbench_schema",
     metadata,
-    sa.Column("key", sa.String(600), primary_key=True),
-    sa.Column("owner", sa.String(300), nullable=False),
-    sa.Column("host", sa.String(200), nullable=False),
-    sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("refreshed", sa.Float, nullable=False),  # unix time of the last refresh
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("migrated_at", sa.String(40)),
 )
 
 RUN_COLUMNS = [c.name for c in runs_table.columns if c.name != "id"]
-FRAME_COLUMNS = [
-    "dataset", "model", "fraction", "seed", "status", "error", "params", "metrics",
-    "thresholds", "val_score", "best_epoch", "n_epochs", "fit_seconds", "predict_seconds",
-    "seconds_per_epoch", "device", "versions", "git_commit", "suite", "suite_hash",
-    "n_trials", "n_train", "n_val", "n_test", "host", "run_id", "started_at", "finished_at",
-]
+JSON_COLUMNS = [c.name for c in runs_table.columns if isinstance(c.type, sa.JSON)]
 
 
 def now_iso() -> str:
@@ -120,21 +133,61 @@ def normalize_fraction(fraction: float) -> float:
     return round(float(fraction), 6)
 
 
-def cell_key(dataset: str, model: str, fraction: float, seed: int) -> tuple[str, str, float, int]:
-    return (str(dataset), str(model), normalize_fraction(fraction), int(seed))
+def cell_key(dataset: str, model: str, fraction: float, seed: int, config: str = "") -> CellKey:
+    return CellKey(str(dataset), str(model), normalize_fraction(fraction), int(seed), str(config or ""))
 
 
-def resolve_url(url_or_dir: str | os.PathLike = "results") -> str:
-    """A directory (existing or not, without ``://``) means its SQLite file."""
+def json_safe(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ----------------------------------------------------------------------------- opening
+
+def resolve_url(url_or_dir: str | os.PathLike = "results", create: bool = True) -> str:
+    """A directory (or a ``.sqlite``/``.db`` file path) means an SQLite file; URLs pass.
+
+    In-memory SQLite URLs are refused: results written there vanish when the run ends.
+    """
     text = str(url_or_dir)
     if "://" in text:
+        _check_url(text)
         return text
-    directory = Path(text).expanduser()
-    if directory.suffix in (".sqlite", ".db", ".sqlite3"):
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{directory.resolve()}"
-    directory.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(directory / DEFAULT_FILENAME).resolve()}"
+    path = Path(text).expanduser()
+    file = path if path.suffix in (".sqlite", ".db", ".sqlite3") else path / DEFAULT_FILENAME
+    if path.exists() and not path.is_dir() and file is not path:
+        raise StoreError(f"{path}: is a file, not a results directory; give a directory or a .sqlite file path")
+    if create:
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{file.parent}: cannot create the results directory ({exc.strerror}); "
+                             "choose another --results path") from None
+        if not os.access(file.parent, os.W_OK):
+            raise StoreError(f"{file.parent}: not writable; choose another --results path")
+    return f"sqlite:///{file.resolve()}"
+
+
+def _check_url(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"{url!r} is not a database URL (expected e.g. sqlite:///path/x.sqlite or "
+                         "postgresql+psycopg://user@host/db), or give a directory") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise StoreError(f"{url!r} is an in-memory SQLite database: results would be lost when the run "
+                         "ends; give a directory or sqlite:///path/to/file.sqlite")
 
 
 def _sqlite_engine(url: str) -> sa.Engine:
@@ -166,39 +219,83 @@ def _sqlite_engine(url: str) -> sa.Engine:
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return sa.create_engine(url, pool_pre_ping=True)
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python, NaN/inf to None."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _pid_alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return sa.create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        hint = " (pip install 'mlc-bench[postgres]')" if url.startswith("postgres") else ""
+        raise StoreError(f"{url.split('://')[0]}://: database driver {exc.name!r} is not installed{hint}") from None
+    except sa.exc.NoSuchModuleError:
+        raise StoreError(f"{url!r}: unknown database kind {url.split('://')[0]!r}") from None
 
+
+def describe_db_error(url: str, exc: Exception) -> str:
+    """One line for a database fault, naming the store and what to do."""
+    text = str(getattr(exc, "orig", exc)) or type(exc).__name__
+    where = url.removeprefix("sqlite:///")
+    if "malformed" in text or "not a database" in text or "file is encrypted" in text:
+        return f"{where}: the results database is corrupt ({text}); it was not modified: restore it from a copy or choose another --results"
+    if "disk is full" in text or "No space left" in text:
+        return f"{where}: the disk is full; finished cells are kept: free space and run again to resume"
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return f"{where}: cannot write the results database ({text}); choose a writable --results path"
+    return f"{where}: database error: {text.splitlines()[0]}"
+
+
+# ----------------------------------------------------------------------------- migration
+
+def _migrate(engine: sa.Engine) -> None:
+    """Create the tables, or bring a store of an older layout to ``SCHEMA_VERSION``."""
+    inspector = sa.inspect(engine)
+    tables = set(inspector.get_table_names())
+    is_v1 = "mlcbench_runs" in tables and "config" not in {c["name"] for c in inspector.get_columns("mlcbench_runs")}
+    if not is_v1 and {"mlcbench_runs", "mlcbench_planned", "mlcbench_schema", "mlcbench_claims"} <= tables:
+        return  # up to date: no write transaction at all
+    with engine.begin() as conn:
+        if is_v1:
+            _migrate_v1(conn, tables)
+        metadata.create_all(conn, checkfirst=True)
+        if conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() is None:
+            conn.execute(schema_table.insert().values(version=SCHEMA_VERSION, migrated_at=now_iso()))
+
+
+def _migrate_v1(conn, tables: set[str]) -> None:
+    """v1 keyed cells by (dataset, model, fraction, seed) only: copy rows into the v2 tables."""
+    conn.exec_driver_sql("ALTER TABLE mlcbench_runs RENAME TO mlcbench_runs_v1")
+    if "mlcbench_planned" in tables:
+        conn.exec_driver_sql("ALTER TABLE mlcbench_planned RENAME TO mlcbench_planned_v1")
+    metadata.create_all(conn, tables=[runs_table, planned_table, schema_table], checkfirst=True)
+    old = sa.Table("mlcbench_runs_v1", sa.MetaData(), autoload_with=conn)
+    rows = [dict(r._mapping) for r in conn.execute(sa.select(old))]
+    for row in rows:
+        row.pop("id", None)
+        row["config"] = f"legacy-{row.get('suite_hash') or 'unknown'}"
+    if rows:
+        conn.execute(runs_table.insert(), [{k: r.get(k) for k in RUN_COLUMNS} for r in rows])
+    conn.exec_driver_sql("DROP TABLE mlcbench_runs_v1")
+    if "mlcbench_planned" in tables:
+        old_planned = sa.Table("mlcbench_planned_v1", sa.MetaData(), autoload_with=conn)
+        planned = [dict(r._mapping) for r in conn.execute(sa.select(old_planned))]
+        for row in planned:
+            row["config"] = f"legacy-{row.get('suite_hash') or 'unknown'}"
+        if planned:
+            conn.execute(planned_table.insert(), planned)
+        conn.exec_driver_sql("DROP TABLE mlcbench_planned_v1")
+    conn.execute(schema_table.insert().values(version=SCHEMA_VERSION, migrated_at=now_iso()))
+
+
+# ----------------------------------------------------------------------------- the store
 
 class ResultsStore:
     """Read and write the results of benchmark runs; see the module docstring."""
 
-    def __init__(self, url_or_dir: str | os.PathLike = "results"):
-        self.url = resolve_url(url_or_dir)
+    def __init__(self, url_or_dir: str | os.PathLike = "results", create: bool = True):
+        self.url = resolve_url(url_or_dir, create=create)
         self.engine = make_engine(self.url)
-        metadata.create_all(self.engine, checkfirst=True)
+        try:
+            _migrate(self.engine)
+        except sa.exc.DBAPIError as exc:
+            self.engine.dispose()
+            raise StoreError(describe_db_error(self.url, exc)) from None
         self.host = socket.gethostname()
         self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
@@ -208,180 +305,119 @@ class ResultsStore:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def claims(self, **kwargs):
+        """This store's claim registry (leases of running groups), owned by this store's run."""
+        from benchmark.claims import ClaimRegistry
+
+        return ClaimRegistry(self.engine, self.owner, self.host, **kwargs)
+
     # ------------------------------------------------------------------ writing
     def record(self, row: dict[str, Any]) -> bool:
         """Store one finished cell in one transaction; return False if it was dropped.
 
         A ``done`` row already there wins (another run finished the cell first); a
-        ``failed`` row is replaced by the new result. The cell's claim, if this
-        store holds it, is released in the same transaction.
+        ``failed`` row is replaced by the new result.
         """
-        values = {name: _clean(row.get(name)) for name in RUN_COLUMNS}
-        values["dataset"], values["model"], values["fraction"], values["seed"] = cell_key(
-            row["dataset"], row["model"], row["fraction"], row["seed"]
-        )
+        values = {name: json_safe(row.get(name)) for name in RUN_COLUMNS}
+        key = cell_key(*(row.get(k, "") for k in CELL_KEY))
+        values.update(key._asdict())
         if values["status"] not in ("done", "failed"):
             raise ValueError(f"status must be 'done' or 'failed', not {values['status']!r}")
         values["finished_at"] = values.get("finished_at") or now_iso()
         values["host"] = values.get("host") or self.host
         values["run_id"] = values.get("run_id") or self.owner
-        where = self._cell_where(runs_table, *cell_key(*(row[k] for k in CELL_KEY)))
+        where = self._cell_where(runs_table, key)
         with self.engine.begin() as conn:
             existing = conn.execute(sa.select(runs_table.c.status).where(where)).scalar_one_or_none()
-            stored = existing != "done"
-            if stored:
-                if existing is not None:
-                    conn.execute(runs_table.delete().where(where))
-                try:
-                    with conn.begin_nested():  # a concurrent writer (PostgreSQL) may win the race
-                        conn.execute(runs_table.insert().values(**values))
-                except IntegrityError:
-                    stored = False
-            conn.execute(
-                claims_table.delete().where(
-                    (claims_table.c.key == self.claim_key(*(row[k] for k in CELL_KEY)))
-                    & (claims_table.c.owner == self.owner)
-                )
-            )
-        return stored
+            if existing == "done":
+                return False
+            if existing is not None:
+                conn.execute(runs_table.delete().where(where))
+            try:
+                with conn.begin_nested():  # a concurrent writer (PostgreSQL) may win the race
+                    conn.execute(runs_table.insert().values(**values))
+            except IntegrityError:
+                return False
+        return True
 
     def plan(self, cells: Iterable[tuple], suite: str, suite_hash: str) -> None:
         """Remember the cells a run means to compute (insert-or-ignore)."""
         stamp = now_iso()
         with self.engine.begin() as conn:
             known = {
-                (r.dataset, r.model, normalize_fraction(r.fraction), int(r.seed))
-                for r in conn.execute(
-                    sa.select(planned_table).where(planned_table.c.suite == suite)
-                )
+                cell_key(r.dataset, r.model, r.fraction, r.seed, r.config)
+                for r in conn.execute(sa.select(planned_table).where(planned_table.c.suite == suite))
             }
             new = [
-                dict(zip(CELL_KEY, cell_key(*cell)), suite=suite, suite_hash=suite_hash, planned_at=stamp)
-                for cell in cells
-                if cell_key(*cell) not in known
+                dict(key._asdict(), suite=suite, suite_hash=suite_hash, planned_at=stamp)
+                for key in {cell_key(*cell) for cell in cells}
+                if key not in known
             ]
             if new:
                 conn.execute(planned_table.insert(), new)
 
-    # ------------------------------------------------------------------ claims
-    @staticmethod
-    def claim_key(dataset: str, model: str, fraction: float, seed: int | None = None) -> str:
-        """Lease name of a cell, or (``seed=None``) of the study of its group."""
-        if seed is None:
-            return f"study|{dataset}|{model}|{normalize_fraction(fraction)}"
-        return "cell|" + "|".join(str(p) for p in cell_key(dataset, model, fraction, seed))
-
-    def claim(self, key: str, lease_seconds: float = LEASE_SECONDS) -> bool:
-        """Take the lease on ``key`` unless a live owner holds it; True on success."""
-        import time
-
-        now = time.time()
+    def delete(self, keys: Iterable[CellKey]) -> int:
+        """Remove cells (for example a configuration that is no longer wanted)."""
+        count = 0
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(claims_table).where(claims_table.c.key == key)).first()
-            if row is not None:
-                if row.owner == self.owner:
-                    conn.execute(claims_table.update().where(claims_table.c.key == key).values(refreshed=now))
-                    return True
-                dead = row.host == self.host and not _pid_alive(row.pid)
-                if not dead and now - row.refreshed < lease_seconds:
-                    return False
-                conn.execute(claims_table.delete().where(claims_table.c.key == key))
-            try:
-                with conn.begin_nested():  # SQLite serialises writers; PostgreSQL may race here
-                    conn.execute(
-                        claims_table.insert().values(
-                            key=key, owner=self.owner, host=self.host, pid=os.getpid(), refreshed=now
-                        )
-                    )
-            except IntegrityError:
-                return False
-        return True
-
-    def refresh_claims(self) -> None:
-        """Keep this run's leases alive (called periodically by the runner)."""
-        import time
-
-        with self.engine.begin() as conn:
-            conn.execute(
-                claims_table.update().where(claims_table.c.owner == self.owner).values(refreshed=time.time())
-            )
-
-    def release(self, key: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                claims_table.delete().where((claims_table.c.key == key) & (claims_table.c.owner == self.owner))
-            )
-
-    def release_all(self) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(claims_table.delete().where(claims_table.c.owner == self.owner))
+            for key in keys:
+                count += conn.execute(runs_table.delete().where(self._cell_where(runs_table, cell_key(*key)))).rowcount
+        return count
 
     # ------------------------------------------------------------------ reading
     @staticmethod
-    def _cell_where(table: sa.Table, dataset, model, fraction, seed):
+    def _cell_where(table: sa.Table, key: CellKey):
         return (
-            (table.c.dataset == dataset)
-            & (table.c.model == model)
-            & (sa.func.abs(table.c.fraction - fraction) < 1e-9)
-            & (table.c.seed == seed)
+            (table.c.dataset == key.dataset)
+            & (table.c.model == key.model)
+            & (sa.func.abs(table.c.fraction - key.fraction) < 1e-9)
+            & (table.c.seed == key.seed)
+            & (table.c.config == key.config)
         )
 
-    def cell_status(self) -> dict[tuple[str, str, float, int], str]:
-        """``{(dataset, model, fraction, seed): status}`` for every stored cell."""
+    def cell_status(self) -> dict[CellKey, str]:
+        """``{cell key: status}`` for every stored cell (every configuration)."""
         cols = [runs_table.c[k] for k in CELL_KEY] + [runs_table.c.status]
         with self.engine.connect() as conn:
-            return {cell_key(*r[:4]): r[4] for r in conn.execute(sa.select(*cols))}
+            return {cell_key(*r[:5]): r[5] for r in conn.execute(sa.select(*cols))}
 
-    def done_cells(self) -> set[tuple[str, str, float, int]]:
+    def done_cells(self) -> set[CellKey]:
         return {key for key, status in self.cell_status().items() if status == "done"}
 
     def runs_frame(self, status: str | None = None):
-        """Every stored cell as a DataFrame (columns: see ``FRAME_COLUMNS``)."""
+        """Every stored cell as a DataFrame (columns: ``RUN_COLUMNS``)."""
         import pandas as pd
 
-        query = sa.select(*[runs_table.c[name] for name in FRAME_COLUMNS]).order_by(
-            runs_table.c.dataset, runs_table.c.model, runs_table.c.fraction, runs_table.c.seed
+        query = sa.select(*[runs_table.c[name] for name in RUN_COLUMNS]).order_by(
+            runs_table.c.dataset, runs_table.c.model, runs_table.c.fraction, runs_table.c.seed,
+            runs_table.c.finished_at,
         )
         if status is not None:
             query = query.where(runs_table.c.status == status)
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
-        frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
-        for name in ("params", "metrics", "thresholds", "versions"):
+        frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
+        for name in JSON_COLUMNS:
             frame[name] = [_as_dict(v) for v in frame[name]]
         frame["fraction"] = frame["fraction"].astype(float)
         frame["seed"] = frame["seed"].astype(int)
         return frame
 
-    def metrics_long(self, protocol: str | None = None):
-        """Finished cells' metrics, one row per (cell, protocol, metric)."""
-        import pandas as pd
-
-        records = []
-        for row in self.runs_frame(status="done").itertuples(index=False):
-            for proto, values in (row.metrics or {}).items():
-                if protocol is not None and proto != protocol:
-                    continue
-                for metric, value in (values or {}).items():
-                    records.append(
-                        (row.dataset, row.model, row.fraction, row.seed, proto, metric,
-                         float("nan") if value is None else float(value))
-                    )
-        return pd.DataFrame(
-            records, columns=["dataset", "model", "fraction", "seed", "protocol", "metric", "value"]
-        )
-
     def planned_frame(self):
-        """Every cell some run planned: dataset, model, fraction, seed, suite."""
+        """Every cell some run planned: dataset, model, fraction, seed, config, suite."""
         import pandas as pd
 
-        cols = ["dataset", "model", "fraction", "seed", "suite", "suite_hash", "planned_at"]
+        cols = [c.name for c in planned_table.columns]
         with self.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(sa.select(*[planned_table.c[c] for c in cols]))]
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(planned_table))]
         frame = pd.DataFrame(rows, columns=cols)
         frame["fraction"] = frame["fraction"].astype(float)
         frame["seed"] = frame["seed"].astype(int)
         return frame
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar())
 
 
 def _as_dict(value: Any) -> Any:

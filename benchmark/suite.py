@@ -1,19 +1,27 @@
 """Suites: what a benchmark run computes, read from a small TOML file.
 
-The shipped suites live in ``benchmark/suites/`` (smoke, quick, paper, full); any
-other TOML file can be given by path. Schema (every key optional except ``name``)::
+The shipped suites live in ``benchmark/suites/`` (smoke, quick, paper, full, ablation);
+any other TOML file can be given by path. A suite is validated completely when it is
+loaded (types and ranges of every field, fixed hyperparameters against each model's
+declared types and search space, files of ``[[dataset]]`` declarations): a bad suite
+stops with one line before anything is planned or stored. Schema (every key optional
+except ``name``)::
 
     name = "smoke"
     datasets = ["emotions", "yeast"]        # required: fetched when missing (unless offline)
     optional_datasets = ["mirflickr"]        # used only when their files are already local
     include_available = false                # also every other catalog dataset available locally
-    models = "all"                           # or a list of registered model names
+    models = "all"                           # or a list of model names (registered or declared below)
     fractions = [0.5, 1.0]                   # training-set fractions (of the training pool)
     seeds = [0]                              # model seeds; one cell per seed
     trials = 2                               # Optuna trials per (dataset, model, fraction)
+    budget = "30m"                           # optional time budget per study (s, m, h); stops asking
     epochs = 5                               # epoch budget of epoch-trained models (omit: model default)
     split_seed = 0                           # seed of the validation split and fraction subsets
     val_size = 0.15                          # validation share of the training file
+    resample = "subset"                      # model | subset | split: what a seed redraws (dataplan.py)
+    protocol = "harness"                     # harness | reference (the authors' code, see below)
+    objective = "mean_f1"                    # mean_f1 | maF1 | miF1 | ebF1 (validation, best thresholds)
     device = "auto"                          # auto | cpu | cuda | cuda:i
     workers = 1                              # local worker processes; "auto": one per core (CPU) or GPU
     pruner = "median"                        # median | hyperband | none
@@ -32,16 +40,32 @@ other TOML file can be given by path. Schema (every key optional except ``name``
     trials = 0
     params = { latent_dim = 64, lr = 0.001 }
 
-The trial budget is the suite's, the same for every model; a model table may only
-set ``trials = 0`` (fixed ``params``, no study). Command-line flags override suite
-values (:func:`load_suite` keyword arguments). The suite hash is a sha256 of the
-resolved content, stored with every result row.
+    [model.mpvae]                            # the model's published per-dataset settings, fixed,
+    reference = true                         # except the hyperparameters listed in `tune`
+    tune = ["lr", "dropout", "weight_decay"]
+
+    [model."cgmvae-nocl"]                    # a named variant: another model's code, own settings
+    base = "cgmvae"
+    params = { contrastive_weight = 0.0 }    # fixed; the rest of the base's space is tuned
+
+``protocol = "reference"`` reproduces the authors' evaluation code: training fractions
+are prefixes of the training index, the oracle grid is the nine points 0.1..0.9, models
+keep the checkpoint with the best validation macro-F1 on that grid, and features are not
+standardised (for models that declare ``standardize`` / ``epoch_selection``).
+
+The trial budget is the suite's, the same for every model; a model table may only set
+``trials = 0`` (fixed ``params``, no study). Command-line flags override suite values
+(:func:`load_suite` keyword arguments). The suite hash is a sha256 of the resolved
+content; each cell's own identity is in :mod:`benchmark.identity`.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import math
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,11 +84,18 @@ KNOWN_KEYS = {
     "name", "description", "datasets", "optional_datasets", "include_available", "models",
     "fractions", "seeds", "trials", "epochs", "split_seed", "val_size", "device", "pruner",
     "pruner_startup_trials", "pruner_warmup_epochs", "val_grid", "oracle_grid", "dataset", "model",
-    "workers",
+    "workers", "objective", "resample", "protocol", "budget",
 }
+MODEL_TABLE_KEYS = {"trials", "params", "base", "tune", "reference"}
 OVERRIDABLE = (
     "datasets", "models", "fractions", "seeds", "trials", "epochs", "device", "split_seed", "val_size",
 )
+OBJECTIVES = ("mean_f1", "maF1", "miF1", "ebF1")
+RESAMPLE = ("model", "subset", "split")
+PROTOCOLS = ("harness", "reference")
+PRUNERS = ("median", "hyperband", "none")
+REFERENCE_GRID = [round(0.1 * i, 1) for i in range(1, 10)]
+REFERENCE_MODEL_PARAMS = {"standardize": False, "epoch_selection": "reference"}
 
 
 class SuiteError(BenchmarkError):
@@ -81,17 +112,26 @@ class DatasetEntry:
 
     name: str
     declaration: dict[str, Any] | None = None
-    required: bool = True
 
-    def payload(self) -> dict[str, Any]:
-        return {"name": self.name, "declaration": self.declaration}
+    def ref(self):
+        from benchmark.job import DatasetRef
+
+        return DatasetRef(self.name, self.declaration)
 
 
 @dataclass
 class ModelConfig:
+    """One model column of a suite: a registered model, or a named variant of one."""
+
     name: str
+    base: str = ""  # the registered model whose code runs (= name unless a variant)
     fixed: bool = False  # trials = 0: use ``params`` as they are, no study
     params: dict[str, Any] = field(default_factory=dict)
+    tune: list[str] | None = None  # only these are searched (None: the whole space)
+    reference: bool = False  # start from the model's per-dataset reference settings
+
+    def __post_init__(self) -> None:
+        self.base = self.base or self.name
 
 
 @dataclass
@@ -111,6 +151,10 @@ class Suite:
     pruner_warmup_epochs: int = 2
     val_grid: list[float] | None = None
     oracle_grid: list[float] | None = None
+    objective: str = "mean_f1"
+    resample: str = "subset"
+    protocol: str = "harness"
+    budget_seconds: float | None = None
     include_available: bool = False
     workers: int | str = 1  # how to run, not what: not part of the hash
     source: str = ""
@@ -118,6 +162,18 @@ class Suite:
 
     def model(self, name: str) -> ModelConfig:
         return next(m for m in self.models if m.name == name)
+
+    def resolved_val_grid(self) -> list[float]:
+        from benchmark.thresholds import VAL_GRID
+
+        return [float(t) for t in (self.val_grid if self.val_grid is not None else VAL_GRID)]
+
+    def resolved_oracle_grid(self) -> list[float]:
+        from benchmark.thresholds import ORACLE_GRID
+
+        if self.oracle_grid is not None:
+            return [float(t) for t in self.oracle_grid]
+        return list(REFERENCE_GRID) if self.protocol == "reference" else [float(t) for t in ORACLE_GRID]
 
     def resolved(self) -> dict[str, Any]:
         """The content the hash covers: everything that changes what a cell computes."""
@@ -151,8 +207,10 @@ def _read_toml(name_or_path: str) -> tuple[dict[str, Any], Path]:
     if path.suffix != ".toml":
         shipped = SUITES_DIR / f"{name_or_path}.toml"
         if not shipped.exists():
+            close = difflib.get_close_matches(name_or_path, shipped_suites(), n=2, cutoff=0.5)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise UnknownNameError(
-                f"unknown suite {name_or_path!r}; shipped suites: {', '.join(shipped_suites())} "
+                f"unknown suite {name_or_path!r}{hint}; shipped suites: {', '.join(shipped_suites())} "
                 "(or give a path to a .toml file)"
             )
         path = shipped
@@ -164,58 +222,214 @@ def _read_toml(name_or_path: str) -> tuple[dict[str, Any], Path]:
         raise ParseError(path, f"invalid TOML: {exc}") from None
 
 
+# ----------------------------------------------------------------------------- field checks
+
 def _as_list(value: Any, kind, what: str) -> list:
     if isinstance(value, str):
         value = [v for v in value.split(",") if v.strip()]
     if not isinstance(value, (list, tuple)) or not value:
         raise SuiteError(f"{what} must be a non-empty list, got {value!r}")
     try:
-        return [kind(v.strip() if isinstance(v, str) else v) for v in value]
+        items = [_convert(v.strip() if isinstance(v, str) else v, kind) for v in value]
     except (TypeError, ValueError):
         raise SuiteError(f"{what}: cannot read {value!r} as {kind.__name__} values") from None
+    return items
+
+
+def _convert(value: Any, kind):
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a number")
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    if kind is float:
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(value)
+        return number
+    return kind(value)
+
+
+def _integer(raw: dict, key: str, default: int | None, minimum: int | None = None) -> int | None:
+    value = raw.get(key, default)
+    if value is None:
+        return None
+    try:
+        number = _convert(value, int)
+    except (TypeError, ValueError):
+        raise SuiteError(f"{key} must be an integer, not {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise SuiteError(f"{key} must be >= {minimum}, not {number}")
+    return number
+
+
+def _choice(raw: dict, key: str, default: str, choices: tuple[str, ...]) -> str:
+    value = raw.get(key, default)
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise SuiteError(f"{key} must be one of {', '.join(choices)}, not {value!r}{hint}")
+    return str(value)
+
+
+def _grid(raw: dict, key: str) -> list[float] | None:
+    if key not in raw:
+        return None
+    values = _as_list(raw[key], float, key)
+    if any(not 0 < t < 1 for t in values):
+        raise SuiteError(f"{key}: thresholds must lie strictly between 0 and 1, got {values}")
+    return sorted(set(values))
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+
+
+def parse_duration(value: Any) -> float | None:
+    """``"30m"``, ``"2h"``, ``"90s"`` or a number of seconds; None for no budget."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match or float(match.group(1)) <= 0:
+        raise SuiteError(f'budget must be a positive duration such as "30m", "2h" or "90s", not {value!r}')
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def _workers(value: Any) -> int | str:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise SuiteError(f'workers must be a positive integer or "auto", not {value!r}')
+
+
+def _device(value: Any) -> str:
+    text = str(value)
+    if text not in ("auto", "cpu", "cuda", "gpu") and not re.fullmatch(r"cuda:\d+", text):
+        raise SuiteError(f"device must be auto, cpu, cuda or cuda:i, not {value!r}")
+    return text
+
+
+# ----------------------------------------------------------------------------- models
+
+def check_param(model: str, cls, name: str, value: Any) -> None:
+    """A fixed hyperparameter against the model's declared default type and search space."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    default = cls.defaults[name]
+    dist = cls.search_space.get(name)
+
+    def fail(expected: str):
+        raise SuiteError(f"[model.{model}] {name} = {value!r}: expected {expected}")
+
+    if isinstance(dist, CategoricalDistribution):
+        if value not in dist.choices:
+            fail(f"one of {list(dist.choices)}")
+        return
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            fail("true or false")
+    elif isinstance(default, int) or isinstance(dist, IntDistribution):
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail("an integer")
+    elif isinstance(default, float) or isinstance(dist, FloatDistribution):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            fail("a number")
+    elif isinstance(default, str) and not isinstance(value, str):
+        fail("a string")
+    low = getattr(dist, "low", None)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if low is not None and low > 0 and value <= 0:
+            fail(f"a positive number (its search space is {low}..{dist.high})")
+        if low is not None and low >= 0 and value < 0:
+            fail(f"a number >= 0 (its search space is {low}..{dist.high})")
+        if dist is None and isinstance(default, (int, float)) and default > 0 and value <= 0:
+            fail("a positive number")
+
+
+def _model_config(name: str, table: dict[str, Any], known: dict[str, type]) -> ModelConfig:
+    from benchmark.model_api import get_model
+
+    unknown = set(table) - MODEL_TABLE_KEYS
+    if unknown:
+        raise SuiteError(f"[model.{name}]: unknown keys {sorted(unknown)} (allowed: {', '.join(sorted(MODEL_TABLE_KEYS))})")
+    base = str(table.get("base", name))
+    if base != name and base not in known:
+        get_model(base)  # unknown base: fails with suggestions
+    cls = known.get(base) or get_model(base)
+    trials = table.get("trials")
+    if trials not in (None, 0) or isinstance(trials, bool):
+        raise SuiteError(f"[model.{name}]: trials may only be 0 (fixed params); the trial budget is the "
+                         "suite's and the same for every model")
+    params = table.get("params", {})
+    if not isinstance(params, dict):
+        raise SuiteError(f"[model.{name}]: params must be a table, not {params!r}")
+    bad = sorted(set(params) - set(cls.defaults))
+    if bad:
+        raise SuiteError(f"[model.{name}]: unknown hyperparameters {bad}; known: {sorted(cls.defaults)}")
+    for key, value in params.items():
+        check_param(name, cls, key, value)
+    tune = table.get("tune")
+    if tune is not None:
+        tune = _as_list(tune, str, f"[model.{name}] tune")
+        outside = sorted(set(tune) - set(cls.search_space))
+        if outside:
+            raise SuiteError(f"[model.{name}] tune: {outside} not in the search space of {base} "
+                             f"({', '.join(sorted(cls.search_space)) or 'empty'})")
+    reference = table.get("reference", False)
+    if not isinstance(reference, bool):
+        raise SuiteError(f"[model.{name}] reference must be true or false, not {reference!r}")
+    if reference and not hasattr(cls, "reference_params"):
+        raise SuiteError(f"[model.{name}] reference = true: {base} publishes no reference settings")
+    return ModelConfig(name=name, base=base, fixed=trials == 0, params=dict(params), tune=tune, reference=reference)
 
 
 def _resolve_models(raw: dict[str, Any], tables: dict[str, Any]) -> list[ModelConfig]:
-    from benchmark.model_api import available_models, get_model
+    from benchmark.model_api import available_models
 
+    if not isinstance(tables, dict):
+        raise SuiteError("[model] must be a table of model tables")
+    known = available_models()
+    variants = {name for name, table in tables.items() if isinstance(table, dict) and "base" in table}
     wanted = raw.get("models", "all")
-    names = list(available_models()) if wanted == "all" else _as_list(wanted, str, "models")
+    if wanted == "all":
+        names = list(known) + sorted(variants - set(known))
+    else:
+        names = _as_list(wanted, str, "models")
     configs = []
     for name in names:
-        cls = get_model(name)  # unknown names fail here with suggestions
-        table = dict(tables.get(name, {}))
-        unknown = set(table) - {"trials", "params"}
-        if unknown:
-            raise SuiteError(f"[model.{name}]: unknown keys {sorted(unknown)} (allowed: trials, params)")
-        trials = table.get("trials")
-        if trials not in (None, 0):
-            raise SuiteError(
-                f"[model.{name}]: trials may only be 0 (fixed params); the trial budget is the "
-                "suite's and the same for every model"
-            )
-        params = dict(table.get("params", {}))
-        bad = sorted(set(params) - set(cls.defaults))
-        if bad:
-            raise SuiteError(f"[model.{name}]: unknown hyperparameters {bad}; known: {sorted(cls.defaults)}")
-        configs.append(ModelConfig(name=name, fixed=trials == 0, params=params))
+        table = tables.get(name, {})
+        if not isinstance(table, dict):
+            raise SuiteError(f"[model.{name}] must be a table")
+        if name not in known and "base" not in table:
+            from benchmark.model_api import get_model
+
+            get_model(name)  # unknown names fail here with suggestions
+        configs.append(_model_config(name, table, known))
     unused = set(tables) - set(names)
     if unused:
         raise SuiteError(f"[model.*] tables for models not in the suite: {sorted(unused)}")
     return configs
 
 
+# ----------------------------------------------------------------------------- datasets
+
 def _declared_datasets(tables: list[dict[str, Any]], base_dir: Path) -> list[DatasetEntry]:
     from benchmark.datasource import DatasetSpec
 
     entries = []
     for table in tables:
-        if "name" not in table:
+        if not isinstance(table, dict) or "name" not in table:
             raise SuiteError("every [[dataset]] table needs a name")
         spec = DatasetSpec.from_dict(dict(table), base_dir)  # validates, fails early
+        missing = [str(ref.absolute) for ref in spec.files.values() if ref.absolute and not ref.absolute.is_file()]
+        if missing:
+            raise SuiteError(f"[[dataset]] {spec.name}: file(s) not found: {', '.join(missing)}")
         declaration = dict(table)
-        for key, value in table.items():  # paths relative to the suite file become absolute
-            if isinstance(value, str) and key not in ("name", "format") and (base_dir / value).exists():
-                declaration[key] = str((base_dir / value).resolve())
+        for role, ref in spec.files.items():  # workers get absolute paths
+            declaration[role] = str(ref.absolute)
         entries.append(DatasetEntry(name=spec.name, declaration=declaration))
     return entries
 
@@ -233,42 +447,44 @@ def _resolve_datasets(raw: dict[str, Any], data_dir: str | None, notices: list[s
         get_spec(name)  # unknown names fail with suggestions
         entries.append(DatasetEntry(name=name))
     entries += declared
-    for name in raw.get("optional_datasets", []):
+    for name in _as_list(raw.get("optional_datasets", []), str, "optional_datasets") if raw.get("optional_datasets") else []:
         if any(e.name == name for e in entries):
             continue
         if get_spec(name).is_available(data_dir):
-            entries.append(DatasetEntry(name=name, required=False))
+            entries.append(DatasetEntry(name=name))
         else:
             notices.append(f"skipping dataset {name}: its files are not in the data directory")
     if raw.get("include_available"):
         for name, spec in catalog().items():
-            if spec.format == "synthetic":  # generated data is for tests, not for the benchmark
-                continue
+            if spec.format == "synthetic":
+                continue  # generated data is for tests, not for the benchmark
             if not any(e.name == name for e in entries) and spec.is_available(data_dir):
-                entries.append(DatasetEntry(name=name, required=False))
+                entries.append(DatasetEntry(name=name))
     if not entries:
         raise SuiteError("the suite has no dataset")
     return entries
 
 
-def _workers(value: Any) -> int | str:
-    if value == "auto":
-        return "auto"
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    raise SuiteError(f'workers must be a positive integer or "auto", not {value!r}')
+# ----------------------------------------------------------------------------- loading
+
+def _check_keys(raw: dict[str, Any], path: Path) -> None:
+    unknown = sorted(set(raw) - KNOWN_KEYS)
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1, cutoff=0.6)
+            hints.append(f"{key} (did you mean {close[0]}?)" if close else key)
+        raise SuiteError(f"{path}: unknown keys {', '.join(hints)}")
 
 
 def load_suite(name_or_path: str, data_dir: str | None = None, **overrides: Any) -> Suite:
-    """Read a shipped suite or a TOML file, apply overrides, resolve names.
+    """Read a shipped suite or a TOML file, apply overrides, validate everything, resolve names.
 
     ``overrides`` are the command-line flags (``None`` means "not given"):
     datasets, models, fractions, seeds, trials, epochs, device, split_seed, val_size.
     """
     raw, path = _read_toml(name_or_path)
-    unknown = set(raw) - KNOWN_KEYS
-    if unknown:
-        raise SuiteError(f"{path}: unknown keys {sorted(unknown)}")
+    _check_keys(raw, path)
     bad = set(overrides) - set(OVERRIDABLE)
     if bad:
         raise SuiteError(f"cannot override {sorted(bad)}")
@@ -285,36 +501,43 @@ def load_suite(name_or_path: str, data_dir: str | None = None, **overrides: Any)
     fractions = _as_list(raw.get("fractions", [1.0]), float, "fractions")
     if any(not 0 < f <= 1 for f in fractions):
         raise SuiteError(f"fractions must lie in (0, 1], got {fractions}")
-    trials = int(raw.get("trials", 0))
-    if trials < 0:
-        raise SuiteError("trials must be >= 0")
-    epochs = raw.get("epochs")
-    if epochs is not None and int(epochs) < 1:
-        raise SuiteError("epochs must be >= 1")
-    pruner = str(raw.get("pruner", "median"))
-    if pruner not in ("median", "hyperband", "none"):
-        raise SuiteError(f"pruner must be median, hyperband or none, not {pruner!r}")
-    val_size = float(raw.get("val_size", 0.15))
+    seeds = _as_list(raw.get("seeds", [0]), int, "seeds")
+    if any(s < 0 for s in seeds):
+        raise SuiteError(f"seeds must be >= 0, got {seeds}")
+    try:
+        val_size = _convert(raw.get("val_size", 0.15), float)
+    except (TypeError, ValueError):
+        raise SuiteError(f"val_size must be a number, not {raw.get('val_size')!r}") from None
     if not 0 < val_size < 1:
-        raise SuiteError("val_size must lie in (0, 1)")
-    return Suite(
+        raise SuiteError(f"val_size must lie in (0, 1), not {val_size}")
+    include = raw.get("include_available", False)
+    if not isinstance(include, bool):
+        raise SuiteError(f"include_available must be true or false, not {include!r}")
+    protocol = _choice(raw, "protocol", "harness", PROTOCOLS)
+    suite = Suite(
         name=str(raw.get("name", path.stem)),
-        datasets=_resolve_datasets(raw, data_dir, notices),
+        datasets=[],
         models=_resolve_models(raw, raw.get("model", {})),
         fractions=sorted({round(f, 6) for f in fractions}),
-        seeds=sorted(set(_as_list(raw.get("seeds", [0]), int, "seeds"))),
-        trials=trials,
-        epochs=None if epochs is None else int(epochs),
-        split_seed=int(raw.get("split_seed", 0)),
+        seeds=sorted(set(seeds)),
+        trials=_integer(raw, "trials", 0, minimum=0),
+        epochs=_integer(raw, "epochs", None, minimum=1),
+        split_seed=_integer(raw, "split_seed", 0, minimum=0),
         val_size=val_size,
-        device=str(raw.get("device", "auto")),
-        pruner=pruner,
-        pruner_startup_trials=int(raw.get("pruner_startup_trials", 3)),
-        pruner_warmup_epochs=int(raw.get("pruner_warmup_epochs", 2)),
-        val_grid=[float(t) for t in raw["val_grid"]] if "val_grid" in raw else None,
-        oracle_grid=[float(t) for t in raw["oracle_grid"]] if "oracle_grid" in raw else None,
-        include_available=bool(raw.get("include_available", False)),
+        device=_device(raw.get("device", "auto")),
+        pruner=_choice(raw, "pruner", "median", PRUNERS),
+        pruner_startup_trials=_integer(raw, "pruner_startup_trials", 3, minimum=0),
+        pruner_warmup_epochs=_integer(raw, "pruner_warmup_epochs", 2, minimum=0),
+        val_grid=_grid(raw, "val_grid"),
+        oracle_grid=_grid(raw, "oracle_grid"),
+        objective=_choice(raw, "objective", "mean_f1", OBJECTIVES),
+        resample=_choice(raw, "resample", "subset", RESAMPLE),
+        protocol=protocol,
+        budget_seconds=parse_duration(raw.get("budget")),
+        include_available=include,
         workers=_workers(raw.get("workers", 1)),
         source=str(path),
         notices=notices,
     )
+    suite.datasets = _resolve_datasets(raw, data_dir, notices)
+    return suite

@@ -1,67 +1,55 @@
 """Hyperparameter tuning: Optuna studies owned by the driver, pruning decided by workers.
 
-One study per (dataset, model, fraction), stored in the results store's database
-(Optuna's RDB storage on the same SQLAlchemy URL), so an interrupted study resumes
-where it stopped and can be inspected with Optuna's own tools.
+One study per (dataset, model, fraction) and configuration, stored in the results
+store's database (Optuna's RDB storage on the same SQLAlchemy URL), so an interrupted
+study resumes where it stopped and can be inspected with Optuna's own tools.
 
-*Sampler*: TPE seeded by the split seed; its first 10 trials are random (Optuna's
-default). Those do not depend on earlier results, so parallel trials (several
-workers, Ray) sample exactly what a sequential run samples.
+*Deterministic trials.* Trial ``k`` of a study (its *index*, kept as the user attribute
+``mlcbench_index``) gets parameters that are a pure function of (the study's seed,
+``k``, and the results of trials ``0 .. k-1-LAG``): the driver samples them in a
+throw-away in-memory study (TPE seeded by ``seed`` and ``k``, given exactly those
+trials) and enqueues them into the stored study. It asks trial ``k`` only once trials
+``0 .. k-1-LAG`` have finished, so up to ``LAG + 1`` trials of one study run in parallel,
+and the pruner of trial ``k`` sees the same trials. Hence the sequence of trials does
+not depend on the number of workers, on timing, or on where a run was killed: a trial
+cut off by a crash (left RUNNING) is marked FAIL with ``mlcbench_interrupted`` and its
+index is asked again, with the same parameters, by the next run.
 
-*Objective*: the validation macro-F1 at its best threshold over the ``val`` grid
-(0.05..0.95), computed on the validation set (a fixed share of the training file,
-never subsampled by the fraction). TPE (seeded by the split seed) maximises it.
+*Budget*: the suite's ``trials``, the same for every model: indices ``0 .. trials-1``.
+An index is used up when its trial finished COMPLETE, PRUNED, or FAIL because the model
+raised (a broken model cannot loop). A model with an empty search space (or a fixed
+``[model.X]`` table) has no study: it runs its defaults (or the fixed params).
 
-*Budget*: the suite's ``trials`` is the same for every model. A trial counts when it
-finished COMPLETE or PRUNED; a trial that raised (FAIL) or was cut off by a killed run
-does not count, but a run stops asking once it has seen ``trials`` failures, so a
-broken model cannot loop. A model with an empty search space (or a ``[model.X]``
-table with ``trials = 0``) has no study: it runs its defaults (or the fixed params).
+*Objective*: see :func:`benchmark.job.objective_value` (validation data only).
 
-*Pruning* (ask/tell): the driver asks the stored study for a trial and sends the
-worker the sampled params plus the study's finished trials as plain dicts. The worker
-rebuilds an in-memory study with the same pruner, adds those trials, and reports each
-epoch's validation score into a fresh trial there; when the pruner says so, the
-``on_epoch`` callback raises ``optuna.TrialPruned``. The worker returns the
-intermediate values and the final state; the driver writes them into the stored
-trial (``report`` then ``tell``). The pruner sees the same history it would see in
-a sequential study, without workers touching the database.
+*Pruning* (ask/tell): the worker rebuilds an in-memory study with the same pruner and
+the trial history it was sent, reports each epoch's validation score into a fresh trial
+there, and raises ``optuna.TrialPruned`` when the pruner says so. The driver copies the
+intermediate values into the stored trial. Hyperband's maximum resource is the model's
+real epoch budget.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import TrialState
 
-COUNTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 TPE_STARTUP_TRIALS = 10  # Optuna's default: random search first, then TPE
+LAG = 4  # trial k is conditioned on trials 0..k-1-LAG; up to LAG+1 trials of a study in flight
+INDEX_ATTR = "mlcbench_index"
+INTERRUPTED_ATTR = "mlcbench_interrupted"
 
 
-class PruningConfig(dict):
-    """``{"pruner": "median"|"hyperband"|"none", "startup": int, "warmup": int, "max_epochs": int}``."""
-
-
-def make_pruner(config: dict[str, Any]) -> optuna.pruners.BasePruner:
-    kind = config.get("pruner", "median")
-    if kind == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=int(config.get("startup", 3)), n_warmup_steps=int(config.get("warmup", 2))
-        )
-    if kind == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=int(config.get("max_epochs") or 100))
+def make_pruner(pruning) -> optuna.pruners.BasePruner:
+    if pruning.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=int(pruning.startup), n_warmup_steps=int(pruning.warmup))
+    if pruning.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=int(pruning.max_epochs or 100))
     return optuna.pruners.NopPruner()
-
-
-def study_name(dataset: str, model: str, fraction: float, split_seed: int, val_size: float, epochs) -> str:
-    """Studies are keyed by what changes the objective, not by the trial budget.
-
-    Raising ``trials`` therefore resumes the same study and adds only the new trials.
-    """
-    return f"mlcbench|{dataset}|{model}|fraction={fraction:g}|split={split_seed}|val={val_size:g}|epochs={epochs}"
 
 
 def storage_for(url: str) -> optuna.storages.RDBStorage:
@@ -72,7 +60,7 @@ def storage_for(url: str) -> optuna.storages.RDBStorage:
 
 
 def trial_to_dict(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """A finished trial as plain data (what a worker needs to rebuild the history)."""
+    """A finished trial as plain data (what a worker or the sampler needs)."""
     return {
         "params": dict(trial.params),
         "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
@@ -93,17 +81,29 @@ def trial_from_dict(data: dict[str, Any]) -> optuna.trial.FrozenTrial:
     )
 
 
+def sample_params(search_space: dict[str, Any], history: list[dict[str, Any]], seed: int, index: int) -> dict:
+    """Parameters of trial ``index``: TPE seeded by (seed, index), given ``history`` only."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=(seed * 100_003 + index) % (2**31 - 1),
+                                         n_startup_trials=TPE_STARTUP_TRIALS)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    trials = [trial_from_dict(t) for t in history]
+    if trials:
+        study.add_trials(trials)
+    return dict(study.ask(search_space).params)
+
+
 class EpochPruner:
     """Worker side: an ``on_epoch`` callback that reports into an in-memory study.
 
     Records every reported score (the driver copies them into the stored trial) and
-    raises ``optuna.TrialPruned`` when the pruner, given the study's finished trials,
-    says this trial is hopeless.
+    raises ``optuna.TrialPruned`` when the pruner, given the trials it was sent, says
+    this trial is hopeless.
     """
 
-    def __init__(self, config: dict[str, Any], finished: list[dict[str, Any]]):
+    def __init__(self, pruning, finished: list[dict[str, Any]]):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.study = optuna.create_study(direction="maximize", pruner=make_pruner(config))
+        self.study = optuna.create_study(direction="maximize", pruner=make_pruner(pruning))
         trials = [trial_from_dict(t) for t in finished]
         if trials:
             self.study.add_trials(trials)
@@ -119,54 +119,78 @@ class EpochPruner:
 
 
 class StudyDriver:
-    """Driver side: the stored study of one (dataset, model, fraction)."""
+    """Driver side: the stored study of one group, asked and told deterministically."""
 
     def __init__(self, url: str, name: str, search_space: dict[str, Any], budget: int, seed: int,
                  storage: optuna.storages.RDBStorage | None = None):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.search_space = search_space
         self.budget = int(budget)
-        self.study = optuna.create_study(
-            study_name=name,
-            storage=storage or storage_for(url),
-            direction="maximize",
-            load_if_exists=True,
-        )
-        # Seeded by the split seed and the trials already there: a resumed study must not
-        # replay the random configurations its first session already tried.
-        existing = len(self.study.get_trials(deepcopy=False))
-        self.study.sampler = optuna.samplers.TPESampler(
-            seed=seed * 100_003 + existing, n_startup_trials=TPE_STARTUP_TRIALS
-        )
-        self.in_flight: dict[int, optuna.trial.Trial] = {}
-        self.failures = 0
+        self.seed = int(seed)
+        self.study = optuna.create_study(study_name=name, storage=storage or storage_for(url),
+                                         direction="maximize", load_if_exists=True)
+        self.in_flight: dict[int, optuna.trial.Trial] = {}  # index -> trial
         self._abandon_stale_trials()
 
     def _abandon_stale_trials(self) -> None:
-        """Trials left RUNNING by a killed run are marked FAIL (they do not count)."""
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        """Trials left RUNNING (or WAITING) by a killed run: FAIL, index free to be asked again."""
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+            if trial.state == TrialState.WAITING:
+                trial = self.study.ask()  # pop the enqueued trial so it can be closed
+            optuna.trial.Trial(self.study, trial._trial_id).set_user_attr(INTERRUPTED_ATTR, True)
             self.study.tell(trial.number, state=TrialState.FAIL)
 
-    def counted(self) -> int:
-        return len(self.study.get_trials(deepcopy=False, states=COUNTED_STATES))
+    def _finished(self) -> dict[int, optuna.trial.FrozenTrial]:
+        """Used-up indices and their trials (the latest trial of an index wins)."""
+        used = {}
+        for trial in self.study.get_trials(deepcopy=False):
+            index = trial.user_attrs.get(INDEX_ATTR)
+            if index is None or trial.state in (TrialState.RUNNING, TrialState.WAITING):
+                continue
+            if trial.state == TrialState.FAIL and trial.user_attrs.get(INTERRUPTED_ATTR):
+                continue
+            used[int(index)] = trial
+        return used
 
-    def finished_dicts(self) -> list[dict[str, Any]]:
-        return [trial_to_dict(t) for t in self.study.get_trials(deepcopy=False, states=COUNTED_STATES)]
+    def _next_index(self, finished: dict) -> int | None:
+        for index in range(self.budget):
+            if index not in finished and index not in self.in_flight:
+                return index
+        return None
+
+    def history(self, index: int, finished: dict | None = None) -> list[dict[str, Any]]:
+        """Trials ``0 .. index-1-LAG`` that count for the sampler and the pruner."""
+        finished = self._finished() if finished is None else finished
+        visible = [finished[i] for i in sorted(finished) if i < index - LAG]
+        return [trial_to_dict(t) for t in visible if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
 
     def can_ask(self) -> bool:
-        return self.counted() + len(self.in_flight) < self.budget and self.failures < self.budget
+        finished = self._finished()
+        index = self._next_index(finished)
+        return index is not None and all(i in finished for i in range(index - LAG))
 
     def done(self) -> bool:
-        return not self.in_flight and not self.can_ask()
+        return not self.in_flight and len(self._finished().keys() & set(range(self.budget))) == self.budget
 
-    def ask(self) -> tuple[int, dict[str, Any]]:
+    def counted(self) -> int:
+        finished = self._finished()
+        return sum(1 for i in range(self.budget) if i in finished)
+
+    def ask(self) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
+        """The next trial: (index, params, the history its pruner may see)."""
+        finished = self._finished()
+        index = self._next_index(finished)
+        assert index is not None, "ask() without can_ask()"
+        history = self.history(index, finished)
+        params = sample_params(self.search_space, history, self.seed, index)
+        self.study.enqueue_trial(params, user_attrs={INDEX_ATTR: index}, skip_if_exists=False)
         trial = self.study.ask(self.search_space)
-        self.in_flight[trial.number] = trial
-        return trial.number, dict(trial.params)
+        self.in_flight[index] = trial
+        return index, dict(trial.params), history
 
-    def tell(self, number: int, state: str, value: float | None, intermediate: dict[int, float],
+    def tell(self, index: int, state: str, value: float | None, intermediate: dict[int, float],
              attrs: dict[str, Any] | None = None) -> None:
-        trial = self.in_flight.pop(number)
+        trial = self.in_flight.pop(index)
         for step, score in sorted(intermediate.items()):
             trial.report(float(score), int(step))
         for key, attr in (attrs or {}).items():
@@ -176,20 +200,16 @@ class StudyDriver:
         elif state == "pruned":
             self.study.tell(trial, state=TrialState.PRUNED)
         else:
-            self.failures += 1
             self.study.tell(trial, state=TrialState.FAIL)
 
     def best(self) -> optuna.trial.FrozenTrial | None:
-        complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        """The best complete trial within the budget (ties: the lowest index)."""
+        finished = self._finished()
+        complete = [finished[i] for i in sorted(finished) if i < self.budget and finished[i].state == TrialState.COMPLETE]
         return max(complete, key=lambda t: t.value) if complete else None
 
     def abandon_in_flight(self) -> None:
-        for number in list(self.in_flight):
-            self.study.tell(self.in_flight.pop(number), state=TrialState.FAIL)
-
-
-def no_op_epoch(_epoch: int, _score: float) -> None:
-    """``on_epoch`` for runs that are not tuned (final cells keep early stopping only)."""
-
-
-EpochCallback = Callable[[int, float], None]
+        for index in list(self.in_flight):
+            trial = self.in_flight.pop(index)
+            trial.set_user_attr(INTERRUPTED_ATTR, True)
+            self.study.tell(trial, state=TrialState.FAIL)

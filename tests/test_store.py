@@ -9,7 +9,9 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from benchmark.store import FRAME_COLUMNS, ResultsStore, claims_table, runs_table
+from benchmark.claims import claims_table
+from benchmark.report.inputs import metrics_long
+from benchmark.store import RUN_COLUMNS, ResultsStore, StoreError, runs_table
 
 
 def _row(status="done", seed=0, fraction=0.5, value=0.5, **extra):
@@ -29,11 +31,11 @@ def test_directory_means_sqlite_file(tmp_path):
 def test_failed_row_is_replaced_and_done_row_is_kept(tmp_path):
     store = ResultsStore(tmp_path)
     assert store.record(_row(status="failed", error="Traceback: boom"))
-    assert store.cell_status() == {("emotions", "br", 0.5, 0): "failed"}
+    assert store.cell_status() == {("emotions", "br", 0.5, 0, ""): "failed"}
     assert store.record(_row(value=0.6))
     assert not store.record(_row(value=0.9)), "a second result for a done cell must be dropped"
     frame = store.runs_frame()
-    assert list(frame.columns) == FRAME_COLUMNS
+    assert list(frame.columns) == RUN_COLUMNS
     assert len(frame) == 1
     assert frame.loc[0, "status"] == "done" and frame.loc[0, "error"] is None
     assert frame.loc[0, "metrics"]["val"]["maF1"] == pytest.approx(0.6)
@@ -44,7 +46,7 @@ def test_metrics_long_and_planned(tmp_path):
     store.record(_row(seed=0, value=0.4))
     store.record(_row(seed=1, value=0.6))
     store.record(_row(seed=2, status="failed", error="x"))
-    long = store.metrics_long(protocol="val")
+    long = metrics_long(store.runs_frame(), "val")
     assert sorted(long["seed"]) == [0, 0, 1, 1]  # failed cell excluded
     assert long.query("metric == 'maF1'")["value"].mean() == pytest.approx(0.5)
     store.plan([("emotions", "br", 0.5, s) for s in range(3)], "smoke", "h1")
@@ -57,7 +59,7 @@ def test_fraction_keys_are_normalised(tmp_path):
     store = ResultsStore(tmp_path)
     store.record(_row(fraction=0.1 + 0.2))  # 0.30000000000000004
     assert not store.record(_row(fraction=0.3))
-    assert store.done_cells() == {("emotions", "br", 0.3, 0)}
+    assert store.done_cells() == {("emotions", "br", 0.3, 0, "")}
 
 
 def test_nan_metrics_are_stored_as_null(tmp_path):
@@ -76,19 +78,62 @@ def test_failed_transaction_leaves_no_row(tmp_path):
 
 
 def test_claims_block_live_owner_and_take_over_dead_one(tmp_path):
-    first, second = ResultsStore(tmp_path), ResultsStore(tmp_path)
-    key = first.claim_key("emotions", "br", 0.5, 0)
+    first, second = ResultsStore(tmp_path).claims(), ResultsStore(tmp_path).claims()
+    key = "group|emotions|br|0.5|abc"
     assert first.claim(key)
     assert not second.claim(key)
+    assert second.holder(key) == first.owner
     # an owner whose process is gone (same host) loses its claim at once
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     with first.engine.begin() as conn:
         conn.execute(claims_table.update().values(pid=int(dead.stdout)))
+    assert second.holder(key) is None
+    assert second.remove_dead() == 1, "dead claims are removed"
     assert second.claim(key)
-    # recording the cell releases the claim
-    second.record(_row())
+    with second:  # leaving the context releases every claim of its owner
+        pass
     with second.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(claims_table)).scalar() == 0
+
+
+def test_cells_of_other_configurations_are_distinct(tmp_path):
+    store = ResultsStore(tmp_path)
+    assert store.record(_row(config="aaa"))
+    assert store.record(_row(config="bbb", value=0.7)), "another configuration is another cell"
+    assert store.done_cells() == {("emotions", "br", 0.5, 0, "aaa"), ("emotions", "br", 0.5, 0, "bbb")}
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///"])
+def test_in_memory_sqlite_is_refused(url):
+    with pytest.raises(StoreError, match="in-memory"):
+        ResultsStore(url)
+
+
+def test_v1_store_is_migrated_in_place(tmp_path):
+    """A store written before the config column (v1) opens: rows kept, config = legacy-<suite hash>."""
+    path = tmp_path / "mlcbench.sqlite"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE mlcbench_runs (id INTEGER PRIMARY KEY, dataset VARCHAR, model VARCHAR, fraction FLOAT, "
+            "seed INTEGER, status VARCHAR, error TEXT, params JSON, metrics JSON, suite VARCHAR, suite_hash VARCHAR, "
+            "finished_at VARCHAR, CONSTRAINT uq_mlcbench_runs_cell UNIQUE (dataset, model, fraction, seed))")
+        conn.exec_driver_sql(
+            "INSERT INTO mlcbench_runs (dataset, model, fraction, seed, status, metrics, suite, suite_hash) VALUES "
+            "('emotions', 'br', 1.0, 0, 'done', '{\"val\": {\"maF1\": 0.6}}', 'quick', 'h1')")
+        conn.exec_driver_sql(
+            "CREATE TABLE mlcbench_planned (dataset VARCHAR, model VARCHAR, fraction FLOAT, seed INTEGER, "
+            "suite VARCHAR, suite_hash VARCHAR, planned_at VARCHAR, PRIMARY KEY (dataset, model, fraction, seed, suite))")
+        conn.exec_driver_sql("INSERT INTO mlcbench_planned VALUES ('emotions', 'br', 1.0, 0, 'quick', 'h1', 'x')")
+    engine.dispose()
+    store = ResultsStore(tmp_path)
+    assert store.schema_version() == 2
+    frame = store.runs_frame()
+    assert len(frame) == 1 and frame.loc[0, "config"] == "legacy-h1"
+    assert frame.loc[0, "metrics"]["val"]["maF1"] == pytest.approx(0.6)
+    assert store.planned_frame().loc[0, "config"] == "legacy-h1"
+    assert ResultsStore(tmp_path).schema_version() == 2  # opening again changes nothing
+    assert len(ResultsStore(tmp_path).runs_frame()) == 1
 
 
 def _write_cells(directory: str, tag: int, n_cells: int) -> None:

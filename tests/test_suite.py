@@ -86,9 +86,9 @@ params = { C = 0.25 }
     assert suite.model("br").fixed and suite.model("br").params == {"C": 0.25}
     assert not suite.model("prior").fixed
 
-    from benchmark.runner import _dataset_from_payload
+    from benchmark.job import load_job_dataset
 
-    dataset = _dataset_from_payload(entry.payload(), None)
+    dataset = load_job_dataset(entry.ref(), None)
     assert dataset.n_labels == 6 and dataset.n_instances == 593
 
 
@@ -119,12 +119,17 @@ def test_unknown_suite_name_lists_shipped_ones():
 
 def test_dry_run_lists_cells_and_done_count(tmp_path, capsys):
     from benchmark.cli import main
+    from benchmark.plan import make_plan
+    from benchmark.runner import Runner
     from benchmark.store import ResultsStore
 
     store = ResultsStore(tmp_path)
-    store.record({"dataset": "emotions", "model": "br", "fraction": 1.0, "seed": 0, "status": "done"})
+    suite = load_suite("smoke", models="br,prior", datasets="emotions")
+    _, cells = Runner(suite, store, None, None, make_plan("cpu", 1)).groups()
+    store.record({**cells[0]._asdict(), "status": "done"})
+    store.record({**cells[1]._asdict(), "config": "another-budget", "status": "done"})  # not this suite's cell
     assert main(["run", "--suite", "smoke", "--models", "br,prior", "--datasets", "emotions",
                  "--results", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "4 cells, 1 done, 0 failed, 3 to run" in out
-    assert len(store.runs_frame()) == 1  # a dry run trains nothing
+    assert len(store.runs_frame()) == 2  # a dry run trains nothing

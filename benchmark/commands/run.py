@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     parser.add_argument("--results", default="results", help="results directory or SQLAlchemy URL (default: results)")
     parser.add_argument("--data-dir", dest="data_dir", help="directory holding dataset files")
     parser.add_argument("--dry-run", action="store_true", help="list the suite's cells and how many are done")
+    parser.add_argument("--wait", action="store_true",
+                        help="wait for groups another live run holds, instead of exiting with code 3")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("--quiet", action="store_true", help="print only the final summary")
     verbosity.add_argument("--verbose", action="store_true", help="also print every tuning trial")
@@ -43,27 +45,20 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
 
 
-def _dry_run(suite, store) -> int:
+def _dry_run(runner) -> int:
     from tabulate import tabulate
 
     from benchmark.runner import dry_run_rows
 
-    rows = dry_run_rows(suite, store)
+    suite = runner.suite
+    rows = dry_run_rows(runner)
     print(tabulate(rows, headers=["dataset", "model", "fraction", "seed", "status"]))
     done = sum(r[-1] == "done" for r in rows)
     failed = sum(r[-1] == "failed" for r in rows)
     print(f"suite {suite.name} ({suite.hash}): {len(rows)} cells, {done} done, {failed} failed, "
-          f"{len(rows) - done} to run; trials {suite.trials}, epochs {suite.epochs or 'model default'}")
+          f"{len(rows) - done} to run; trials {suite.trials}, epochs {suite.epochs or 'model default'}; "
+          f"{runner.plan.describe()}")
     return 0
-
-
-def _workers(flag: int | None, suite_value, device: str) -> int | None:
-    """--workers wins; a suite's "auto" means one per core on the CPU, one per GPU on CUDA."""
-    if flag is not None:
-        return flag
-    if suite_value == "auto":
-        return None if device.startswith("cuda") else max(1, os.cpu_count() or 1)
-    return int(suite_value)
 
 
 def _stop_cleanly_on_signals() -> dict:
@@ -85,32 +80,27 @@ def _stop_cleanly_on_signals() -> dict:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from benchmark.errors import BenchmarkError
     from benchmark.executors import make_executor
+    from benchmark.plan import make_plan
     from benchmark.progress import RunProgress
-    from benchmark.runner import Runner, default_threads
+    from benchmark.runner import Runner
     from benchmark.store import ResultsStore
     from benchmark.suite import load_suite
 
-    if args.workers is not None and args.workers < 1:
-        raise BenchmarkError("--workers must be >= 1")
-    if args.data_dir:
-        os.environ["MLCBENCH_DATA_DIR"] = os.path.abspath(args.data_dir)
-    suite = load_suite(args.suite, data_dir=args.data_dir, **_overrides(args))
+    data_dir = os.path.abspath(args.data_dir) if args.data_dir else None
+    if data_dir:  # catalog lookups in this process and in workers see the same data dir
+        os.environ["MLCBENCH_DATA_DIR"] = data_dir
+    suite = load_suite(args.suite, data_dir=data_dir, **_overrides(args))
+    plan = make_plan(suite.device, args.workers if args.workers is not None else suite.workers,
+                     args.executor, data_dir, args.address)
     store = ResultsStore(args.results)
+    progress = RunProgress(quiet=args.quiet, verbose=args.verbose)
     if args.dry_run:
         for notice in suite.notices:
             print(f"notice: {notice}")
-        return _dry_run(suite, store)
-
-    from benchmark.torch_training import resolve_device
-
-    device = resolve_device(suite.device)
-    workers = _workers(args.workers, suite.workers, device)
-    executor = make_executor(args.executor, workers, device, args.address)
-    progress = RunProgress(quiet=args.quiet, verbose=args.verbose)
-    n_threads = None if args.executor == "ray" or not workers else default_threads(workers)
-    runner = Runner(suite, store, executor, progress, data_dir=args.data_dir, device=device, n_threads=n_threads)
+        return _dry_run(Runner(suite, store, None, progress, plan))
+    executor = make_executor(plan)
+    runner = Runner(suite, store, executor, progress, plan, wait_for_others=args.wait)
     previous_handlers = _stop_cleanly_on_signals()
     try:
         summary = runner.run()

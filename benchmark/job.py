@@ -1,0 +1,171 @@
+"""The worker side: one :class:`Job` in, one :class:`JobResult` out.
+
+A job is plain, frozen data: which dataset (a catalog name or a declaration), which
+model with which params and seed, the row indices of its train/val/test parts
+(computed once by the driver, see :mod:`benchmark.dataplan`), the threshold grids and
+the tuning objective, and for a tuning trial the pruner and the trial history it may
+see. The executor stamps the device and thread count on submit. :func:`run_job`
+loads the dataset (cached per process), fits, predicts validation and test, evaluates
+the three threshold protocols and never raises: a failure comes back as a result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OBJECTIVES = ("mean_f1", "maF1", "miF1", "ebF1")
+F1_METRICS = ("ebF1", "miF1", "maF1")
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """How a worker finds a dataset: a catalog name, or a declaration with absolute paths."""
+
+    name: str
+    declaration: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """The pruner a trial reports its per-epoch validation scores to."""
+
+    pruner: str = "median"  # median | hyperband | none
+    startup: int = 3
+    warmup: int = 2
+    max_epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # "trial" (reports to a pruner) or "cell"
+    dataset: DatasetRef
+    model: str
+    params: dict[str, Any]
+    seed: int
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    val_grid: tuple[float, ...]
+    oracle_grid: tuple[float, ...]
+    objective: str = "mean_f1"
+    pruning: Pruning | None = None
+    history: tuple[dict[str, Any], ...] = ()  # finished trials the pruner may see
+    data_dir: str | None = None
+    device: str = "cpu"  # stamped by the executor
+    n_threads: int | None = None  # stamped by the executor
+    label: str = ""
+
+
+@dataclass
+class JobResult:
+    state: str  # complete | pruned | failed
+    val_score: float | None = None
+    intermediate: dict[int, float] = field(default_factory=dict)
+    record: dict[str, Any] | None = None
+    error: str | None = None
+    started_at: str | None = None
+
+
+_DATA_CACHE: dict[Any, Any] = {}
+_DATA_CACHE_SIZE = 2
+
+
+def load_job_dataset(ref: DatasetRef, data_dir: str | None):
+    """The job's dataset, parsed once per worker process (two most recent kept)."""
+    from benchmark.datasource import DatasetSpec, load_dataset
+
+    key = (ref.name, repr(sorted((ref.declaration or {}).items())), data_dir)
+    if key not in _DATA_CACHE:
+        if len(_DATA_CACHE) >= _DATA_CACHE_SIZE:
+            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
+        if ref.declaration:
+            spec = DatasetSpec.from_dict(dict(ref.declaration), Path("/"))  # paths are absolute already
+            _DATA_CACHE[key] = load_dataset(spec, data_dir=data_dir)
+        else:
+            _DATA_CACHE[key] = load_dataset(ref.name, data_dir=data_dir)
+    return _DATA_CACHE[key]
+
+
+def objective_value(y_val, s_val, objective: str, grid) -> float:
+    """The tuning objective on validation data: one F1 at its best grid threshold, or their mean.
+
+    ``mean_f1`` (the default) averages example-, micro- and macro-F1, each at its own
+    best threshold, so that no configuration wins by trading one of them away.
+    """
+    from benchmark.thresholds import best_over_grid
+
+    metrics = F1_METRICS if objective == "mean_f1" else (objective,)
+    values = [best_over_grid(y_val, s_val, m, grid)[0] for m in metrics]
+    value = float(np.mean(values))
+    return value if math.isfinite(value) else 0.0
+
+
+def run_job(job: Job) -> JobResult:
+    """Train and evaluate one configuration; never raises (except KeyboardInterrupt)."""
+    import optuna
+
+    from benchmark.store import json_safe, now_iso
+
+    pruner = None
+    started_at = now_iso()
+    try:
+        dataset = load_job_dataset(job.dataset, job.data_dir)
+        X, Y = dataset.X, dataset.Y
+        from benchmark.model_api import get_model
+
+        cls = get_model(job.model)
+        model = cls(seed=job.seed, device=job.device, n_threads=job.n_threads, **job.params)
+        if job.kind == "trial" and job.pruning is not None and cls.trains_in_epochs:
+            from benchmark.tuning import EpochPruner
+
+            pruner = EpochPruner(job.pruning, list(job.history))
+        record = _fit_and_evaluate(job, model, X, Y, pruner)
+        return JobResult("complete", val_score=record["val_score"],
+                         intermediate=dict(pruner.intermediate) if pruner else {},
+                         record=json_safe(record), started_at=started_at)
+    except optuna.TrialPruned:
+        return JobResult("pruned", intermediate=dict(pruner.intermediate) if pruner else {}, started_at=started_at)
+    except Exception:  # noqa: BLE001 - a failing model is a result, recorded with its traceback
+        return JobResult("failed", error=traceback.format_exc(), started_at=started_at,
+                         intermediate=dict(pruner.intermediate) if pruner else {})
+
+
+def _fit_and_evaluate(job: Job, model, X, Y, pruner) -> dict[str, Any]:
+    from benchmark import provenance
+    from benchmark.thresholds import evaluate_protocols
+
+    train, val, test = job.train, job.val, job.test
+    started = time.perf_counter()
+    model.fit(X[train], Y[train], X[val], Y[val], on_epoch=pruner)
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    s_val = np.asarray(model.predict_proba(X[val]), dtype=np.float64)
+    s_test = np.asarray(model.predict_proba(X[test]), dtype=np.float64)
+    predict_seconds = time.perf_counter() - started
+    protocols = evaluate_protocols(Y[val], s_val, Y[test], s_test,
+                                   val_grid=list(job.val_grid), oracle_grid=list(job.oracle_grid))
+    info = dict(model.fit_info)
+    epoch_seconds = info.get("epoch_seconds") or []
+    return {
+        "params": dict(model.params),
+        "metrics": {p: v["metrics"] for p, v in protocols.items()},
+        "thresholds": {p: v["thresholds"] for p, v in protocols.items()},
+        "val_score": objective_value(Y[val], s_val, job.objective, list(job.val_grid)),
+        "best_epoch": info.get("best_epoch"),
+        "n_epochs": info.get("n_epochs"),
+        "fit_seconds": float(info.get("fit_seconds", fit_seconds)),
+        "predict_seconds": predict_seconds,
+        "seconds_per_epoch": float(np.mean(epoch_seconds)) if len(epoch_seconds) else None,
+        "device": provenance.device_name(job.device),
+        "versions": provenance.library_versions(),
+        "n_train": int(len(train)),
+        "n_val": int(len(val)),
+        "n_test": int(len(test)),
+    }

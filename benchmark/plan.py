@@ -1,0 +1,101 @@
+"""The execution plan: devices, workers, threads per worker and data dir, decided once.
+
+The CLI, the executors and the runner all read this one object instead of resolving the
+device or counting cores themselves.
+
+Policy:
+
+- CPU only: ``--workers N`` processes (default: the suite's ``workers``; ``"auto"`` is
+  one per core), each capped to ``cores // N`` threads.
+- With GPUs: GPU jobs (models with ``uses_gpu``) run in GPU workers, ``jobs_per_gpu``
+  per visible device (default 1; ``--workers`` sets it), with one thread each for data
+  handling. CPU-bound models (prior, br, cc, ecc, mlknn, ... any model without
+  ``uses_gpu``) run *at the same time* in CPU workers on the remaining cores, one
+  thread each.
+- Ray: the same two kinds of task, with Ray resources per task (``num_gpus`` a share of
+  a GPU for GPU jobs, ``num_cpus`` for every job).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from benchmark.errors import BenchmarkError
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    executor: str  # local | ray
+    cpu_workers: int
+    cpu_threads: int  # threads per CPU worker
+    gpu_devices: tuple[str, ...] = ()  # one entry per GPU worker slot
+    gpu_threads: int = 1
+    data_dir: str | None = None
+    address: str | None = None
+
+    @property
+    def device(self) -> str:
+        """The device torch models use: the first GPU, or the CPU."""
+        return self.gpu_devices[0] if self.gpu_devices else "cpu"
+
+    @property
+    def uses_gpu(self) -> bool:
+        return bool(self.gpu_devices)
+
+    def resource_for(self, model_cls) -> str:
+        """Which pool a model's jobs go to: "gpu" or "cpu"."""
+        return "gpu" if self.uses_gpu and getattr(model_cls, "uses_gpu", False) else "cpu"
+
+    def describe(self) -> str:
+        text = f"{self.cpu_workers} CPU worker(s) x {self.cpu_threads} thread(s)"
+        if self.gpu_devices:
+            text += f" + {len(self.gpu_devices)} GPU worker(s) on {', '.join(sorted(set(self.gpu_devices)))}"
+        return text
+
+
+def cuda_device_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def resolve_gpus(device: str, gpu_count: int | None = None) -> list[str]:
+    """The CUDA devices a device setting selects ([] for the CPU); validates the request."""
+    name = str(device or "auto").strip().lower()
+    if name == "cpu":
+        return []
+    if name not in ("auto", "cuda", "gpu") and not re.fullmatch(r"cuda:\d+", name):
+        raise BenchmarkError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:<index>")
+    count = cuda_device_count() if gpu_count is None else gpu_count
+    if name == "auto":
+        return [f"cuda:{i}" for i in range(count)]
+    if count == 0:
+        raise BenchmarkError(f"device {device!r} requested but CUDA is not available on this machine "
+                             "(use --device cpu or auto)")
+    if name in ("cuda", "gpu"):
+        return [f"cuda:{i}" for i in range(count)]
+    index = int(name.split(":")[1])
+    if index >= count:
+        raise BenchmarkError(f"device {device!r} requested but only {count} CUDA device(s) exist")
+    return [name]
+
+
+def make_plan(device: str, workers: int | str | None, executor: str = "local", data_dir: str | None = None,
+              address: str | None = None, cpu_count: int | None = None, gpu_count: int | None = None) -> ExecutionPlan:
+    """Decide the plan from the user's settings (flags over suite values) and this machine."""
+    if executor not in ("local", "ray"):
+        raise BenchmarkError(f"unknown executor {executor!r}; expected local or ray")
+    if workers is not None and workers != "auto" and int(workers) < 1:
+        raise BenchmarkError("--workers must be >= 1")
+    cores = max(1, cpu_count or os.cpu_count() or 1)
+    gpus = resolve_gpus(device, gpu_count)
+    data_dir = os.path.abspath(data_dir) if data_dir else None
+    if gpus:
+        per_gpu = 1 if workers in (None, "auto") else int(workers)
+        slots = tuple(d for d in gpus for _ in range(per_gpu))
+        cpu_workers = max(1, cores - len(slots))
+        return ExecutionPlan(executor, cpu_workers, 1, slots, 1, data_dir, address)
+    n = cores if workers == "auto" else int(workers or 1)
+    return ExecutionPlan(executor, n, max(1, cores // n), (), 1, data_dir, address)
