@@ -13,12 +13,14 @@ def register(subparsers) -> None:
             "efficiency, and index.md/index.html linking everything."
         ),
     )
-    parser.add_argument("--results", default="results", help="results store: a directory or an SQLAlchemy URL (default: results)")
+    parser.add_argument("--results", default="results", help="results store: a directory, an .sqlite file or an SQLAlchemy URL (default: results)")
     parser.add_argument("--out", default=None,
                         help="output directory (default: reports, or reports/<protocol> for fixed/oracle)")
     parser.add_argument("--protocol", default="val", choices=("val", "fixed", "oracle"),
                         help="threshold protocol (default: val); oracle is optimistic (thresholds tuned on the test set)")
     parser.add_argument("--suite", default=None, help="only runs recorded under this suite name (default: all)")
+    parser.add_argument("--all-configs", action="store_true", dest="all_configs",
+                        help="show every stored configuration (default: each suite's latest per dataset and model)")
     parser.add_argument("--focus", default="cgmvae",
                         help="model compared with every baseline in the paired tests and data efficiency (default: cgmvae)")
     parser.add_argument("--metrics", default=None,
@@ -31,7 +33,7 @@ def handle(args) -> int:
 
     out = args.out or ("reports" if args.protocol == "val" else f"reports/{args.protocol}")
     result = build_report(args.results, out, protocol=args.protocol, focus=args.focus, suite=args.suite,
-                          metrics=args.metrics.split(",") if args.metrics else None)
+                          metrics=args.metrics.split(",") if args.metrics else None, all_configs=args.all_configs)
     print(
         f"report ({result.protocol} protocol): {result.n_done} finished, {result.n_failed} failed, "
         f"{result.n_missing} missing cells; {len(result.files)} files under {result.out_dir}/"

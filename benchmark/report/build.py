@@ -56,7 +56,7 @@ def safe_name(metric: str) -> str:
     return "".join(ch for ch in metric if ch.isalnum() or ch in "-_")
 
 
-def _as_inputs(source, suite: str | None) -> ReportInputs:
+def _as_inputs(source, suite: str | None, all_configs: bool = False) -> ReportInputs:
     if isinstance(source, ReportInputs):
         return source
     if isinstance(source, pd.DataFrame):
@@ -64,7 +64,7 @@ def _as_inputs(source, suite: str | None) -> ReportInputs:
     if hasattr(source, "runs_frame"):
         planned = source.planned_frame() if hasattr(source, "planned_frame") else None
         return ReportInputs(runs=source.runs_frame(), planned=planned, source=type(source).__name__)
-    return inputs_from_store(source, suite=suite)
+    return inputs_from_store(source, suite=suite, all_configs=all_configs)
 
 
 def build_report(
@@ -74,6 +74,7 @@ def build_report(
     focus: str = FOCUS_MODEL,
     suite: str | None = None,
     metrics: list[str] | None = None,
+    all_configs: bool = False,
 ) -> ReportResult:
     """Write the report for ``protocol`` under ``out_dir`` and return what was written.
 
@@ -85,7 +86,7 @@ def build_report(
     matplotlib.use("Agg")
     if protocol not in PROTOCOLS:
         raise ReportError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    inputs = _as_inputs(source, suite)
+    inputs = _as_inputs(source, suite, all_configs)
     _require_results(inputs, protocol)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -221,7 +222,9 @@ class _Builder:
             f"Datasets ({len(self.datasets)}): {', '.join(self.datasets)}; models ({len(self.models)}): "
             f"{', '.join(self.models)}; fractions: {', '.join(f'{f:g}' for f in sorted(self.long['fraction'].unique()))}; "
             f"seeds: {', '.join(str(s) for s in sorted(self.long['seed'].unique()))}",
-        ]))
+            f"Configurations: {distinct('config')} (one per suite, dataset and model: the latest unless "
+            "`--all-configs`)",
+        ] + [f"Note: {note}" for note in self.inputs.notes]))
 
     def _tables(self) -> None:
         self.blocks.append(Heading("Tables"))

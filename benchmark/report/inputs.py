@@ -126,26 +126,73 @@ def full_fraction(long: pd.DataFrame) -> dict[str, float]:
     return {name: float(group["fraction"].max()) for name, group in long.groupby("dataset")}
 
 
-def inputs_from_store(results: str | Path, suite: str | None = None) -> ReportInputs:
-    """Read a results store (a directory or an SQLAlchemy URL) without creating one."""
+def select_configurations(runs: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Per (suite, dataset, model), the rows of the latest configuration only.
+
+    A store may hold cells of several configurations (another budget, another search
+    space); mixing them in one mean would be wrong. The latest one (by finish time) is
+    kept and the others are listed in ``notes``. Rows without a config (frames built by
+    hand) are kept as they are.
+    """
+    if "config" not in runs.columns or runs.empty:
+        return runs
+    keep = []
+    for (suite, dataset, model), rows in runs.groupby(["suite", "dataset", "model"], dropna=False, sort=True):
+        stamps = rows["finished_at"].fillna("") if "finished_at" in rows.columns else pd.Series("", index=rows.index)
+        latest = rows.loc[stamps.idxmax(), "config"] if len(rows) else None
+        chosen = rows[rows["config"] == latest]
+        dropped = len(rows) - len(chosen)
+        if dropped:
+            notes.append(f"{suite}/{dataset}/{model}: {dropped} row(s) of older configuration(s) "
+                         f"{', '.join(sorted(set(rows['config']) - {latest}))} not shown (latest: {latest})")
+        keep.append(chosen)
+    selected = pd.concat(keep) if keep else runs.iloc[:0]
+    _note_mixed_settings(selected, notes)
+    return selected.sort_values(CELL_KEY).reset_index(drop=True)
+
+
+def _note_mixed_settings(runs: pd.DataFrame, notes: list[str]) -> None:
+    """Say so when the tables combine cells of different budgets or protocols."""
+    if "settings" not in runs.columns:
+        return
+    budgets = set()
+    for settings in runs["settings"]:
+        if isinstance(settings, dict) and settings:
+            tuning, split = settings.get("tuning", {}), settings.get("split", {})
+            budgets.add((tuning.get("trials"), tuning.get("objective"), split.get("resample"), split.get("protocol")))
+    tuned_budgets = {b for b in budgets if b[0]}  # untuned models (trials 0) do not make a mix
+    if len(tuned_budgets) > 1:
+        shown = "; ".join(f"trials={t}, objective={o}, resample={r}, protocol={p}" for t, o, r, p in sorted(tuned_budgets, key=str))
+        notes.append(f"these tables mix configurations: {shown}")
+
+
+def store_location(results: str | Path) -> str:
+    """The store a report reads: a URL, a ``.sqlite`` file, or a directory holding one."""
     location = str(results)
-    if "://" not in location:
-        directory = Path(location)
-        if not (directory / "mlcbench.sqlite").exists():
-            raise ReportError(
-                f"no results store at {directory}/ (expected {directory / 'mlcbench.sqlite'}); "
-                "run `python -m benchmark run --suite smoke` first"
-            )
+    if "://" in location:
+        return location
+    path = Path(location)
+    file = path if path.suffix in (".sqlite", ".db", ".sqlite3") else path / "mlcbench.sqlite"
+    if not file.is_file():
+        raise ReportError(f"no results store at {file}; run `python -m benchmark run --suite smoke` first "
+                          "(or pass --results DIR|FILE.sqlite|URL)")
+    return str(file) if file is path else location
+
+
+def inputs_from_store(results: str | Path, suite: str | None = None, all_configs: bool = False) -> ReportInputs:
+    """Read a results store (a directory, an SQLite file or an SQLAlchemy URL) without creating one."""
+    location = store_location(results)
     from benchmark.store import ResultsStore  # imported late: the CLI's --help stays fast
 
-    store = ResultsStore(location)
+    store = ResultsStore(location, create=False)
     runs = store.runs_frame()
-    try:
-        planned = store.planned_frame()
-    except (AttributeError, NotImplementedError):
-        planned = None
+    planned = store.planned_frame()
     if suite is not None:
         runs = runs[runs["suite"] == suite]
-        if planned is not None and "suite" in planned.columns:
-            planned = planned[planned["suite"] == suite]
-    return ReportInputs(runs=runs.reset_index(drop=True), planned=planned, source=location)
+        planned = planned[planned["suite"] == suite]
+    notes: list[str] = []
+    if not all_configs:
+        runs = select_configurations(runs, notes)
+        if "config" in planned.columns and not runs.empty:
+            planned = planned[planned["config"].isin(set(runs["config"])) | ~planned["suite"].isin(set(runs["suite"]))]
+    return ReportInputs(runs=runs.reset_index(drop=True), planned=planned, source=location, notes=notes)
