@@ -50,7 +50,9 @@ from benchmark.sklearn_utils import (
 # dense datasets prefer smaller C, sparse text larger. The tuner searches the range.
 LOGISTIC_DEFAULTS: dict[str, Any] = {"C": 0.1, "class_weight": None, "max_iter": 1000}
 LOGISTIC_SPACE: dict[str, Any] = {
-    "C": FloatDistribution(1e-3, 1e2, log=True),
+    # C below 1e-2 with balanced class weights gives near-constant scores that predict most
+    # labels everywhere: high macro-F1 on paper, micro-F1 below the prior's (seen on yeast).
+    "C": FloatDistribution(1e-2, 1e2, log=True),
     "class_weight": CategoricalDistribution([None, "balanced"]),
 }
 # Chains: "predict_proba" feeds each earlier link's probability to later links at
