@@ -13,8 +13,10 @@ activation. We wrap ``skmultilearn.adapt.MLARAM`` and fix what the harness needs
   matrix's own global min and max, so a test set would be scaled by its own statistics.
   We min-max scale every feature to [0, 1] with the training rows' minimum and maximum
   (test values clipped to [0, 1]); the library then leaves the data as it is. CSR input
-  is scaled by each column's maximum absolute value (keeps zeros, stays sparse; negative
-  entries, which non-negative text features do not have, are clipped to 0).
+  is scaled by each column's maximum absolute value (zeros stay zeros; negative entries,
+  which non-negative text features do not have, are clipped to 0) and then densified:
+  ARAM's complement coding [x, 1 - x] is dense anyway, and the library's sparse path
+  fails on current SciPy (row-vs-matrix ``minimum``). Prediction densifies in row blocks.
 - *Scores in [0, 1]*: the library's scores are activation-weighted sums of prototype
   vote *counts*, divided by the sum of activations, so they exceed 1 for prototypes that
   absorbed several rows. We fit with one extra all-ones label column: it changes neither
@@ -32,6 +34,7 @@ not depend on the seed (the row order is the data's).
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -39,7 +42,7 @@ import scipy.sparse as sp
 from optuna.distributions import FloatDistribution
 
 from benchmark.model_api import Model
-from benchmark.sklearn_utils import LabelPartition, check_features, check_xy
+from benchmark.sklearn_utils import LabelPartition, check_features, check_xy, predict_in_chunks
 
 
 class MLARAM(Model):
@@ -66,7 +69,9 @@ class MLARAM(Model):
             Y_fit = np.hstack([Y[:, self.partition_.varying], np.ones((Y.shape[0], 1), dtype=Y.dtype)])
             estimator = SkmlMLARAM(vigilance=float(self.params["vigilance"]),
                                    threshold=float(self.params["threshold"]), neurons=[])
-            estimator.fit(self._scale(X), np.array(Y_fit, dtype=np.int64, copy=True))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # the library imports numpy.core.umath
+                estimator.fit(self._scale(X), np.array(Y_fit, dtype=np.int64, copy=True))
             self.estimator_ = estimator
         self.fit_info = {
             "fit_seconds": time.perf_counter() - start,
@@ -79,10 +84,17 @@ class MLARAM(Model):
         X = check_features(X, self.n_features_)
         varying = None
         if self.estimator_ is not None:
-            raw = np.asarray(self.estimator_.predict_proba(self._scale(X)), dtype=np.float64)
-            raw = raw.reshape(X.shape[0], -1)
-            varying = raw[:, :-1] / np.maximum(raw[:, -1:], 1e-300)
+            n_out = self.partition_.varying.size
+            varying = predict_in_chunks(self._scores, X, n_out, chunk_rows=1024)
         return np.clip(self.partition_.assemble(varying, X.shape[0]), 0.0, 1.0)
+
+    def _scores(self, X) -> np.ndarray:
+        """The library's scores for a block of rows, divided by the all-ones column's."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the library imports numpy.core.umath
+            raw = np.asarray(self.estimator_.predict_proba(self._scale(X)), dtype=np.float64)
+        raw = raw.reshape(X.shape[0], -1)
+        return raw[:, :-1] / np.maximum(raw[:, -1:], 1e-300)
 
     # -- scaling to [0, 1] with training statistics --------------------------------
 
@@ -96,12 +108,9 @@ class MLARAM(Model):
             self.offset_ = low
             self.scale_ = np.where(high > low, high - low, 1.0)
 
-    def _scale(self, X):
-        """A new [0, 1] matrix (never the caller's): dense float64 or CSR."""
+    def _scale(self, X) -> np.ndarray:
+        """A new dense float64 matrix in [0, 1] (never the caller's)."""
         if sp.issparse(X):
             Xs = sp.csr_matrix(X, dtype=np.float64, copy=True) @ sp.diags(1.0 / self.scale_)
-            Xs = sp.csr_matrix(Xs)
-            np.clip(Xs.data, 0.0, 1.0, out=Xs.data)
-            Xs.eliminate_zeros()
-            return Xs
+            return np.clip(Xs.toarray(), 0.0, 1.0)
         return np.clip((np.asarray(X, dtype=np.float64) - self.offset_) / self.scale_, 0.0, 1.0)
