@@ -49,11 +49,11 @@ class MLARAM(Model):
     """Multi-label ARAM network with [0, 1] scores; see the module docstring."""
 
     name = "mlaram"
-    family = "neural (ART)"
+    family = "art network"
     defaults: dict[str, Any] = {"vigilance": 0.9, "threshold": 0.02}  # the library's defaults
     search_space: dict[str, Any] = {
         "vigilance": FloatDistribution(0.8, 0.999),
-        "threshold": FloatDistribution(0.001, 0.2, log=True),
+        "threshold": FloatDistribution(0.001, 0.5, log=True),
     }
 
     def fit(self, X, Y, X_val=None, Y_val=None, on_epoch=None) -> "MLARAM":
