@@ -16,7 +16,8 @@ directly. Models that train in epochs set ``trains_in_epochs = True`` and call
 ``on_epoch(epoch, validation_score)`` after each epoch; the callback may raise
 ``optuna.TrialPruned`` to stop a hopeless trial, which the model lets propagate.
 After ``fit``, ``fit_info`` holds what the results store records (best epoch,
-seconds per epoch, ...).
+seconds per epoch, ...). Models that learn label embeddings (cgmvae, c2ae, lamp) also
+have ``label_embeddings()``: an (L, d) float array after ``fit``, for the embedding report.
 """
 
 from __future__ import annotations

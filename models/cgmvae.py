@@ -264,3 +264,9 @@ class CGMVAE(TorchModel):
         scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
             optimizer, T_0=int(p["scheduler_T0"]), T_mult=int(p["scheduler_T_mult"]), eta_min=float(p["eta_min"]))
         return scheduler, "epoch"
+
+    def label_embeddings(self):
+        """(L, E) float array: label k's learnt embedding, column k of W (for the embedding report)."""
+        if not hasattr(self, "net_"):
+            raise RuntimeError("cgmvae must be fitted before label_embeddings")
+        return self.net_.W.detach().t().float().cpu().numpy().copy()
