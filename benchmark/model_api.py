@@ -15,8 +15,10 @@ Search spaces are Optuna distributions, so the tuner can ``study.ask(space)``
 directly. Models that train in epochs set ``trains_in_epochs = True`` and call
 ``on_epoch(epoch, validation_score)`` after each epoch; the callback may raise
 ``optuna.TrialPruned`` to stop a hopeless trial, which the model lets propagate.
-After ``fit``, ``fit_info`` holds what the results store records (best epoch,
-seconds per epoch, ...).
+After ``fit``, ``fit_info`` holds what the results store records: every model sets
+``fit_seconds``; epoch-trained models also ``n_epochs`` (epochs trained), ``best_epoch``
+(the epoch whose weights are kept) and ``epoch_seconds`` (one entry per epoch); see
+``FIT_INFO_FIELDS`` and ``EPOCH_FIT_INFO_FIELDS``.
 
 ``stochastic`` says whether the seed changes the scores (checked by the behaviour
 contract, ``tests/test_model_contract.py``); left at ``None`` it follows
@@ -48,6 +50,9 @@ from benchmark import discovery
 from benchmark.errors import UnknownNameError
 
 EpochCallback = Callable[[int, float], None]
+
+FIT_INFO_FIELDS = ("fit_seconds",)
+EPOCH_FIT_INFO_FIELDS = ("n_epochs", "best_epoch", "epoch_seconds")
 
 
 class Model(ABC):
