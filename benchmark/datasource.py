@@ -381,7 +381,11 @@ def download(ref: FileRef, target: Path) -> Path:
         raise
     except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:
         tmp.unlink(missing_ok=True)
-        raise DatasetError(f"downloading {ref.rel} from {url} failed: {exc}") from None
+        raise DatasetError(
+            f"downloading {ref.rel} from {url} failed: {exc}; without network access, put the file at "
+            f"<data dir>/{ref.rel} and pass --data-dir DIR or set MLCBENCH_DATA_DIR "
+            f"(MLCBENCH_OFFLINE=1 never downloads)"
+        ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
