@@ -42,12 +42,13 @@ import sys
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from benchmark import discovery
-from benchmark.errors import UnknownNameError
+from benchmark.errors import BenchmarkError, UnknownNameError
+
+if TYPE_CHECKING:  # numpy costs 0.2 s, and `models list` needs none of it
+    import numpy as np
 
 EpochCallback = Callable[[int, float], None]
 
@@ -120,7 +121,11 @@ def get_model(name: str) -> type[Model]:
     """Look a model up by name, importing only its file; an unknown name suggests close ones."""
     declarations, unavailable = model_declarations()
     if name in declarations:
-        module = REGISTRY.import_file(declarations[name]["module_stem"])
+        try:
+            module = REGISTRY.import_file(declarations[name]["module_stem"])
+        except Exception as exc:  # e.g. a package uninstalled since the declarations were cached
+            raise BenchmarkError(f"model {name!r} is unavailable: {declarations[name]['file']}: "
+                                 f"{discovery.one_line_reason(exc)}") from exc
         for cls in REGISTRY.classes_in(module):
             if cls.name == name:
                 return cls

@@ -24,7 +24,10 @@ from pathlib import Path
 DATA_DIR_HELP = "a directory laid out like the dataset mirror (default: $MLCBENCH_DATA_DIR)"
 
 
-def register(subparsers) -> None:
+REGISTER_FULL_PARAMETER = True  # see benchmark.cli: format flags only when `datasets` is invoked
+
+
+def register(subparsers, full: bool = True) -> None:
     parser = subparsers.add_parser("datasets", help="list, inspect, fetch and verify datasets")
     actions = parser.add_subparsers(dest="datasets_action", metavar="ACTION", required=True)
 
@@ -35,7 +38,7 @@ def register(subparsers) -> None:
     info = actions.add_parser("info", help="load one dataset and print its statistics")
     info.add_argument("name", help="catalog name, or the path of a data file (e.g. <name>_data.npy, x.arff, x.csv)")
     info.add_argument("--json", action="store_true", help="print exactly one JSON object")
-    for option in format_options():
+    for option in format_options() if full else ():  # importing the formats costs numpy + scipy
         info.add_argument(option.flag, dest=option.param, type=option.type, default=None, help=option.help)
     info.set_defaults(handler=show_info)
 
