@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,6 @@ import scipy.sparse as sp
 from benchmark.cli import main
 from benchmark.datasource import DatasetSpec, formats, load_dataset
 from benchmark.errors import DatasetError, ParseError
-from benchmark.runner import _dataset_from_payload
 from benchmark.suite import load_suite
 
 CSV_TRAIN = """\
@@ -124,5 +124,7 @@ def test_new_formats_in_list_info_and_suites(tmp_path, capsys):
         data = "xc.txt"
     """))
     suite = load_suite(str(tmp_path / "s.toml"))
-    loaded = {entry.name: _dataset_from_payload(entry.payload(), None) for entry in suite.datasets}
+    # as a worker rebuilds a declared dataset: from the declaration, paths made absolute by the suite
+    loaded = {entry.name: load_dataset(DatasetSpec.from_dict(dict(entry.declaration), Path("/")))
+              for entry in suite.datasets}
     assert loaded["toy_csv"].n_labels == 2 and loaded["toy_xc"].X.shape == (4, 6)
