@@ -3,7 +3,9 @@
 Each command lives in ``benchmark/commands/<name>.py`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``handler`` to a function
 ``handler(args) -> int``. Command modules import heavy libraries inside their
-handlers so that ``--help`` stays fast.
+handlers so that ``--help`` stays fast. A module whose parser needs imports to build
+(``datasets``: the formats' flags) takes ``register(subparsers, full=...)``; it gets
+``full=True`` only when its command is the one invoked.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from benchmark.errors import BenchmarkError
 COMMANDS = ("run", "report", "datasets", "models")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def invoked_command(argv: list[str]) -> str:
+    """The command named on the command line ("" when none: ``--help``, a typo)."""
+    return next((arg for arg in argv if arg in COMMANDS), "")
+
+
+def build_parser(full_for: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``full_for``: the only command whose parser is built in full (None: all)."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmark",
         description="mlc-bench: benchmark multi-label classifiers on public datasets.",
@@ -30,12 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name != f"benchmark.commands.{name}":
                 raise
             continue  # command not built yet
-        module.register(subparsers)
+        if getattr(module, "REGISTER_FULL_PARAMETER", False):
+            module.register(subparsers, full=full_for is None or full_for == name)
+        else:
+            module.register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(full_for=invoked_command(argv))
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
@@ -45,3 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head`: the reader left; not an error worth a traceback
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0

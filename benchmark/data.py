@@ -16,7 +16,8 @@ class MultiLabelDataset:
     source is sparse; ``Y`` is a dense ``uint8`` 0/1 matrix. ``split`` maps
     ``"train"``/``"val"``/``"test"`` to row indices for datasets with a published
     split (empty otherwise). ``meta`` holds the ``.npy`` format's meta columns,
-    kept apart from the features.
+    kept apart from the features. ``row_sources`` lists ``(file, n_rows)`` in row
+    order, so that load checks can name the file a bad row came from.
     """
 
     name: str
@@ -27,6 +28,7 @@ class MultiLabelDataset:
     split: dict[str, np.ndarray] = field(default_factory=dict)
     meta: np.ndarray | None = None
     notices: list[str] = field(default_factory=list)
+    row_sources: list[tuple[str, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.X.shape[0] != self.Y.shape[0]:

@@ -48,7 +48,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from benchmark.data import MultiLabelDataset
-from benchmark.discovery import DATASETS_DIR, DATASETS_PACKAGE, import_all
+from benchmark import discovery
+from benchmark.discovery import DATASETS_DIR, DATASETS_PACKAGE
 from benchmark.errors import BenchmarkError, ChecksumError, DatasetError, UnknownNameError
 
 CATALOG_PATH = DATASETS_DIR / "catalog.toml"
@@ -67,12 +68,7 @@ def data_dir_setting(data_dir: str | Path | None = None) -> Path | None:
 
 def cache_dir() -> Path:
     """User cache: ``MLCBENCH_CACHE_DIR`` or platformdirs' user cache dir for mlc-bench."""
-    value = os.environ.get("MLCBENCH_CACHE_DIR")
-    if value:
-        return Path(value).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("mlc-bench"))
+    return discovery.cache_dir()
 
 
 def offline() -> bool:
@@ -136,42 +132,91 @@ class DatasetSpec:
         return all(locate(ref, data_dir) is not None for ref in self.files.values())
 
 
+@dataclass(frozen=True)
+class CliOption:
+    """A ``datasets info`` flag a format adds, stored into ``spec.params[param]``."""
+
+    flag: str
+    param: str
+    type: type
+    help: str
+
+
 class DatasetFormat:
     """Base class of the per-format loaders in ``datasets/*.py``.
 
     A subclass sets ``format`` (the catalog's format name) and ``file_roles`` and
     implements :meth:`load`, which receives the spec and the local path of each file.
     ``cache_version`` invalidates parsed caches when the loader's output changes.
+
+    Everything else about a format is a hook with a default here, so that a new
+    format is exactly one new file in ``datasets/``: ``cli_options`` (flags of
+    ``datasets info``), :meth:`claims_path`/:meth:`spec_from_path` (``datasets info
+    PATH``), :meth:`summary` (the ``datasets list`` row) and ``for_benchmarks``
+    (False: test data that ``include_available`` suites skip). Every loaded dataset then
+    goes through the same checks (:func:`check_dataset`).
     """
 
     format: ClassVar[str] = ""
     file_roles: ClassVar[tuple[str, ...]] = ()
     cacheable: ClassVar[bool] = True
     cache_version: ClassVar[int] = 1
+    for_benchmarks: ClassVar[bool] = True
+    cli_options: ClassVar[tuple[CliOption, ...]] = ()
 
     @classmethod
     def check_spec(cls, spec: DatasetSpec) -> None:
         """Raise DatasetError when the spec lacks something this format needs."""
 
+    @classmethod
+    def claims_path(cls, path: Path) -> bool:
+        """Whether ``datasets info PATH`` means a dataset of this format."""
+        return False
+
+    @classmethod
+    def spec_from_path(cls, path: Path, params: dict) -> DatasetSpec:
+        """The spec of the dataset at ``path`` (absolute), with command-line ``params``."""
+        return DatasetSpec.from_dict({"name": path.stem, "format": cls.format, cls.file_roles[0]: str(path),
+                                      **params})
+
+    @classmethod
+    def summary(cls, spec: DatasetSpec) -> dict:
+        """Instances, features, labels and split of the ``datasets list`` row."""
+        pub, params = spec.published, spec.params
+        split = "none"
+        if {"train", "test"} <= set(spec.files):
+            sizes = f" {pub['train']}/{pub['test']}" if "train" in pub and "test" in pub else ""
+            split = "train/test" + sizes
+        return {"instances": pub.get("instances", ""), "features": pub.get("features", ""),
+                "labels": pub.get("labels", ""), "split": split}
+
     def load(self, spec: DatasetSpec, paths: dict[str, Path]) -> MultiLabelDataset:
         raise NotImplementedError
 
 
+FORMATS = discovery.Registry(DATASETS_PACKAGE, lambda: DatasetFormat, key="format", what="dataset format")
+
+
 @lru_cache(maxsize=1)
+def _scan_formats() -> tuple[dict[str, type[DatasetFormat]], list[discovery.Unavailable]]:
+    return FORMATS.scan()
+
+
 def formats() -> dict[str, type[DatasetFormat]]:
-    """Format name -> loader class, from the ``datasets/*.py`` modules."""
-    found = {}
-    for module in import_all(DATASETS_PACKAGE):
-        for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, DatasetFormat) and value.format:
-                found[value.format] = value
-    return found
+    """Format name -> loader class, from the ``datasets/*.py`` files that import."""
+    return dict(_scan_formats()[0])
+
+
+def unavailable_formats() -> list[discovery.Unavailable]:
+    """Files of ``datasets/`` that fail to import, with their reasons."""
+    return list(_scan_formats()[1])
 
 
 def get_format(name: str) -> type[DatasetFormat]:
     table = formats()
     if name not in table:
-        raise DatasetError(f"unknown dataset format {name!r} (known: {', '.join(sorted(table))})")
+        broken = "".join(f"; unavailable: {u.path.name} ({u.reason})" for u in unavailable_formats())
+        raise DatasetError(f"unknown dataset format {name!r} (known: {', '.join(sorted(table))}){broken}")
     return table[name]
 
 
@@ -336,7 +381,11 @@ def download(ref: FileRef, target: Path) -> Path:
         raise
     except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:
         tmp.unlink(missing_ok=True)
-        raise DatasetError(f"downloading {ref.rel} from {url} failed: {exc}") from None
+        raise DatasetError(
+            f"downloading {ref.rel} from {url} failed: {exc}; without network access, put the file at "
+            f"<data dir>/{ref.rel} and pass --data-dir DIR or set MLCBENCH_DATA_DIR "
+            f"(MLCBENCH_OFFLINE=1 never downloads)"
+        ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -499,6 +548,69 @@ def load_dataset(name_or_spec, data_dir: str | Path | None = None, use_cache: bo
         if cached is not None:
             return cached
     dataset = format_cls().load(spec, paths)
+    check_dataset(dataset)
     if key is not None:
         write_cache(dataset, key)
     return dataset
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def _locate_row(dataset: MultiLabelDataset, row: int) -> str:
+    """``file row r`` for a global row index, from the dataset's ``row_sources``."""
+    for path, n_rows in dataset.row_sources:
+        if row < n_rows:
+            return f"{path}: data row {row + 1}"
+        row -= n_rows
+    return f"{dataset.name}: row {row + 1}"
+
+
+def _first_non_finite(X) -> tuple[int, int, int, float] | None:
+    """(count, row, column, value) of the first non-finite value in row order, or None."""
+    if sp.issparse(X):
+        X = X.tocsr()
+        bad = ~np.isfinite(X.data)
+        if not bad.any():
+            return None
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        cells = sorted(zip(rows[bad], X.indices[bad], X.data[bad]))
+        row, col, value = cells[0]
+        return int(bad.sum()), int(row), int(col), float(value)
+    mask = ~np.isfinite(X)
+    if not mask.any():
+        return None
+    row, col = (int(v) for v in np.argwhere(mask)[0])
+    return int(mask.sum()), row, col, float(X[row, col])
+
+
+def check_dataset(dataset: MultiLabelDataset) -> None:
+    """Checks every format's output passes, so a bad dataset stops at load, not per cell.
+
+    Non-finite features, overlapping split parts and a label matrix with no positive
+    are errors; labels never positive are a warning (a notice).
+    """
+    found = _first_non_finite(dataset.X)
+    if found is not None:
+        n_bad, row, col, value = found
+        name = dataset.feature_names[col] if col < len(dataset.feature_names) else f"column {col}"
+        raise DatasetError(f"{_locate_row(dataset, row)}, feature column {col} ({name}) is {value}: "
+                           f"{n_bad} non-finite feature value(s) (NaN/inf); fix or remove them")
+    parts = list(dataset.split)
+    for i, first in enumerate(parts):
+        for second in parts[i + 1:]:
+            common = np.intersect1d(dataset.split[first], dataset.split[second])
+            if common.size:
+                raise DatasetError(f"{dataset.name}: {first} and {second} share {common.size} row(s) "
+                                   f"(first: row {int(common[0])}); the split parts must not overlap")
+    if dataset.n_instances and dataset.n_labels:
+        positives = np.asarray(dataset.Y.sum(axis=0)).ravel()
+        if not positives.any():
+            raise DatasetError(f"{dataset.name}: no label is ever positive (all {dataset.n_labels} label "
+                               "columns are 0): check which columns are labels")
+        never = [dataset.label_names[j] for j in np.flatnonzero(positives == 0)]
+        if never:
+            shown = ", ".join(never[:5]) + (f" and {len(never) - 5} more" if len(never) > 5 else "")
+            notice = f"warning: {len(never)} label(s) never positive (they score nothing but count in macro averages): {shown}"
+            if notice not in dataset.notices:
+                dataset.notices.append(notice)

@@ -15,24 +15,47 @@ Search spaces are Optuna distributions, so the tuner can ``study.ask(space)``
 directly. Models that train in epochs set ``trains_in_epochs = True`` and call
 ``on_epoch(epoch, validation_score)`` after each epoch; the callback may raise
 ``optuna.TrialPruned`` to stop a hopeless trial, which the model lets propagate.
-After ``fit``, ``fit_info`` holds what the results store records (best epoch,
-seconds per epoch, ...). Models that learn label embeddings (cgmvae, c2ae, lamp) also
-have ``label_embeddings()``: an (L, d) float array after ``fit``, for the embedding report.
+After ``fit``, ``fit_info`` holds what the results store records: every model sets
+``fit_seconds``; epoch-trained models also ``n_epochs`` (epochs trained), ``best_epoch``
+(the epoch whose weights are kept) and ``epoch_seconds`` (one entry per epoch); see
+``FIT_INFO_FIELDS`` and ``EPOCH_FIT_INFO_FIELDS``. Models that learn label embeddings
+(cgmvae, c2ae, lamp) also have ``label_embeddings()``: an (L, d) float array after ``fit``,
+for the embedding report.
+
+``stochastic`` says whether the seed changes the scores (checked by the behaviour
+contract, ``tests/test_model_contract.py``); left at ``None`` it follows
+``trains_in_epochs`` (networks with random initialisation), see :meth:`Model.is_stochastic`.
+
+The registry (:func:`available_models`, :func:`get_model`, :func:`model_declarations`)
+is :class:`benchmark.discovery.Registry` over the model folders. Listing models must
+not import torch for every file, so what ``models list`` shows is kept in a small
+JSON cache keyed by the content of every model and engine file; only a miss (a
+changed file, a fresh checkout) imports the model files.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import inspect
+import json
+import os
+import sys
+import tempfile
 from abc import ABC, abstractmethod
-from typing import Any, Callable, ClassVar
-
-import numpy as np
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from benchmark import discovery
-from benchmark.errors import UnknownNameError
+from benchmark.errors import BenchmarkError, UnknownNameError
+
+if TYPE_CHECKING:  # numpy costs 0.2 s, and `models list` needs none of it
+    import numpy as np
 
 EpochCallback = Callable[[int, float], None]
+
+FIT_INFO_FIELDS = ("fit_seconds",)
+EPOCH_FIT_INFO_FIELDS = ("n_epochs", "best_epoch", "epoch_seconds")
 
 
 class Model(ABC):
@@ -42,6 +65,7 @@ class Model(ABC):
     family: ClassVar[str] = "other"
     uses_gpu: ClassVar[bool] = False
     trains_in_epochs: ClassVar[bool] = False
+    stochastic: ClassVar[bool | None] = None  # None: same as trains_in_epochs
     defaults: ClassVar[dict[str, Any]] = {}
     search_space: ClassVar[dict[str, Any]] = {}  # name -> optuna.distributions.*
 
@@ -66,33 +90,163 @@ class Model(ABC):
     def predict_proba(self, X) -> np.ndarray:
         """Return an (n, L) float array of label scores in [0, 1]."""
 
+    @classmethod
+    def is_stochastic(cls) -> bool:
+        """Whether a different seed gives different scores."""
+        return bool(cls.trains_in_epochs if cls.stochastic is None else cls.stochastic)
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
 
 
+REGISTRY = discovery.Registry(discovery.MODELS_PACKAGE, lambda: Model, key="name", what="model")
+ENGINE_DIR = Path(__file__).resolve().parent
+DECLARATIONS_VERSION = 1
+
+
 def available_models() -> dict[str, type[Model]]:
-    """Every concrete ``Model`` subclass defined in the model folders, by name."""
-    found: dict[str, type[Model]] = {}
-    for module in discovery.import_all(discovery.MODELS_PACKAGE):
-        for _, cls in inspect.getmembers(module, inspect.isclass):
-            if (
-                issubclass(cls, Model)
-                and cls.__module__ == module.__name__
-                and not inspect.isabstract(cls)
-                and getattr(cls, "name", None)
-            ):
-                if cls.name in found and found[cls.name] is not cls:
-                    raise ValueError(f"two models are named {cls.name!r}: {found[cls.name]} and {cls}")
-                found[cls.name] = cls
-    return dict(sorted(found.items()))
+    """Every concrete ``Model`` subclass defined in the model folders, by name.
+
+    Imports every model file; files that fail to import are left out (see
+    :func:`unavailable_models`).
+    """
+    return REGISTRY.scan()[0]
+
+
+def unavailable_models() -> list[discovery.Unavailable]:
+    """Model files that fail to import, each with its one-line reason."""
+    return model_declarations()[1]
 
 
 def get_model(name: str) -> type[Model]:
-    """Look a model up by name; an unknown name suggests close ones."""
-    models = available_models()
-    if name in models:
-        return models[name]
-    close = difflib.get_close_matches(name, list(models), n=3, cutoff=0.5)
+    """Look a model up by name, importing only its file; an unknown name suggests close ones."""
+    declarations, unavailable = model_declarations()
+    if name in declarations:
+        try:
+            module = REGISTRY.import_file(declarations[name]["module_stem"])
+        except Exception as exc:  # e.g. a package uninstalled since the declarations were cached
+            raise BenchmarkError(f"model {name!r} is unavailable: {declarations[name]['file']}: "
+                                 f"{discovery.one_line_reason(exc)}") from exc
+        for cls in REGISTRY.classes_in(module):
+            if cls.name == name:
+                return cls
+    close = difflib.get_close_matches(name, list(declarations), n=3, cutoff=0.5)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise UnknownNameError(f"unknown model {name!r}{hint}; known models: {', '.join(models)}")
+    broken = "".join(f"; unavailable: {u.path.name} ({u.reason})" for u in unavailable)
+    raise UnknownNameError(f"unknown model {name!r}{hint}; known models: {', '.join(declarations)}{broken}")
+
+
+# ---------------------------------------------------------------------------- declarations
+
+
+def describe_distribution(dist: Any) -> dict[str, Any]:
+    """An Optuna distribution as a JSON-friendly dict (None: not tuned)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if dist is None:
+        return {"type": "fixed"}
+    if isinstance(dist, CategoricalDistribution):
+        return {"type": "categorical", "choices": [_json_safe(c) for c in dist.choices]}
+    if isinstance(dist, (FloatDistribution, IntDistribution)):
+        kind = "float" if isinstance(dist, FloatDistribution) else "int"
+        return {"type": kind, "low": dist.low, "high": dist.high, "log": dist.log, "step": dist.step}
+    return {"type": type(dist).__name__}
+
+
+def _json_safe(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def declare(cls: type[Model]) -> dict[str, Any]:
+    """Everything ``models list``/``info`` show about a model class, as plain JSON data."""
+    names = list(cls.defaults) + [name for name in cls.search_space if name not in cls.defaults]
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    module = sys.modules[cls.__module__]
+    return {
+        "name": cls.name,
+        "family": cls.family,
+        "uses_gpu": bool(cls.uses_gpu),
+        "trains_in_epochs": bool(cls.trains_in_epochs),
+        "stochastic": cls.is_stochastic(),
+        "summary": doc.splitlines()[0] if doc else "",
+        "doc": doc,
+        "module_doc": inspect.cleandoc(module.__doc__ or ""),
+        "module": cls.__module__,
+        "module_stem": cls.__module__.rsplit(".", 1)[-1],
+        "file": str(Path(inspect.getfile(cls)).resolve()),
+        "hyperparameters": [
+            {
+                "name": name,
+                "default": _json_safe(cls.defaults.get(name)),
+                "default_repr": repr(cls.defaults.get(name)),
+                "search": describe_distribution(cls.search_space.get(name)),
+            }
+            for name in names
+        ],
+    }
+
+
+def _fingerprint(files: dict[str, Path]) -> str:
+    """Changes whenever a model file, an engine file or the interpreter changes."""
+    digest = hashlib.sha256(f"{DECLARATIONS_VERSION}|{sys.version}|{sys.prefix}".encode())
+    for path in sorted(ENGINE_DIR.glob("*.py")) + list(files.values()):
+        digest.update(str(path).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _cache_path() -> Path:
+    return discovery.cache_dir() / "registry" / "models.json"
+
+
+def _read_cache(key: str) -> dict[str, list[dict]]:
+    try:
+        cached = json.loads(_cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return cached.get("files", {}) if cached.get("key") == key else {}
+
+
+def _write_cache(key: str, per_file: dict[str, list[dict]]) -> None:
+    path = _cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"key": key, "files": per_file}, fh)
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache only makes listing slower
+        pass
+
+
+def model_declarations() -> tuple[dict[str, dict], list[discovery.Unavailable]]:
+    """Declarations of every model by name, and the files that fail to import.
+
+    Served from the cache when no file changed; files that failed are retried on
+    every call (a missing package may have been installed since).
+    """
+    files = REGISTRY.files()
+    key = _fingerprint(files)
+    per_file = {stem: decls for stem, decls in _read_cache(key).items() if stem in files}
+    todo = [stem for stem in files if stem not in per_file]
+    unavailable: list[discovery.Unavailable] = []
+    if todo:
+        classes, unavailable = REGISTRY.scan(todo)
+        failed = {u.module for u in unavailable}
+        for stem in todo:
+            if stem not in failed:
+                per_file[stem] = [declare(cls) for cls in classes.values() if cls.__module__.endswith("." + stem)]
+        _write_cache(key, {stem: per_file[stem] for stem in files if stem in per_file})
+    found: dict[str, dict] = {}
+    for stem in files:
+        for decl in per_file.get(stem, []):
+            if decl["name"] in found:
+                raise ValueError(f"two models are named {decl['name']!r}: in {found[decl['name']]['file']} "
+                                 f"and {decl['file']}")
+            found[decl["name"]] = decl
+    return dict(sorted(found.items())), unavailable

@@ -435,7 +435,7 @@ def _declared_datasets(tables: list[dict[str, Any]], base_dir: Path) -> list[Dat
 
 
 def _resolve_datasets(raw: dict[str, Any], data_dir: str | None, notices: list[str]) -> list[DatasetEntry]:
-    from benchmark.datasource import catalog, get_spec
+    from benchmark.datasource import catalog, get_format, get_spec
 
     declared = _declared_datasets(raw.get("dataset", []), Path(raw["_base_dir"]))
     declared_names = {d.name for d in declared}
@@ -456,7 +456,7 @@ def _resolve_datasets(raw: dict[str, Any], data_dir: str | None, notices: list[s
             notices.append(f"skipping dataset {name}: its files are not in the data directory")
     if raw.get("include_available"):
         for name, spec in catalog().items():
-            if spec.format == "synthetic":
+            if not get_format(spec.format).for_benchmarks:
                 continue  # generated data is for tests, not for the benchmark
             if not any(e.name == name for e in entries) and spec.is_available(data_dir):
                 entries.append(DatasetEntry(name=name))
@@ -513,13 +513,7 @@ def load_suite(name_or_path: str, data_dir: str | None = None, **overrides: Any)
     include = raw.get("include_available", False)
     if not isinstance(include, bool):
         raise SuiteError(f"include_available must be true or false, not {include!r}")
-    protocol = _choice(raw, "protocol", "harness", PROTOCOLS)
-    suite = Suite(
-        name=str(raw.get("name", path.stem)),
-        datasets=[],
-        models=_resolve_models(raw, raw.get("model", {})),
-        fractions=sorted({round(f, 6) for f in fractions}),
-        seeds=sorted(set(seeds)),
+    plain = dict(  # every plain field first: a typo fails before any model file is imported
         trials=_integer(raw, "trials", 0, minimum=0),
         epochs=_integer(raw, "epochs", None, minimum=1),
         split_seed=_integer(raw, "split_seed", 0, minimum=0),
@@ -532,12 +526,20 @@ def load_suite(name_or_path: str, data_dir: str | None = None, **overrides: Any)
         oracle_grid=_grid(raw, "oracle_grid"),
         objective=_choice(raw, "objective", "mean_f1", OBJECTIVES),
         resample=_choice(raw, "resample", "subset", RESAMPLE),
-        protocol=protocol,
+        protocol=_choice(raw, "protocol", "harness", PROTOCOLS),
         budget_seconds=parse_duration(raw.get("budget")),
         include_available=include,
         workers=_workers(raw.get("workers", 1)),
+    )
+    suite = Suite(
+        name=str(raw.get("name", path.stem)),
+        datasets=[],
+        models=_resolve_models(raw, raw.get("model", {})),
+        fractions=sorted({round(f, 6) for f in fractions}),
+        seeds=sorted(set(seeds)),
         source=str(path),
         notices=notices,
+        **plain,
     )
     suite.datasets = _resolve_datasets(raw, data_dir, notices)
     return suite

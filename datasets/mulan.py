@@ -1,9 +1,12 @@
 """MULAN format: ARFF file(s) (dense or sparse, plain or gzip) plus a label XML file.
 
 The XML decides which attributes are labels, wherever they sit among the attributes.
-Features: numeric attributes and ``{0,1}`` nominals are one column each, other
-nominals are one-hot encoded (``name=value`` columns), string/date attributes (IDs such
-as genbase's ``protein``) are dropped with a notice. ``X`` is CSR when the ARFF rows
+Features: numeric attributes and ``{0,1}`` nominals are one column each; any other
+two-valued nominal (``{YES,NO}``) is one 0/1 column named ``name=<positive value>``;
+other nominals are one-hot encoded (``name=value`` columns). ID-like attributes are
+dropped with a notice: string/date attributes, and nominals whose rows all hold a
+different value (genbase's ``protein``, declared nominal with one value per row, would
+otherwise become 662 one-hot columns: genbase has 1185 features, not 3032). ``X`` is CSR when the ARFF rows
 are sparse, a dense float32 array otherwise; ``Y`` is dense uint8.
 
 Files: ``xml`` plus either ``train`` and ``test`` (the published split; rows are train
@@ -33,7 +36,7 @@ class MulanFormat(DatasetFormat):
 
     format = "mulan"
     file_roles = ("xml", "arff", "train", "test")
-    cache_version = 1
+    cache_version = 2  # 2: ID-like nominals dropped, two-valued nominals one column
 
     @classmethod
     def check_spec(cls, spec: DatasetSpec) -> None:
@@ -68,7 +71,29 @@ class MulanFormat(DatasetFormat):
         n_zero = int((Y.sum(axis=1) == 0).sum())
         if n_zero:
             notices.append(f"{n_zero} rows have no label (kept)")
-        return MultiLabelDataset(spec.name, X, Y, feature_names, label_names, split=split, notices=notices)
+        sources = [(str(p.path), p.n_rows) for p in parsed]
+        return MultiLabelDataset(spec.name, X, Y, feature_names, label_names, split=split, notices=notices,
+                                 row_sources=sources)
+
+    @classmethod
+    def claims_path(cls, path: Path) -> bool:
+        return path.name.endswith((".arff", ".arff.gz"))
+
+    @classmethod
+    def spec_from_path(cls, path: Path, params: dict) -> DatasetSpec:
+        """``NAME.arff`` (or ``NAME-train.arff`` with ``NAME-test.arff``) and ``NAME.xml`` beside it."""
+        stem = path.name.split(".arff")[0]
+        base = stem[: -len("-train")] if stem.endswith("-train") else stem
+        files = {"xml": path.with_name(base + ".xml")}
+        test = path.with_name(base + "-test" + path.name[len(stem):])
+        if stem.endswith("-train") and test.exists():
+            files.update(train=path, test=test)
+        else:
+            files["arff"] = path
+        if not files["xml"].exists():
+            raise DatasetError(f"{path}: a MULAN dataset needs its label file {files['xml']}")
+        return DatasetSpec.from_dict({"name": base, "format": cls.format,
+                                      **{role: str(p) for role, p in files.items()}, **params})
 
     @staticmethod
     def _check_same_header(first: ArffData, other: ArffData) -> None:
@@ -116,31 +141,42 @@ class MulanFormat(DatasetFormat):
     @staticmethod
     def _features(codes, attributes: list[Attribute], label_set: set[int]):
         blocks, names, notices, dropped = [], [], [], []
-        kept = []  # consecutive runs of directly usable columns, flushed before one-hots
+        kept = []  # consecutive runs of directly usable columns, flushed before encoded ones
 
         def flush():
             if kept:
-                blocks.append(codes[:, kept] if sp.issparse(codes) else codes[:, kept])
+                blocks.append(codes[:, kept])
                 kept.clear()
 
+        def add(dense_column_block):
+            flush()
+            blocks.append(sp.csr_matrix(dense_column_block) if sp.issparse(codes) else dense_column_block)
+
+        n_binary = 0
         for index, attr in enumerate(attributes):
             if index in label_set:
                 continue
             if attr.is_numeric_coded:
                 kept.append(index)
                 names.append(attr.name)
-            elif attr.kind == "nominal":
-                flush()
+            elif attr.kind == "nominal" and len(attr.values) == 2:
+                positive = _positive_value(attr.values)
+                add((_column(codes, index) == attr.values.index(positive)).astype(np.float64)[:, None])
+                names.append(f"{attr.name}={positive}")
+                n_binary += 1
+            elif attr.kind == "nominal" and not _is_id_like(_column(codes, index)):
                 column = _column(codes, index)
-                onehot = (column[:, None] == np.arange(len(attr.values))[None, :]).astype(np.float64)
-                blocks.append(sp.csr_matrix(onehot) if sp.issparse(codes) else onehot)
+                add((column[:, None] == np.arange(len(attr.values))[None, :]).astype(np.float64))
                 names.extend(f"{attr.name}={value}" for value in attr.values)
             else:
-                dropped.append(attr.name)
+                dropped.append(attr)
         flush()
         if dropped:
-            notices.append(f"dropped {len(dropped)} {'/'.join(sorted({a.kind for a in attributes if a.name in dropped}))} "
-                           f"attribute(s) (IDs, not features): {', '.join(dropped)}")
+            kinds = "/".join(sorted({"ID-like nominal" if a.kind == "nominal" else a.kind for a in dropped}))
+            notices.append(f"dropped {len(dropped)} {kinds} attribute(s) (IDs, not features): "
+                           f"{', '.join(a.name for a in dropped)}")
+        if n_binary:
+            notices.append(f"{n_binary} two-valued nominal attribute(s) encoded as one 0/1 column each")
         n = codes.shape[0]
         if sp.issparse(codes):
             X = sp.hstack(blocks, format="csr") if blocks else sp.csr_matrix((n, 0))
@@ -151,3 +187,23 @@ class MulanFormat(DatasetFormat):
             X = np.hstack(blocks) if blocks else np.zeros((n, 0))
             X = np.ascontiguousarray(X, dtype=np.float32)
         return X, names, notices
+
+
+POSITIVE_WORDS = ("yes", "y", "true", "t", "1", "+", "pos", "positive")
+
+
+def _positive_value(values: list[str]) -> str:
+    """The value coded 1 in a two-valued nominal: a yes-like word, else the second value."""
+    for value in values:
+        if value.strip().lower() in POSITIVE_WORDS:
+            return value
+    return values[1]
+
+
+ID_MIN_ROWS = 20  # below this, all-distinct values are as likely a small categorical
+
+
+def _is_id_like(column: np.ndarray) -> bool:
+    """A nominal holding a different value in every row (of at least ID_MIN_ROWS): an identifier."""
+    present = column[~np.isnan(column)]
+    return column.size >= ID_MIN_ROWS and present.size == column.size and np.unique(present).size == column.size

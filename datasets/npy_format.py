@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.data import MultiLabelDataset
-from benchmark.datasource import DatasetFormat, DatasetSpec
+from benchmark.datasource import CliOption, DatasetFormat, DatasetSpec, catalog
 from benchmark.errors import DatasetError, ParseError
 
 SPLIT_ROLES = {"train": "train_idx", "val": "val_idx", "test": "test_idx"}
@@ -52,6 +52,38 @@ class NpyFormat(DatasetFormat):
     format = "npy"
     file_roles = ("data", "train_idx", "val_idx", "test_idx")
     cacheable = False  # np.load is already as fast as a parsed cache
+    cli_options = (
+        CliOption("--label-dim", "label_dim", int, ".npy format: number of label columns"),
+        CliOption("--feature-dim", "feature_dim", int, ".npy format: number of feature columns"),
+        CliOption("--meta-offset", "meta_offset", int, ".npy format: number of leading meta columns"),
+    )
+
+    @classmethod
+    def claims_path(cls, path: Path) -> bool:
+        return path.name.endswith("_data.npy")
+
+    @classmethod
+    def spec_from_path(cls, path: Path, params: dict) -> DatasetSpec:
+        """``<dir>/<name>_data.npy`` with its index files beside it; dimensions from the
+        catalog entry of the same name, overridden by ``params``."""
+        stem = path.name[: -len("_data.npy")]
+        known = catalog().get(stem)
+        merged = dict(known.params) if known is not None and known.format == cls.format else {}
+        merged.update(params)
+        merged.setdefault("meta_offset", 0)
+        if "label_dim" not in merged or "feature_dim" not in merged:
+            raise DatasetError(f"{path}: give --label-dim and --feature-dim for a .npy dataset")
+        files = {"data": path}
+        files.update({role: path.with_name(f"{stem}_{part}_idx.npy") for part, role in SPLIT_ROLES.items()})
+        return DatasetSpec.from_dict({"name": stem, "format": cls.format,
+                                      **{role: str(p) for role, p in files.items()}, **merged})
+
+    @classmethod
+    def summary(cls, spec: DatasetSpec) -> dict:
+        pub, params = spec.published, spec.params
+        sizes = f" {pub['train']}/{pub['val']}/{pub['test']}" if {"train", "val", "test"} <= set(pub) else ""
+        return {"instances": pub.get("instances", ""), "features": pub.get("features", params.get("feature_dim", "")),
+                "labels": pub.get("labels", params.get("label_dim", "")), "split": "train/val/test" + sizes}
 
     @classmethod
     def check_spec(cls, spec: DatasetSpec) -> None:
@@ -81,12 +113,21 @@ class NpyFormat(DatasetFormat):
         split = {part: read_index_file(paths[role], data.shape[0]) for part, role in SPLIT_ROLES.items()}
         X = np.ascontiguousarray(data[:, meta_offset + label_dim :], dtype=np.float32)
         meta = np.array(data[:, :meta_offset]) if meta_offset else None
-        notices = []
-        used = np.concatenate(list(split.values()))
-        if np.unique(used).size != used.size:
-            notices.append("train/val/test index files overlap")
+        self._check_disjoint(split, paths)
         return MultiLabelDataset(
             spec.name, X, labels.astype(np.uint8),
             [f"f{i}" for i in range(feature_dim)], [f"label{i}" for i in range(label_dim)],
-            split=split, meta=meta, notices=notices,
+            split=split, meta=meta, row_sources=[(str(paths["data"]), data.shape[0])],
         )
+
+    @staticmethod
+    def _check_disjoint(split: dict[str, np.ndarray], paths: dict[str, Path]) -> None:
+        """Overlapping index files would put test rows into training: an error."""
+        parts = list(SPLIT_ROLES)
+        for i, first in enumerate(parts):
+            for second in parts[i + 1:]:
+                common = np.intersect1d(split[first], split[second])
+                if common.size:
+                    raise DatasetError(
+                        f"{paths[SPLIT_ROLES[first]]} and {paths[SPLIT_ROLES[second]]} share {common.size} "
+                        f"row index(es) (first: {int(common[0])}); the {first} and {second} parts must not overlap")

@@ -24,6 +24,13 @@ class SyntheticFormat(DatasetFormat):
 
     format = "synthetic"
     cacheable = False
+    for_benchmarks = False  # generated data is for tests, not for the benchmark
+
+    @classmethod
+    def summary(cls, spec: DatasetSpec) -> dict:
+        p = {**DEFAULTS, **spec.params}
+        return {"instances": p["n_samples"], "features": p["n_features"], "labels": p["n_labels"],
+                "split": "seeded train/test"}
 
     @classmethod
     def check_spec(cls, spec: DatasetSpec) -> None:

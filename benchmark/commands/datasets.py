@@ -5,8 +5,10 @@
 - ``info NAME [--json]``: load the dataset and print its statistics; ``--json`` prints one
   JSON object with name, n_instances, n_features, n_labels, cardinality, density,
   n_distinct_labelsets, n_zero_label_rows, n_train/n_val/n_test (the parts present) and
-  the same sizes as a ``split`` object. NAME may also be the path of a ``*_data.npy``
-  file (the ``.npy`` format; index files beside it, dimensions from the options).
+  the same sizes as a ``split`` object. NAME may also be the path of a data file that a
+  format claims (``*_data.npy``, ``*.arff``, ``*.csv``, ``*.svm``...: each format's
+  :meth:`~benchmark.datasource.DatasetFormat.claims_path`); format-specific flags
+  (``--label-dim``...) come from the formats' ``cli_options``.
 - ``fetch NAME...``: make every file of the datasets local (download into the cache, or
   into ``--data-dir`` when given), checking sha256.
 - ``verify [NAME...]``: re-hash every local file; ok / mismatch / missing per file; the
@@ -22,7 +24,10 @@ from pathlib import Path
 DATA_DIR_HELP = "a directory laid out like the dataset mirror (default: $MLCBENCH_DATA_DIR)"
 
 
-def register(subparsers) -> None:
+REGISTER_FULL_PARAMETER = True  # see benchmark.cli: format flags only when `datasets` is invoked
+
+
+def register(subparsers, full: bool = True) -> None:
     parser = subparsers.add_parser("datasets", help="list, inspect, fetch and verify datasets")
     actions = parser.add_subparsers(dest="datasets_action", metavar="ACTION", required=True)
 
@@ -31,11 +36,10 @@ def register(subparsers) -> None:
     listing.set_defaults(handler=list_datasets)
 
     info = actions.add_parser("info", help="load one dataset and print its statistics")
-    info.add_argument("name", help="catalog name, or the path of a <name>_data.npy file")
+    info.add_argument("name", help="catalog name, or the path of a data file (e.g. <name>_data.npy, x.arff, x.csv)")
     info.add_argument("--json", action="store_true", help="print exactly one JSON object")
-    info.add_argument("--label-dim", type=int, help=".npy format: number of label columns")
-    info.add_argument("--feature-dim", type=int, help=".npy format: number of feature columns")
-    info.add_argument("--meta-offset", type=int, help=".npy format: number of leading meta columns")
+    for option in format_options() if full else ():  # importing the formats costs numpy + scipy
+        info.add_argument(option.flag, dest=option.param, type=option.type, default=None, help=option.help)
     info.set_defaults(handler=show_info)
 
     fetch = actions.add_parser("fetch", help="download (if needed) and check the datasets' files")
@@ -53,19 +57,17 @@ def register(subparsers) -> None:
 # ---------------------------------------------------------------------------- list
 
 
-def split_text(spec) -> str:
-    roles = set(spec.files)
-    if spec.format == "npy":
-        pub = spec.published
-        sizes = f" {pub['train']}/{pub['val']}/{pub['test']}" if {"train", "val", "test"} <= set(pub) else ""
-        return "train/val/test" + sizes
-    if {"train", "test"} <= roles:
-        pub = spec.published
-        sizes = f" {pub['train']}/{pub['test']}" if "train" in pub and "test" in pub else ""
-        return "train/test" + sizes
-    if spec.format == "synthetic":
-        return "seeded train/test"
-    return "none"
+def format_options() -> list:
+    """Every format's ``datasets info`` flags (first declaration of a flag wins)."""
+    from benchmark.datasource import formats
+
+    seen, options = set(), []
+    for fmt in formats().values():
+        for option in fmt.cli_options:
+            if option.flag not in seen:
+                seen.add(option.flag)
+                options.append(option)
+    return options
 
 
 def availability(spec, data_dir) -> str:
@@ -94,63 +96,54 @@ def availability(spec, data_dir) -> str:
 def list_datasets(args) -> int:
     from tabulate import tabulate
 
-    from benchmark.datasource import catalog
+    from benchmark.datasource import catalog, formats, unavailable_formats
 
+    table = formats()
     rows = []
     for name, spec in catalog().items():
-        pub = spec.published
-        params = spec.params
-        rows.append({
-            "name": name,
-            "format": spec.format,
-            "instances": pub.get("instances", params.get("n_samples", "")),
-            "features": pub.get("features", params.get("feature_dim", params.get("n_features", ""))),
-            "labels": pub.get("labels", params.get("label_dim", params.get("n_labels", ""))),
-            "split": split_text(spec),
-            "files": availability(spec, args.data_dir),
-        })
+        fmt = table.get(spec.format)
+        summary = fmt.summary(spec) if fmt is not None else {"instances": "", "features": "", "labels": "",
+                                                              "split": ""}
+        files = availability(spec, args.data_dir) if fmt is not None else f"format {spec.format!r} unavailable"
+        rows.append({"name": name, "format": spec.format, **summary, "files": files})
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
         print(tabulate(rows, headers="keys"))
+        print(f"\nformats: {', '.join(sorted(table))}")
+        for u in unavailable_formats():
+            print(f"unavailable: {u.path} ({u.reason})")
     return 0
 
 
 # ---------------------------------------------------------------------------- info
 
 
-def npy_spec_from_path(path: Path, args):
-    """A ``.npy``-format spec for ``<dir>/<name>_data.npy`` with its index files beside it."""
-    from benchmark.datasource import DatasetSpec, catalog
-    from benchmark.errors import DatasetError
-
-    stem = path.name[: -len("_data.npy")]
-    known = catalog().get(stem)
-    params = dict(known.params) if known is not None and known.format == "npy" else {}
-    for dim in ("label_dim", "feature_dim", "meta_offset"):
-        value = getattr(args, dim)
-        if value is not None:
-            params[dim] = value
-    params.setdefault("meta_offset", 0)
-    if "label_dim" not in params or "feature_dim" not in params:
-        raise DatasetError(f"{path}: give --label-dim and --feature-dim for a .npy dataset")
-    files = {"data": path}
-    files.update({f"{part}_idx": path.with_name(f"{stem}_{part}_idx.npy") for part in ("train", "val", "test")})
-    return DatasetSpec.from_dict({"name": stem, "format": "npy", **{k: str(v) for k, v in files.items()}, **params},
-                                 base_dir=path.parent)
+def path_params(args) -> dict:
+    """The format flags given on the command line, as spec parameters."""
+    return {o.param: getattr(args, o.param) for o in format_options() if getattr(args, o.param, None) is not None}
 
 
 def resolve_info_spec(args):
+    """A catalog name, or a data file path (resolved once, against the current directory)."""
     from dataclasses import replace
 
-    from benchmark.datasource import get_spec
+    from benchmark.datasource import formats, get_spec
+    from benchmark.errors import DatasetError
 
-    if args.name.endswith("_data.npy") and Path(args.name).exists():
-        return npy_spec_from_path(Path(args.name), args)
+    params = path_params(args)
+    path = Path(args.name).expanduser()
+    if path.is_file():
+        path = path.resolve()
+        for fmt in formats().values():
+            if fmt.claims_path(path):
+                return fmt.spec_from_path(path, params)
+        raise DatasetError(f"{path}: no dataset format reads this file (formats: {', '.join(sorted(formats()))})")
+    if "/" in args.name or path.suffix:
+        raise DatasetError(f"{path.absolute()}: file not found")
     spec = get_spec(args.name)
-    overrides = {d: getattr(args, d) for d in ("label_dim", "feature_dim", "meta_offset") if getattr(args, d) is not None}
-    if overrides:
-        spec = replace(spec, params={**spec.params, **overrides})
+    if params:
+        spec = replace(spec, params={**spec.params, **params})
     return spec
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from typing import Any
 
 
@@ -23,24 +22,6 @@ def register(subparsers) -> None:
     info.add_argument("name", help="model name (see `models list`)")
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
     info.set_defaults(handler=show_model)
-
-
-# ---------------------------------------------------------------------------
-# describing a model class
-
-
-def describe_distribution(dist: Any) -> dict[str, Any]:
-    """An Optuna distribution as a JSON-friendly dict (None: not tuned)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    if dist is None:
-        return {"type": "fixed"}
-    if isinstance(dist, CategoricalDistribution):
-        return {"type": "categorical", "choices": list(dist.choices)}
-    if isinstance(dist, (FloatDistribution, IntDistribution)):
-        kind = "float" if isinstance(dist, FloatDistribution) else "int"
-        return {"type": kind, "low": dist.low, "high": dist.high, "log": dist.log, "step": dist.step}
-    return {"type": type(dist).__name__}
 
 
 def format_range(spec: dict[str, Any]) -> str:
@@ -63,28 +44,6 @@ def _number(value: float | int) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def describe_model(cls) -> dict[str, Any]:
-    """Everything `models list` shows about one model class."""
-    names = list(cls.defaults) + [name for name in cls.search_space if name not in cls.defaults]
-    doc = (cls.__doc__ or "").strip().splitlines()
-    return {
-        "name": cls.name,
-        "family": cls.family,
-        "uses_gpu": bool(cls.uses_gpu),
-        "trains_in_epochs": bool(cls.trains_in_epochs),
-        "summary": doc[0] if doc else "",
-        "module": cls.__module__,
-        "hyperparameters": [
-            {
-                "name": name,
-                "default": cls.defaults.get(name),
-                "search": describe_distribution(cls.search_space.get(name)),
-            }
-            for name in names
-        ],
-    }
-
-
 # ---------------------------------------------------------------------------
 # output
 
@@ -102,7 +61,7 @@ def render_table(descriptions: list[dict[str, Any]]) -> str:
             if param is None:
                 rows.append(left + ["(none)", "", ""])
             else:
-                rows.append(left + [param["name"], repr(param["default"]), format_range(param["search"])])
+                rows.append(left + [param["name"], param["default_repr"], format_range(param["search"])])
     headers = ["model", "family", "gpu", "epochs", "hyperparameter", "default", "search range"]
     return tabulate(rows, headers=headers, tablefmt="simple")
 
@@ -111,41 +70,48 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def _json_default(value: Any) -> Any:
-    return repr(value)
-
-
 def list_models(args: argparse.Namespace) -> int:
-    from benchmark.model_api import available_models
+    from benchmark.model_api import model_declarations
 
-    descriptions = [describe_model(cls) for cls in available_models().values()]
+    declarations, unavailable = model_declarations()
+    descriptions = list(declarations.values())
     if args.json:
-        print(json.dumps(descriptions, indent=2, default=_json_default))
-    else:
-        print(render_table(descriptions))
-        print(f"\n{len(descriptions)} models. Details: python -m benchmark models info NAME")
+        out = [_public(d) for d in descriptions]
+        out += [{"module": u.module, "file": str(u.path), "unavailable": u.reason} for u in unavailable]
+        print(json.dumps(out, indent=2))
+        return 0
+    print(render_table(descriptions))
+    print(f"\n{len(descriptions)} models. Details: python -m benchmark models info NAME")
+    for u in unavailable:
+        print(f"unavailable: {u.path} ({u.reason})")
     return 0
+
+
+def _public(desc: dict[str, Any]) -> dict[str, Any]:
+    """The JSON record of a model (the long docstrings are for `models info`)."""
+    out = {key: value for key, value in desc.items() if key not in ("doc", "module_doc")}
+    out["hyperparameters"] = [{k: v for k, v in p.items() if k != "default_repr"} for p in desc["hyperparameters"]]
+    return out
 
 
 def show_model(args: argparse.Namespace) -> int:
-    from benchmark.model_api import get_model
+    from benchmark.model_api import get_model, model_declarations
 
-    cls = get_model(args.name)  # unknown name: UnknownNameError with suggestions, exit 2
-    desc = describe_model(cls)
+    declarations, _ = model_declarations()
+    if args.name not in declarations:
+        get_model(args.name)  # unknown name: UnknownNameError with suggestions, exit 2
+    desc = declarations[args.name]
     if args.json:
-        print(json.dumps(desc, indent=2, default=_json_default))
+        print(json.dumps({**_public(desc), "doc": desc["doc"], "module_doc": desc["module_doc"]}, indent=2))
         return 0
     print(f"{desc['name']} ({desc['family']}, {desc['module']})")
-    print(f"uses GPU: {_yes(desc['uses_gpu'])}; trains in epochs: {_yes(desc['trains_in_epochs'])}")
-    if cls.__doc__:
-        print()
-        print(_dedent(cls.__doc__))
+    print(f"file: {desc['file']}")
+    print(f"uses GPU: {_yes(desc['uses_gpu'])}; trains in epochs: {_yes(desc['trains_in_epochs'])}; "
+          f"stochastic: {_yes(desc['stochastic'])}")
+    for text in (desc["doc"], desc["module_doc"]):
+        if text:
+            print()
+            print(text)
     print()
     print(render_table([desc]))
     return 0
-
-
-def _dedent(text: str) -> str:
-    import inspect
-
-    return inspect.cleandoc(text)

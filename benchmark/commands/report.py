@@ -24,16 +24,41 @@ def register(subparsers) -> None:
     parser.add_argument("--focus", default="cgmvae",
                         help="model compared with every baseline in the paired tests and data efficiency (default: cgmvae)")
     parser.add_argument("--metrics", default=None,
-                        help="comma-separated metrics to report (default: every stored metric)")
+                        help="comma-separated metrics to report, any case, e.g. maF1,miF1 (default: every stored metric)")
     parser.set_defaults(handler=handle)
 
 
+def metric_names(text: str) -> list[str]:
+    """``--metrics`` as canonical metric names, case-insensitively; a typo suggests close ones."""
+    import difflib
+
+    import numpy as np
+
+    from benchmark.errors import UnknownNameError
+    from benchmark.metrics import compute
+
+    known = list(compute(np.eye(3, dtype=np.uint8), np.eye(3) * 0.9))  # the names every run stores
+    by_lower = {name.lower(): name for name in known}
+    names = []
+    for raw in (part.strip() for part in text.split(",")):
+        if not raw:
+            continue
+        if raw.lower() not in by_lower:
+            close = difflib.get_close_matches(raw.lower(), list(by_lower), n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(by_lower[c] for c in close)}?)" if close else ""
+            raise UnknownNameError(f"unknown metric {raw!r}{hint}; known metrics: {', '.join(known)}")
+        names.append(by_lower[raw.lower()])
+    return names
+
+
 def handle(args) -> int:
+    metrics = metric_names(args.metrics) if args.metrics else None  # before the (slow) report imports
+
     from benchmark.report import build_report
 
     out = args.out or ("reports" if args.protocol == "val" else f"reports/{args.protocol}")
     result = build_report(args.results, out, protocol=args.protocol, focus=args.focus, suite=args.suite,
-                          metrics=args.metrics.split(",") if args.metrics else None, all_configs=args.all_configs)
+                          metrics=metrics, all_configs=args.all_configs)
     print(
         f"report ({result.protocol} protocol): {result.n_done} finished, {result.n_failed} failed, "
         f"{result.n_missing} missing cells; {len(result.files)} files under {result.out_dir}/"

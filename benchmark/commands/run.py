@@ -80,17 +80,18 @@ def _stop_cleanly_on_signals() -> dict:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from benchmark.executors import make_executor
     from benchmark.plan import make_plan
-    from benchmark.progress import RunProgress
-    from benchmark.runner import Runner
-    from benchmark.store import ResultsStore
     from benchmark.suite import load_suite
 
     data_dir = os.path.abspath(args.data_dir) if args.data_dir else None
     if data_dir:  # catalog lookups in this process and in workers see the same data dir
         os.environ["MLCBENCH_DATA_DIR"] = data_dir
     suite = load_suite(args.suite, data_dir=data_dir, **_overrides(args))
+    from benchmark.executors import make_executor  # heavy imports only once the suite is valid
+    from benchmark.progress import RunProgress
+    from benchmark.runner import Runner
+    from benchmark.store import ResultsStore
+
     plan = make_plan(suite.device, args.workers if args.workers is not None else suite.workers,
                      args.executor, data_dir, args.address)
     store = ResultsStore(args.results)
