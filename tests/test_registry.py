@@ -110,5 +110,5 @@ def test_models_from_an_extra_folder_are_discovered(tmp_path):
     }]
     ecc = {p["name"]: p for p in by_name["ecc"]["hyperparameters"]}
     assert ecc["n_chains"] == {"name": "n_chains", "default": 10, "search": {"type": "fixed"}}
-    assert ecc["C"]["search"] == {"type": "float", "low": 0.001, "high": 100.0, "log": True, "step": None}
+    assert ecc["C"]["search"] == {"type": "float", "low": 0.01, "high": 100.0, "log": True, "step": None}
     assert ecc["chain_method"]["search"]["choices"] == ["predict_proba", "predict"]
