@@ -222,19 +222,24 @@ def make_engine(url: str) -> sa.Engine:
     try:
         return sa.create_engine(url, pool_pre_ping=True)
     except ModuleNotFoundError as exc:
-        hint = " (pip install 'mlc-bench[postgres]')" if url.startswith("postgres") else ""
-        raise StoreError(f"{url.split('://')[0]}://: database driver {exc.name!r} is not installed{hint}") from None
+        hint = "pip install 'mlc-bench[postgres]'" if exc.name == "psycopg" else f"pip install {exc.name}"
+        raise StoreError(f"{url.split('://')[0]}://: database driver {exc.name!r} is not installed ({hint})") from None
     except sa.exc.NoSuchModuleError:
         raise StoreError(f"{url!r}: unknown database kind {url.split('://')[0]!r}") from None
 
 
 def describe_db_error(url: str, exc: Exception) -> str:
     """One line for a database fault, naming the store and what to do."""
-    text = str(getattr(exc, "orig", exc)) or type(exc).__name__
+    texts, seen = [], exc
+    while seen is not None and len(texts) < 5:  # a failed rollback hides the first error in __context__
+        texts.append(str(getattr(seen, "orig", seen)) or type(seen).__name__)
+        seen = seen.__cause__ or seen.__context__
+    full = " / ".join(texts)
+    text = next((t for t in texts if any(k in t for k in ("full", "malformed", "not a database", "readonly"))), texts[0])
     where = url.removeprefix("sqlite:///")
     if "malformed" in text or "not a database" in text or "file is encrypted" in text:
         return f"{where}: the results database is corrupt ({text}); it was not modified: restore it from a copy or choose another --results"
-    if "disk is full" in text or "No space left" in text:
+    if "disk is full" in full or "No space left" in full:
         return f"{where}: the disk is full; finished cells are kept: free space and run again to resume"
     if "readonly" in text or "read-only" in text or "unable to open" in text:
         return f"{where}: cannot write the results database ({text}); choose a writable --results path"

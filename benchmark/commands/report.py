@@ -51,12 +51,33 @@ def metric_names(text: str) -> list[str]:
     return names
 
 
+def _check_writable(out: str) -> None:
+    """The output folder must be creatable and writable: say so in one line before any work."""
+    import os
+    from pathlib import Path
+
+    from benchmark.errors import BenchmarkError
+
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".mlcbench-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise BenchmarkError(f"{path}: cannot write the report there ({exc.strerror or exc}); "
+                             "choose another --out") from None
+    if not os.access(path, os.W_OK):
+        raise BenchmarkError(f"{path}: not writable; choose another --out")
+
+
 def handle(args) -> int:
     metrics = metric_names(args.metrics) if args.metrics else None  # before the (slow) report imports
 
     from benchmark.report import build_report
 
     out = args.out or ("reports" if args.protocol == "val" else f"reports/{args.protocol}")
+    _check_writable(out)
     result = build_report(args.results, out, protocol=args.protocol, focus=args.focus, suite=args.suite,
                           metrics=metrics, all_configs=args.all_configs)
     print(

@@ -90,7 +90,9 @@ def handle(args: argparse.Namespace) -> int:
     from benchmark.executors import make_executor  # heavy imports only once the suite is valid
     from benchmark.progress import RunProgress
     from benchmark.runner import Runner
-    from benchmark.store import ResultsStore
+    from sqlalchemy.exc import DBAPIError
+
+    from benchmark.store import ResultsStore, StoreError, describe_db_error
 
     plan = make_plan(suite.device, args.workers if args.workers is not None else suite.workers,
                      args.executor, data_dir, args.address)
@@ -103,11 +105,15 @@ def handle(args: argparse.Namespace) -> int:
     executor = make_executor(plan)
     runner = Runner(suite, store, executor, progress, plan, wait_for_others=args.wait)
     previous_handlers = _stop_cleanly_on_signals()
+    store_failed = False
     try:
         summary = runner.run()
+    except DBAPIError as exc:  # a full disk, a lost server: finished cells are already committed
+        store_failed = True
+        raise StoreError(describe_db_error(store.url, exc)) from None
     finally:
         progress.stop()
-        executor.shutdown(cancel=runner.summary.interrupted)
+        executor.shutdown(cancel=runner.summary.interrupted or store_failed)
         for sig, handler in previous_handlers.items():  # callers (tests, notebooks) get theirs back
             signal.signal(sig, handler)
     progress.summary(summary)
