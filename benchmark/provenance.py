@@ -47,6 +47,8 @@ def device_name(device: str) -> str:
     if device.startswith("cuda"):
         import torch
 
+        if not torch.cuda.is_available():  # a model that declares GPU use but ran without CUDA (tests)
+            return device
         index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
         return f"{device} ({torch.cuda.get_device_name(index)})"
     cpu = _cpu_model()
