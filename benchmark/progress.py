@@ -12,7 +12,12 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 class RunProgress:
@@ -24,25 +29,30 @@ class RunProgress:
         self._task = None
         self._running: list[str] = []
         self._started = time.monotonic()
+        self._estimate_left: float | None = None  # cost-model seconds of work not yet finished
+        self._slots = 1
+        self._estimated_done = 0.0
+        self._measured_done = 0.0
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, total: int, already_done: int, planned: int, notices: list[str]) -> None:
+    def start(self, total: int, already_done: int, planned: int, notices: list[str],
+              estimate_seconds: float | None = None, slots: int = 1) -> None:
         self._started = time.monotonic()
+        self._estimate_left, self._slots = estimate_seconds, max(1, slots)
         for notice in notices:
             self.notice(notice)
         if self.quiet:
             return
-        self.console.print(
-            f"{planned} cells planned, {already_done} already done, {total} to run"
-        )
+        expected = f"; estimated {_clock(estimate_seconds / self._slots)} wall" if estimate_seconds else ""
+        self.console.print(f"{planned} cells planned, {already_done} already done, {total} to run{expected}")
         if total and self.console.is_terminal:
             self._progress = Progress(
                 TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
-                TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                TimeElapsedColumn(), TextColumn("left {task.fields[left]}"),
                 TextColumn("{task.fields[running]}"), console=self.console, transient=True,
             )
             self._progress.start()
-            self._task = self._progress.add_task("cells", total=total, running="")
+            self._task = self._progress.add_task("cells", total=total, running="", left=self.eta_text())
 
     def stop(self) -> None:
         if self._progress is not None:
@@ -57,15 +67,30 @@ class RunProgress:
         self._running.append(label)
         self._update_running()
 
-    def job_finished(self, label: str) -> None:
+    def job_finished(self, label: str, estimated: float | None = None, measured: float | None = None) -> None:
         if label in self._running:
             self._running.remove(label)
+        if estimated is not None and self._estimate_left is not None:
+            self._estimate_left = max(0.0, self._estimate_left - estimated)
+            self._estimated_done += estimated
+            self._measured_done += measured or 0.0
         self._update_running()
+
+    def eta_seconds(self) -> float | None:
+        """Cost-model work left, scaled by measured/estimated time of the finished jobs, per slot."""
+        if self._estimate_left is None:
+            return None
+        ratio = self._measured_done / self._estimated_done if self._estimated_done > 0 else 1.0
+        return self._estimate_left * min(max(ratio, 0.2), 5.0) / self._slots
+
+    def eta_text(self) -> str:
+        eta = self.eta_seconds()
+        return "-:--:--" if eta is None else _clock(eta)
 
     def _update_running(self) -> None:
         if self._progress is not None:
             shown = ", ".join(self._running[:3]) + (" ..." if len(self._running) > 3 else "")
-            self._progress.update(self._task, running=shown)
+            self._progress.update(self._task, running=shown, left=self.eta_text())
 
     def trial_finished(self, group: str, number: int, result) -> None:
         if self.verbose and not self.quiet:

@@ -209,7 +209,8 @@ class Runner:
     WAIT_SECONDS = 30.0  # longest wait for a result before looking at the groups again
     POLL_SECONDS = 3.0  # --wait: how often to look whether another run's groups are free
 
-    def __init__(self, suite, store: ResultsStore, executor, progress, plan, wait_for_others: bool = False):
+    def __init__(self, suite, store: ResultsStore, executor, progress, plan, wait_for_others: bool = False,
+                 estimate: bool = False):
         self.suite = suite
         self.store = store
         self.executor = executor
@@ -220,6 +221,8 @@ class Runner:
         self.git_commit = provenance.git_commit()
         self.trial_seed = suite.split_seed  # trials train with a fixed model seed
         self._data: dict[str, DataPlan] = {}
+        self.estimate = estimate
+        self.fit_estimates: dict[str, float] = {}  # group label -> cost-model seconds of one fit
 
     # ------------------------------------------------------------------ planning
     def data_plan(self, entry) -> DataPlan:
@@ -336,8 +339,10 @@ class Runner:
         self.summary.planned = len(cells)
         self.summary.already_done = sum(c in done for c in cells)
         groups = [g for g in groups if any(g.key(s) not in done for s in g.seeds)]
+        total_estimate = self._estimate(groups, done) if self.estimate else None
         self.progress.start(total=len(cells) - self.summary.already_done, already_done=self.summary.already_done,
-                            planned=len(cells), notices=self.summary.notices)
+                            planned=len(cells), notices=self.summary.notices, estimate_seconds=total_estimate,
+                            slots=self.plan.cpu_workers + len(self.plan.gpu_devices))
         try:
             with self.store.claims() as claims:
                 while True:
@@ -357,21 +362,31 @@ class Runner:
             self.summary.seconds = time.monotonic() - started
         return self.summary
 
+    def _estimate(self, groups: list[Group], done: set) -> float:
+        """Seconds of work the cost model expects (calibrating once per model and dataset)."""
+        from benchmark import cost
+
+        result = cost.estimate(self, groups, done, notice=self.progress.notice)
+        for fit in result["fits"]:
+            self.fit_estimates[fit.group_label] = fit.seconds
+        return sum(f.seconds for f in result["fits"])
+
     def _loop(self, groups: list[Group], claims) -> None:
-        in_flight: dict[Any, tuple[str, Group, Any, str]] = {}
+        in_flight: dict[Any, tuple[str, Group, Any, str, float]] = {}
         try:
             while True:
                 self._fill(groups, in_flight, claims)
                 for group in groups:
-                    group.settle(sum(1 for _, g, _, _ in in_flight.values() if g is group))
+                    group.settle(sum(1 for _, g, *_ in in_flight.values() if g is group))
                 if not in_flight:
                     if all(g.finished for g in groups):
                         return
                     stuck = [g.label for g in groups if not g.finished]
                     raise RuntimeError(f"runner made no progress on {stuck}")  # a bug, never expected
                 for handle, result in self.executor.wait(timeout=self.WAIT_SECONDS):
-                    kind, group, ident, label = in_flight.pop(handle)
-                    self.progress.job_finished(label)
+                    kind, group, ident, label, submitted = in_flight.pop(handle)
+                    self.progress.job_finished(label, self.fit_estimates.get(group.label),
+                                               time.monotonic() - submitted)
                     self._on_result(kind, group, ident, result)
         except KeyboardInterrupt:
             self.summary.interrupted = True
@@ -385,7 +400,7 @@ class Runner:
         """On Ctrl-C: keep the results workers already finished (trials and cells)."""
         try:
             for handle, result in self.executor.collect_finished():
-                kind, group, ident, _label = in_flight.pop(handle)
+                kind, group, ident, *_ = in_flight.pop(handle)
                 self._on_result(kind, group, ident, result)
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once
             pass
@@ -409,7 +424,7 @@ class Runner:
                 kind, ident, job = nxt
                 label = f"{group.label}/" + (f"trial {ident}" if kind == "trial" else f"seed {ident}")
                 handle = self.executor.submit(job, group.model.resource)
-                in_flight[handle] = (kind, group, ident, label)
+                in_flight[handle] = (kind, group, ident, label, time.monotonic())
                 self.progress.job_started(label)
 
 

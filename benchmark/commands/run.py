@@ -29,7 +29,11 @@ def register(subparsers) -> None:
     parser.add_argument("--address", help="Ray cluster address (ray executor); default: start a local instance")
     parser.add_argument("--results", default="results", help="results directory or SQLAlchemy URL (default: results)")
     parser.add_argument("--data-dir", dest="data_dir", help="directory holding dataset files")
-    parser.add_argument("--dry-run", action="store_true", help="list the suite's cells and how many are done")
+    parser.add_argument("--dry-run", action="store_true", help="estimate the suite's cost per dataset and model (hours, wall time) and count done cells; "
+                        "--verbose also lists every cell")
+    parser.add_argument("--no-estimate", action="store_true", dest="no_estimate",
+                        help="no cost estimate in --dry-run or for the progress display's time left "
+                        "(the estimate calibrates each model on each dataset once, then reads a cache)")
     parser.add_argument("--wait", action="store_true",
                         help="wait for groups another live run holds, instead of exiting with code 3")
     verbosity = parser.add_mutually_exclusive_group()
@@ -45,16 +49,28 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
 
 
-def _dry_run(runner) -> int:
+def _dry_run(runner, show_cells: bool, with_estimate: bool) -> int:
     from tabulate import tabulate
 
+    from benchmark import cost
     from benchmark.runner import dry_run_rows
 
     suite = runner.suite
     rows = dry_run_rows(runner)
-    print(tabulate(rows, headers=["dataset", "model", "fraction", "seed", "status"]))
+    if show_cells:
+        print(tabulate(rows, headers=["dataset", "model", "fraction", "seed", "status"]))
     done = sum(r[-1] == "done" for r in rows)
     failed = sum(r[-1] == "failed" for r in rows)
+    if with_estimate:
+        groups, _ = runner.groups()
+        result = cost.estimate(runner, groups, runner.store.done_cells(), notice=lambda t: print(f"notice: {t}"))
+        table = [(d, m, r["fits"], r["resource"], f"{r['seconds'] / 3600:.3f}")
+                 for (d, m), r in sorted(result["rows"].items())]
+        print(tabulate(table, headers=["dataset", "model", "fits", "runs on", "est. hours"]))
+        busy = {kind: sum(r["seconds"] for r in result["rows"].values() if r["resource"] == kind) for kind in ("cpu", "gpu")}
+        print(f"estimate: {busy['cpu'] / 3600:.2f} CPU-hours"
+              + (f" + {busy['gpu'] / 3600:.2f} GPU-hours" if busy["gpu"] else "")
+              + f"; wall {cost.format_hours(result['wall_seconds'])} on {runner.plan.describe()}")
     print(f"suite {suite.name} ({suite.hash}): {len(rows)} cells, {done} done, {failed} failed, "
           f"{len(rows) - done} to run; trials {suite.trials}, epochs {suite.epochs or 'model default'}; "
           f"{runner.plan.describe()}")
@@ -101,9 +117,11 @@ def handle(args: argparse.Namespace) -> int:
     if args.dry_run:
         for notice in suite.notices:
             print(f"notice: {notice}")
-        return _dry_run(Runner(suite, store, None, progress, plan))
+        return _dry_run(Runner(suite, store, None, progress, plan), show_cells=args.verbose,
+                        with_estimate=not args.no_estimate)
     executor = make_executor(plan)
-    runner = Runner(suite, store, executor, progress, plan, wait_for_others=args.wait)
+    runner = Runner(suite, store, executor, progress, plan, wait_for_others=args.wait,
+                    estimate=not (args.quiet or args.no_estimate))
     previous_handlers = _stop_cleanly_on_signals()
     store_failed = False
     try:

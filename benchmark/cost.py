@@ -1,0 +1,273 @@
+"""The cost model: how long a suite will take, known before it starts and corrected while it runs.
+
+*Calibration.* For each (dataset, model) the driver times a few small fits of the model
+with the group's fixed settings (defaults for tuned ones) on subsets of the training
+pool, in this process with the threads a worker gets, measured in CPU seconds (GPU
+models on a GPU: wall seconds), so other load on the machine does not distort it:
+
+- epoch-trained models: 1 and 3 epochs on two subset sizes, which separate the per-epoch
+  cost (linear in the rows, plus the per-epoch validation pass) from the fixed cost
+  (set-up, prediction, evaluation);
+- other models: one fit on each of three subset sizes, fitted as ``c + k * n**a``
+  (so MLkNN's super-linear cost shows).
+
+A fit of ``E`` epochs on ``n`` rows is then extrapolated. The measurements are cached
+per machine (CPU model, threads), code version (the model file's and the engine's
+sha256) and dataset (its files' sha256), so a second dry run is instant.
+
+*Estimate.* Per group: ``trials`` trial fits (epochs: the fixed value, or the middle of a
+tuned range; pruning ignored, so the estimate errs high for pruned studies) plus one fit
+per seed (minus the one reused from the best trial). Wall time is a list schedule of
+every fit, longest first, on the plan's CPU and GPU slots, with at most ``LAG + 1``
+trials of one study at a time.
+
+*During a run* the progress display takes the estimate of each finished job, compares
+it with the measured time and scales the remaining estimate by that ratio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CALIBRATION_ROWS = 1024
+CACHE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class FitCost:
+    """Seconds of one fit: ``fixed + epochs * (per_epoch_val + per_row * n**exponent)``."""
+
+    fixed: float
+    per_row: float
+    exponent: float = 1.0
+    per_epoch_val: float = 0.0
+    epochs_trained: bool = False
+
+    def seconds(self, n_rows: int, epochs: int | None = None) -> float:
+        work = self.per_row * max(n_rows, 1) ** self.exponent
+        if self.epochs_trained:
+            return self.fixed + max(1, epochs or 1) * (self.per_epoch_val + work)
+        return self.fixed + work
+
+
+def _timed(job) -> float:
+    """CPU seconds of one fit in this process: robust to other load on the machine."""
+    from benchmark.job import run_job
+
+    started = time.process_time() if job.device == "cpu" else time.perf_counter()
+    result = run_job(job)
+    if result.state == "failed":
+        raise RuntimeError(result.error)
+    return (time.process_time() if job.device == "cpu" else time.perf_counter()) - started
+
+
+def calibrate(runner, group) -> FitCost:
+    """Time small fits of one group's model on its dataset (see the module docstring)."""
+    import dataclasses
+
+    from benchmark.model_api import get_model
+
+    cls = get_model(group.model.base)
+    base_job = runner.job(group, "cell", runner.trial_seed, dict(group.model.params))
+    device = runner.plan.device if group.model.resource == "gpu" else "cpu"
+    base_job = dataclasses.replace(base_job, device=device, data_dir=runner.plan.data_dir)
+    pool = base_job.train
+    rng = np.random.default_rng(0)
+    order = rng.permutation(pool)
+
+    def fit(n: int, epochs: int | None = None) -> float:
+        params = dict(group.model.params)
+        if epochs is not None:
+            params["epochs"] = epochs
+        job = dataclasses.replace(base_job, train=np.sort(order[:n]), params=params, kind="cell")
+        return _timed(job)
+
+    top = min(len(pool), CALIBRATION_ROWS)
+    if cls.trains_in_epochs and "epochs" in cls.defaults:
+        small = max(8, top // 2)
+        fit(small, 1)  # warm-up: imports, caches, first-call overheads
+        a1, a3 = fit(small, 1), fit(small, 3)
+        b1, b3 = fit(top, 1), fit(top, 3)
+        per_small, per_top = max((a3 - a1) / 2, 1e-4), max((b3 - b1) / 2, 1e-4)
+        per_row = max((per_top - per_small) / max(top - small, 1), 0.0)
+        per_epoch_val = max(per_top - per_row * top, 0.0)
+        fixed = max(b1 - per_top, 0.0)
+        return FitCost(fixed, per_row, 1.0, per_epoch_val, True)
+    sizes = sorted({max(8, top // 4), max(8, top // 2), top})
+    fit(sizes[0])  # warm-up
+    times = [fit(n) for n in sizes]
+    fixed = max(min(times[0] - (times[1] - times[0]), times[0]) * 0.5, 0.0) if len(times) > 1 else 0.0
+    if len(sizes) >= 2 and times[-1] - fixed > 0 and times[0] - fixed > 0:
+        exponent = math.log((times[-1] - fixed) / (times[0] - fixed)) / math.log(sizes[-1] / sizes[0])
+        exponent = float(np.clip(exponent, 0.5, 2.0))
+    else:
+        exponent = 1.0
+    per_row = max(times[-1] - fixed, 1e-4) / sizes[-1] ** exponent
+    return FitCost(fixed, per_row, exponent)
+
+
+# ----------------------------------------------------------------------------- cache
+
+def _code_version(model_name: str) -> str:
+    import inspect
+
+    from benchmark import discovery
+    from benchmark.model_api import get_model
+
+    digest = hashlib.sha256()
+    digest.update(Path(inspect.getfile(get_model(model_name))).read_bytes())
+    for path in sorted((discovery.REPO_ROOT / "benchmark").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _machine(threads: int) -> str:
+    from benchmark import provenance
+
+    return f"{provenance.device_name('cpu')}|threads={threads}"
+
+
+class CostCache:
+    """Calibrations on disk, one JSON file per machine."""
+
+    def __init__(self, directory: Path, threads: int):
+        self.threads = threads
+        self.path = directory / f"cost-{hashlib.sha256(_machine(threads).encode()).hexdigest()[:12]}.json"
+        try:
+            self.entries = json.loads(self.path.read_text())
+            if self.entries.get("_version") != CACHE_VERSION:
+                self.entries = {}
+        except (OSError, ValueError):
+            self.entries = {}
+
+    def key(self, group) -> str:
+        content = [group.data.fingerprint, group.model.base, group.model.params, _code_version(group.model.base),
+                   group.data.split_seed, group.data.val_size, group.model.resource]
+        return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+    def get(self, group) -> FitCost | None:
+        entry = self.entries.get(self.key(group))
+        return FitCost(**entry) if entry else None
+
+    def put(self, group, cost: FitCost) -> None:
+        self.entries[self.key(group)] = dataclasses_asdict(cost)
+        self.entries["_version"] = CACHE_VERSION
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
+        tmp.replace(self.path)
+
+
+def dataclasses_asdict(cost: FitCost) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(cost)
+
+
+# ----------------------------------------------------------------------------- estimate
+
+def epochs_of(group) -> int | None:
+    """The epochs a fit of this group trains: fixed, or the middle of a tuned range."""
+    space = group.model.space.get("epochs")
+    if space is not None and hasattr(space, "low"):
+        return int(round((space.low + space.high) / 2))
+    epochs = group.model.params.get("epochs")
+    if epochs is None:
+        from benchmark.model_api import get_model
+
+        epochs = get_model(group.model.base).defaults.get("epochs")
+    return int(epochs) if epochs else None
+
+
+@dataclass
+class Fit:
+    group_label: str
+    dataset: str
+    model: str
+    resource: str
+    seconds: float
+    study: str | None  # fits of one study are limited to LAG + 1 at a time
+
+
+def group_fits(runner, group, cost: FitCost, done: set) -> list[Fit]:
+    seeds = [s for s in group.seeds if group.key(s) not in done]
+    if not seeds:
+        return []
+    n = len(group.data.parts(group.fraction, runner.trial_seed).train)
+    seconds = cost.seconds(n, epochs_of(group))
+    trials = runner.suite.trials if group.model.tuned else 0
+    cells = len(seeds) - (1 if trials and runner.trial_seed in seeds else 0)
+    label = group.label
+    make = lambda study: Fit(label, group.data.entry.name, group.model.name, group.model.resource, seconds, study)  # noqa: E731
+    return [make(label) for _ in range(trials)] + [make(None) for _ in range(cells)]
+
+
+def schedule_wall(fits: list[Fit], cpu_slots: int, gpu_slots: int, lag: int) -> float:
+    """Makespan of a greedy longest-first schedule over the slots (per resource kind)."""
+    wall = 0.0
+    for resource, slots in (("cpu", cpu_slots), ("gpu", gpu_slots)):
+        jobs = sorted((f for f in fits if f.resource == resource), key=lambda f: -f.seconds)
+        if not jobs:
+            continue
+        slots = max(1, slots)
+        free = [0.0] * slots
+        heapq.heapify(free)
+        per_study: dict[str, list[float]] = {}
+        for job in jobs:
+            start = heapq.heappop(free)
+            if job.study is not None:  # at most lag+1 trials of one study run at once
+                running = per_study.setdefault(job.study, [])
+                running.sort()
+                if len(running) > lag:
+                    start = max(start, running[-(lag + 1)])
+            end = start + job.seconds
+            if job.study is not None:
+                per_study[job.study].append(end)
+            heapq.heappush(free, end)
+            wall = max(wall, end)
+    return wall
+
+
+def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=print) -> dict[str, Any]:
+    """Per (dataset, model): fits and CPU/GPU hours; the total wall time for the plan's slots."""
+    from benchmark.datasource import cache_dir
+    from benchmark.pool import configure_threads
+    from benchmark.tuning import LAG
+
+    plan = runner.plan
+    cache = CostCache(cache_dir() / "cost", plan.cpu_threads)
+    configure_threads(plan.cpu_threads)
+    fits: list[Fit] = []
+    costs: dict[tuple[str, str], FitCost] = {}
+    for group in groups:
+        pair = (group.data.entry.name, group.model.name)
+        if pair not in costs:
+            cost = cache.get(group)
+            if cost is None:
+                notice(f"calibrating {pair[1]} on {pair[0]} (a few small fits; cached afterwards)")
+                cost = calibrate(runner, group)
+                cache.put(group, cost)
+            costs[pair] = cost
+        fits += group_fits(runner, group, costs[pair], done)
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for fit in fits:
+        row = rows.setdefault((fit.dataset, fit.model), {"fits": 0, "seconds": 0.0, "resource": fit.resource})
+        row["fits"] += 1
+        row["seconds"] += fit.seconds
+    wall = schedule_wall(fits, plan.cpu_workers, len(plan.gpu_devices), LAG)
+    return {"rows": rows, "wall_seconds": wall, "fits": fits}
+
+
+def format_hours(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
