@@ -71,6 +71,7 @@ class JobResult:
     record: dict[str, Any] | None = None
     error: str | None = None
     started_at: str | None = None
+    artifacts: dict[str, np.ndarray] = field(default_factory=dict)  # small arrays kept beside the store
 
 
 _DATA_CACHE: dict[Any, Any] = {}
@@ -129,12 +130,30 @@ def run_job(job: Job) -> JobResult:
         record = _fit_and_evaluate(job, model, X, Y, pruner)
         return JobResult("complete", val_score=record["val_score"],
                          intermediate=dict(pruner.intermediate) if pruner else {},
-                         record=json_safe(record), started_at=started_at)
+                         record=json_safe(record), started_at=started_at,
+                         artifacts=model_artifacts(job, model, Y) if job.kind == "cell" else {})
     except optuna.TrialPruned:
         return JobResult("pruned", intermediate=dict(pruner.intermediate) if pruner else {}, started_at=started_at)
     except Exception:  # noqa: BLE001 - a failing model is a result, recorded with its traceback
         return JobResult("failed", error=traceback.format_exc(), started_at=started_at,
                          intermediate=dict(pruner.intermediate) if pruner else {})
+
+
+def model_artifacts(job: Job, model, Y) -> dict[str, np.ndarray]:
+    """What a cell keeps beside its row: the learnt label embeddings, with the training
+    labels' co-occurrence counts they are compared with in the report (cell jobs only;
+    a cell that reuses its best tuning trial has none)."""
+    embed = getattr(model, "label_embeddings", None)
+    if embed is None:
+        return {}
+    import scipy.sparse as sp
+
+    Y_train = Y[job.train]
+    Y_train = Y_train.toarray() if sp.issparse(Y_train) else np.asarray(Y_train)
+    Y_train = (Y_train > 0).astype(np.float64)
+    return {"label_embeddings": np.asarray(embed(), dtype=np.float32),
+            "cooccurrence": (Y_train.T @ Y_train).astype(np.int64),
+            "n_train": np.asarray(len(Y_train))}
 
 
 def _fit_and_evaluate(job: Job, model, X, Y, pruner) -> dict[str, Any]:

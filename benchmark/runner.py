@@ -301,6 +301,8 @@ class Runner:
         )
         if row["status"] == "failed" and not row.get("params"):
             row["params"] = group.params or group.model.params
+        if result.artifacts and row["status"] == "done":  # written first: a row never points at a missing file
+            row["artifacts"] = self.store.save_artifacts(key, result.artifacts)
         self.store.record(row)
         if row["status"] == "done":
             self.summary.done += 1

@@ -89,6 +89,7 @@ runs_table = sa.Table(
     sa.Column("suite", sa.String(200)),
     sa.Column("suite_hash", sa.String(64)),
     sa.Column("settings", sa.JSON),  # the configuration the config hash was computed from
+    sa.Column("artifacts", sa.String(500)),  # .npz beside the store (relative to artifacts_dir), or NULL
     sa.Column("n_trials", sa.Integer),
     sa.Column("n_train", sa.Integer),
     sa.Column("n_val", sa.Integer),
@@ -310,6 +311,42 @@ class ResultsStore:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where cells' artifacts live: beside an SQLite file, else ``MLCBENCH_ARTIFACTS_DIR``."""
+        if self.url.startswith("sqlite:///"):
+            return Path(self.url.removeprefix("sqlite:///")).parent / "artifacts"
+        return Path(os.environ.get("MLCBENCH_ARTIFACTS_DIR", "results/artifacts")).resolve()
+
+    def save_artifacts(self, key: CellKey, arrays: dict[str, Any]) -> str:
+        """Write a cell's arrays atomically (temp file, then rename); returns the relative path."""
+        import tempfile
+
+        import numpy as np
+
+        relative = f"{key.config}/{key.dataset}/{key.model}/f{key.fraction:g}-s{key.seed}.npz"
+        target = self.artifacts_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez_compressed(handle, **arrays)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return relative
+
+    def load_artifacts(self, relative: str) -> dict[str, Any]:
+        import numpy as np
+
+        with np.load(self.artifacts_dir / relative) as data:
+            return {name: data[name] for name in data.files}
+
+    def _remove_artifact(self, relative: str | None) -> None:
+        if relative:
+            (self.artifacts_dir / relative).unlink(missing_ok=True)
+
     def claims(self, **kwargs):
         """This store's claim registry (leases of running groups), owned by this store's run."""
         from benchmark.claims import ClaimRegistry
@@ -334,16 +371,16 @@ class ResultsStore:
         where = self._cell_where(runs_table, key)
         with self.engine.begin() as conn:
             existing = conn.execute(sa.select(runs_table.c.status).where(where)).scalar_one_or_none()
-            if existing == "done":
-                return False
-            if existing is not None:
-                conn.execute(runs_table.delete().where(where))
-            try:
-                with conn.begin_nested():  # a concurrent writer (PostgreSQL) may win the race
-                    conn.execute(runs_table.insert().values(**values))
-            except IntegrityError:
-                return False
-        return True
+            stored = existing != "done"
+            if stored:
+                if existing is not None:
+                    conn.execute(runs_table.delete().where(where))
+                try:
+                    with conn.begin_nested():  # a concurrent writer (PostgreSQL) may win the race
+                        conn.execute(runs_table.insert().values(**values))
+                except IntegrityError:
+                    stored = False
+        return stored  # a dropped row's artifact path is the winner's (same cell, same file name)
 
     def plan(self, cells: Iterable[tuple], suite: str, suite_hash: str) -> None:
         """Remember the cells a run means to compute (insert-or-ignore)."""
@@ -363,10 +400,14 @@ class ResultsStore:
 
     def delete(self, keys: Iterable[CellKey]) -> int:
         """Remove cells (for example a configuration that is no longer wanted)."""
-        count = 0
+        count, files = 0, []
         with self.engine.begin() as conn:
             for key in keys:
-                count += conn.execute(runs_table.delete().where(self._cell_where(runs_table, cell_key(*key)))).rowcount
+                where = self._cell_where(runs_table, cell_key(*key))
+                files += [r[0] for r in conn.execute(sa.select(runs_table.c.artifacts).where(where))]
+                count += conn.execute(runs_table.delete().where(where)).rowcount
+        for relative in files:  # after the commit: a row never points at a missing file
+            self._remove_artifact(relative)
         return count
 
     # ------------------------------------------------------------------ reading
