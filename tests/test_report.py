@@ -385,7 +385,7 @@ def test_missing_or_empty_store_exits_nonzero_with_a_message(tmp_path, capsys):
 
 def test_unknown_metric_is_a_clear_error(store_dir, tmp_path, capsys):
     assert cli_main(["report", "--results", str(store_dir), "--out", str(tmp_path), "--metrics", "F2"]) == 2
-    assert "no stored values for metric(s) F2" in capsys.readouterr().err
+    assert "unknown metric 'F2'" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- styles and the committed example

@@ -19,6 +19,8 @@ def register(subparsers) -> None:
     parser.add_argument("--protocol", default="val", choices=("val", "fixed", "oracle"),
                         help="threshold protocol (default: val); oracle is optimistic (thresholds tuned on the test set)")
     parser.add_argument("--suite", default=None, help="only runs recorded under this suite name (default: all)")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated models to report (default: every stored model)")
     parser.add_argument("--all-configs", action="store_true", dest="all_configs",
                         help="show every stored configuration (default: each suite's latest per dataset and model)")
     parser.add_argument("--focus", default="cgmvae",
@@ -79,7 +81,8 @@ def handle(args) -> int:
     out = args.out or ("reports" if args.protocol == "val" else f"reports/{args.protocol}")
     _check_writable(out)
     result = build_report(args.results, out, protocol=args.protocol, focus=args.focus, suite=args.suite,
-                          metrics=metrics, all_configs=args.all_configs)
+                          metrics=metrics, all_configs=args.all_configs,
+                          models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None)
     print(
         f"report ({result.protocol} protocol): {result.n_done} finished, {result.n_failed} failed, "
         f"{result.n_missing} missing cells; {len(result.files)} files under {result.out_dir}/"

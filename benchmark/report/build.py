@@ -18,7 +18,16 @@ import numpy as np
 import pandas as pd
 
 from benchmark.report import curves, efficiency, significance, tables
-from benchmark.report.formatting import Cell, TextTable, latex_document, to_csv, to_latex, to_markdown
+from benchmark.report.formatting import (
+    WIDE_TABLE_MODELS,
+    Cell,
+    TextTable,
+    latex_document,
+    to_csv,
+    to_latex,
+    to_markdown,
+    transposed,
+)
 from benchmark.report.index import Bullets, Heading, Image, Links, Paragraph, Table, linked_paths, write_index
 from benchmark.report.inputs import (
     CELL_KEY,
@@ -75,6 +84,7 @@ def build_report(
     suite: str | None = None,
     metrics: list[str] | None = None,
     all_configs: bool = False,
+    models: list[str] | None = None,
 ) -> ReportResult:
     """Write the report for ``protocol`` under ``out_dir`` and return what was written.
 
@@ -87,6 +97,8 @@ def build_report(
     if protocol not in PROTOCOLS:
         raise ReportError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     inputs = _as_inputs(source, suite, all_configs)
+    if models:
+        inputs = inputs.select_models(models)
     _require_results(inputs, protocol)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -102,6 +114,26 @@ def _require_results(inputs: ReportInputs, protocol: str) -> None:
         raise ReportError(f"no finished runs in the results store {inputs.source}{detail}")
     if metrics_long(inputs.runs, protocol).empty:
         raise ReportError(f"the finished runs store no metrics under the {protocol!r} protocol")
+
+
+VARIANCE_TEXT = {
+    "model": "seeds vary the model only (one split, one training subset per fraction; `resample = model`)",
+    "subset": "seeds vary the model and, for fractions < 1, the training subset (`resample = subset`); "
+              "the split is fixed",
+    "split": "seeds vary the model, the validation split (and the test split of datasets without a "
+             "published one) and the training subset (`resample = split`)",
+}
+
+
+def _variance_text(runs: pd.DataFrame) -> str:
+    """Which variance the ± and bands show: from the stored settings' resample mode."""
+    modes = set()
+    for settings in runs.get("settings", pd.Series(dtype=object)):
+        if isinstance(settings, dict) and settings.get("split"):
+            modes.add(settings["split"].get("resample"))
+    if not modes:
+        return "seeds vary the model only (stores written before resample modes existed)"
+    return "; ".join(VARIANCE_TEXT.get(m, str(m)) for m in sorted(modes, key=str))
 
 
 def _first_line(error) -> str:
@@ -120,6 +152,7 @@ def _first_line(error) -> str:
 class _Builder:
     def __init__(self, inputs: ReportInputs, out_dir: Path, protocol: str, focus: str, metrics):
         self.inputs, self.out, self.protocol, self.focus = inputs, out_dir, protocol, focus
+        self.store = inputs.store  # for artifacts (label embeddings); None for frames built by hand
         self.result = ReportResult(out_dir=out_dir, protocol=protocol)
         self.long = metrics_long(inputs.runs, protocol)
         if metrics:
@@ -159,6 +192,8 @@ class _Builder:
     def build(self) -> ReportResult:
         self._header()
         self._tables()
+        self._ablation()
+        self._embeddings()
         self._curves()
         self._significance()
         self._efficiency()
@@ -222,6 +257,7 @@ class _Builder:
             f"Datasets ({len(self.datasets)}): {', '.join(self.datasets)}; models ({len(self.models)}): "
             f"{', '.join(self.models)}; fractions: {', '.join(f'{f:g}' for f in sorted(self.long['fraction'].unique()))}; "
             f"seeds: {', '.join(str(s) for s in sorted(self.long['seed'].unique()))}",
+            f"Variance: {_variance_text(runs)}",
             f"Configurations: {distinct('config')} (one per suite, dataset and model: the latest unless "
             "`--all-configs`)",
         ] + [f"Note: {note}" for note in self.inputs.notes]))
@@ -231,6 +267,8 @@ class _Builder:
         tex_files = []
         for metric in self.metrics:
             table = tables.paper_table(self.full, metric, self.datasets, self.models, self.protocol, self.fractions)
+            if len(self.models) > WIDE_TABLE_MODELS:  # 14+ models: one row per model reads better
+                table = transposed(table)
             stem = f"tables/{safe_name(metric)}"
             links = [("Markdown", self._write(stem + ".md", f"**{table.title}**\n\n" + to_markdown(table)
                                                + "".join(f"\n_{n}_\n" for n in table.notes))),
@@ -244,6 +282,54 @@ class _Builder:
                 self.blocks.append(Links(f"{metric} ({METRIC_TITLES.get(metric, metric)}) table as", links))
         self.blocks.append(Links("All tables in one LaTeX document (needs booktabs):",
                                  [("tables.tex", self._write("tables/tables.tex", latex_document(tex_files)))]))
+
+    def _ablation(self) -> None:
+        """The focus model's named variants (suite ``base = focus``) beside it, if the store has any."""
+        from benchmark.report.ablation import ablation_table, variants_of
+
+        variants = [v for v in variants_of(self.inputs.done, self.focus) if v in self.models]
+        if not variants:
+            return
+        long_full = self.long[np.isclose(self.long["fraction"], self.long["dataset"].map(self.fractions))]
+        table = ablation_table(long_full, self.focus, variants, self.datasets, self.protocol)
+        if table is None:
+            return
+        self.blocks.append(Heading(f"Ablation of {self.focus}"))
+        self.blocks.append(Table(table))
+        stem = f"tables/ablation_{safe_name(self.focus)}"
+        self.blocks.append(Links("Ablation table as", [
+            ("Markdown", self._write(stem + ".md", f"**{table.title}**\n\n" + to_markdown(table)
+                                     + "".join(f"\n_{n}_\n" for n in table.notes))),
+            ("LaTeX", self._write(stem + ".tex", to_latex(table))), ("CSV", self._write(stem + ".csv", to_csv(table)))]))
+
+    def _embeddings(self) -> None:
+        """Learnt label-label similarity beside the data's label PMI, per model with embeddings."""
+        from benchmark.report.embeddings import embedding_insights
+
+        if self.store is None:
+            return
+        selected = self.inputs.done[self.inputs.done["model"].isin(self.models)]
+        found = embedding_insights(selected, self.store.load_artifacts, self.out / "figures")
+        if not found:
+            return
+        self.blocks.append(Heading("Label embeddings"))
+        self.blocks.append(Paragraph(
+            "For each model that learns label embeddings: the cosine similarity of the learnt embeddings "
+            "beside the pointwise mutual information of label co-occurrence in the same training rows, in "
+            "one order (average-linkage clustering of the PMI), from the lowest seed at the largest "
+            "fraction. Spearman's rho compares their off-diagonal entries: positive means labels that "
+            "co-occur get similar embeddings."))
+        rows = [[Cell(i.dataset), Cell(i.model), Cell(str(i.n_labels)), Cell(f"{i.spearman:.3f}"),
+                 Cell(f"{i.p_value:.2g}")] for i in found]
+        self.blocks.append(Table(TextTable("Label-embedding insight", ["Dataset", "Model", "labels", "Spearman rho", "p"],
+                                           rows), show_title=False))
+        csv = "dataset,model,labels,spearman,p\n" + "".join(
+            f"{i.dataset},{i.model},{i.n_labels},{i.spearman:.6f},{i.p_value:.6g}\n" for i in found)
+        self.blocks.append(Links("As CSV:", [("embeddings.csv", self._write("tables/embeddings.csv", csv))]))
+        for item in found:
+            png, pdf = item.figure
+            self.blocks.append(Image(self._rel(png), f"label embeddings of {item.model} on {item.dataset}"))
+            self.blocks.append(Links(f"{item.model} on {item.dataset}:", [("PDF", self._rel(pdf))]))
 
     def _curves(self) -> None:
         self.blocks.append(Heading("Learning curves"))
@@ -289,8 +375,8 @@ class _Builder:
             self.blocks.append(Paragraph(f"Cannot be computed: no finished `{self.focus}` runs in the store."))
             return
         self.blocks.append(Paragraph(
-            f"Per dataset at the table fraction, {self.focus} − baseline paired by seed (all seeds share the "
-            "split and training subset, so a seed only varies model randomness). Primary: paired "
+            f"Per dataset at the table fraction, {self.focus} − baseline paired by seed (a seed fixes the same "
+            f"data for every model: {_variance_text(self.inputs.runs)}). Primary: paired "
             "t-test (`p_t`); with 3-5 seeds the exact Wilcoxon signed-rank test cannot reach p < 0.05 "
             "(smallest two-sided p = 2/2^n), so its p-value (`p_w`) is shown for reference only. "
             "`*` marks p_t < 0.05 (no multiple-comparison correction)."))

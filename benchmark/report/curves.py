@@ -25,7 +25,9 @@ def model_styles(models: list[str]) -> dict[str, dict]:
     """A fixed (colour, marker, line style) per model, identical across figures."""
     import seaborn as sns
 
-    colours = sns.color_palette("colorblind", n_colors=max(len(models), 1))
+    # colour-blind palette up to 10 models; beyond, tab20 keeps every colour distinct
+    palette = "colorblind" if len(models) <= 10 else "tab20"
+    colours = sns.color_palette(palette, n_colors=max(len(models), 1))
     return {
         model: {
             "color": colours[i % len(colours)],

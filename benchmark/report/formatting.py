@@ -164,3 +164,25 @@ def to_csv(table: TextTable) -> str:
                 int(cell.bold),
             ])
     return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- wide tables
+
+WIDE_TABLE_MODELS = 8  # more model columns than this: models become rows
+
+
+def transposed(table: TextTable) -> TextTable:
+    """Models as rows and datasets as columns, for tables with many models.
+
+    Expects the paper layout (``Dataset``, ``seeds``, one column per model; body rows per
+    dataset, then summary rows such as the average rank): summary rows become trailing
+    columns and the per-dataset seed counts move into the header.
+    """
+    n_body = len(table.rows) if table.n_body_rows is None else table.n_body_rows
+    body, summary = table.rows[:n_body], table.rows[n_body:]
+    models = table.header[2:]
+    header = ["Model"] + [f"{row[0].text} (n={row[1].text})" for row in body] + [row[0].text for row in summary]
+    rows = [[Cell(model)] + [row[2 + j] for row in body] + [row[2 + j] for row in summary]
+            for j, model in enumerate(models)]
+    notes = table.notes + ["Transposed (models as rows) because the table has many models; n = seeds per dataset."]
+    return TextTable(title=table.title, header=header, rows=rows, notes=notes, label=table.label)

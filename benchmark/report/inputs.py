@@ -74,6 +74,7 @@ class ReportInputs:
     planned: pd.DataFrame | None = None
     source: str = "frames"
     notes: list[str] = field(default_factory=list)
+    store: object = None  # the ResultsStore read, when there is one (artifacts)
 
     def __post_init__(self) -> None:
         missing = [c for c in CELL_KEY + ["status", "metrics"] if c not in self.runs.columns]
@@ -82,6 +83,18 @@ class ReportInputs:
         self.runs = self.runs.copy()
         self.runs["fraction"] = self.runs["fraction"].astype(float)
         self.runs["seed"] = self.runs["seed"].astype(int)
+
+    def select_models(self, models: list[str]) -> "ReportInputs":
+        """Only these models (``report --models``); an unknown name is an error naming the stored ones."""
+        stored = set(self.runs["model"])
+        unknown = sorted(set(models) - stored)
+        if unknown:
+            raise ReportError(f"no runs of model(s) {', '.join(unknown)} in the store; stored: {', '.join(sorted(stored))}")
+        planned = self.planned
+        if planned is not None and not planned.empty:
+            planned = planned[planned["model"].isin(models)]
+        return ReportInputs(runs=self.runs[self.runs["model"].isin(models)], planned=planned, source=self.source,
+                            notes=self.notes, store=self.store)
 
     @property
     def done(self) -> pd.DataFrame:
@@ -194,5 +207,6 @@ def inputs_from_store(results: str | Path, suite: str | None = None, all_configs
     if not all_configs:
         runs = select_configurations(runs, notes)
         if "config" in planned.columns and not runs.empty:
-            planned = planned[planned["config"].isin(set(runs["config"])) | ~planned["suite"].isin(set(runs["suite"]))]
-    return ReportInputs(runs=runs.reset_index(drop=True), planned=planned, source=location, notes=notes)
+            keep = planned["config"].isin(set(runs["config"])) | (planned["config"] == "")
+            planned = planned[keep | ~planned["suite"].isin(set(runs["suite"]))]
+    return ReportInputs(runs=runs.reset_index(drop=True), planned=planned, source=location, notes=notes, store=store)
