@@ -67,12 +67,15 @@ def insight(dataset: str, model: str, arrays: dict[str, np.ndarray], out_stem: P
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     for ax, matrix, title, cmap in ((axes[0], dep, "label PMI (training co-occurrence)", "viridis"),
                                     (axes[1], sim, f"{model}: cosine similarity of label embeddings", "magma")):
-        image = ax.imshow(matrix[np.ix_(order, order)], cmap=cmap, interpolation="nearest")
+        shown = matrix[np.ix_(order, order)].copy()
+        np.fill_diagonal(shown, np.nan)  # self-similarity would set the colour scale
+        image = ax.imshow(shown, cmap=cmap, interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    fig.suptitle(f"{dataset}: {len(sim)} labels in one clustered order; Spearman rho = {rho:.3f} (p = {p:.2g})",
+    fig.suptitle(f"{dataset}: {len(sim)} labels in one clustered order (diagonal blank); "
+                 f"Spearman rho = {rho:.3f} (p = {p:.2g})",
                  fontsize=10)
     fig.tight_layout()
     files = []
@@ -101,5 +104,6 @@ def embedding_insights(runs, load, figures_dir: Path) -> list[EmbeddingInsight]:
             continue  # a missing or damaged artifact file: no figure, the tables are unaffected
         if "label_embeddings" not in arrays or "cooccurrence" not in arrays:
             continue
+        figures_dir.mkdir(parents=True, exist_ok=True)
         results.append(insight(dataset, model, arrays, figures_dir / f"embeddings_{model}_{dataset}"))
     return results
