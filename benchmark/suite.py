@@ -341,12 +341,11 @@ def check_param(model: str, cls, name: str, value: Any) -> None:
         fail("a string")
     low = getattr(dist, "low", None)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if low is not None and low > 0 and value <= 0:
-            fail(f"a positive number (its search space is {low}..{dist.high})")
+        integer = isinstance(default, int) and not isinstance(default, bool)
+        if integer and ((low is not None and low >= 1) or (dist is None and default > 0)) and value < 1:
+            fail(f"an integer >= 1 (its default is {default})")  # epochs, sizes, counts
         if low is not None and low >= 0 and value < 0:
             fail(f"a number >= 0 (its search space is {low}..{dist.high})")
-        if dist is None and isinstance(default, (int, float)) and default > 0 and value <= 0:
-            fail("a positive number")
 
 
 def _model_config(name: str, table: dict[str, Any], known: dict[str, type]) -> ModelConfig:

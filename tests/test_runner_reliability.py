@@ -227,3 +227,15 @@ def test_skipped_groups_exit_3_and_wait_waits(tmp_path):
     assert waiting.wait(180) == 0
     assert fit_lines(tmp_path / "b.log") == fit_lines(tmp_path / "c.log") == [], "the others trained nothing"
     assert len(ResultsStore(results).runs_frame()) == 4
+
+
+def test_a_study_time_budget_stops_asking_and_is_recorded(tmp_path):
+    suite = tmp_path / "budget.toml"
+    suite.write_text('name = "budget"\ndatasets = ["emotions"]\nmodels = ["test_epoch_lr"]\nfractions = [1.0]\n'
+                     'seeds = [0]\ntrials = 40\nbudget = "2s"\nepochs = 3\npruner = "none"\n'
+                     '[model.test_epoch_lr]\ntune = ["lr"]\nparams = { sleep = 0.15 }\n')
+    results = tmp_path / "res"
+    assert main(["run", "--quiet", "--suite", str(suite), "--results", str(results)]) == 0
+    row = ResultsStore(results).runs_frame().iloc[0]
+    assert row.status == "done" and 1 <= row.n_trials < 40, "the budget cut the study short"
+    assert row.settings["tuning"]["budget_seconds"] == 2.0 and row.settings["tuning"]["trials"] == 40

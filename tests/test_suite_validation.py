@@ -11,7 +11,7 @@ HEAD = 'name = "bad"\ndatasets = ["emotions"]\nmodels = ["mlp", "br"]\n'
 
 @pytest.mark.parametrize("body, expected", [
     ('[model.mlp]\nparams = { lr = "fast" }', ["[model.mlp]", "lr", "'fast'", "a number"]),
-    ('[model.mlp]\nparams = { epochs = 0 }', ["[model.mlp]", "epochs", "0", "positive"]),
+    ('[model.mlp]\nparams = { epochs = 0 }', ["[model.mlp]", "epochs", "0", "integer >= 1"]),
     ('[model.br]\nparams = { class_weight = "heavy" }', ["[model.br]", "class_weight", "'heavy'", "one of"]),
     ('seeds = [-1]', ["seeds", "-1"]),
     ('split_seed = -3', ["split_seed", ">= 0", "-3"]),
