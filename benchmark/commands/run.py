@@ -99,9 +99,7 @@ def handle(args: argparse.Namespace) -> int:
     from benchmark.plan import make_plan
     from benchmark.suite import load_suite
 
-    data_dir = os.path.abspath(args.data_dir) if args.data_dir else None
-    if data_dir:  # catalog lookups in this process and in workers see the same data dir
-        os.environ["MLCBENCH_DATA_DIR"] = data_dir
+    data_dir = os.path.abspath(args.data_dir) if args.data_dir else None  # travels in the plan and each job
     suite = load_suite(args.suite, data_dir=data_dir, **_overrides(args))
     from benchmark.executors import make_executor  # heavy imports only once the suite is valid
     from benchmark.progress import RunProgress
