@@ -1,0 +1,193 @@
+"""Which epoch-selection rule keeps fixed-threshold test scores stable across seeds?
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_epoch_selection.py \
+        [--models cgmvae,mpvae,mlp] [--datasets emotions,yeast,scene] [--seeds 0,1,2,3,4] \
+        [--epochs cgmvae=60,mpvae=60,mlp=60] [--standardize both|true|false] \
+        [--curves benchmarks/results/epoch_selection_curves.jsonl] [--table-only]
+
+Each (model, dataset, seed, standardize) is trained ONCE, at the model's default
+hyperparameters with a fixed epoch budget, on the dataset's published train/test split with
+validation = a stratified 15% of the training file (``benchmark.splits.make_split``, split
+seed 0). After every epoch the script records the validation macro-F1 over the nine-point
+grid, the validation cross-entropy, and the test ebF1 / miF1 / maF1 at the fixed threshold
+0.5 of that epoch's weights. Every selection rule is then evaluated offline from these
+curves with ``benchmark.torch_training.select_epoch`` (the function ``train_epochs`` uses
+online), so no rule needs its own training run.
+
+The curves are appended to a JSON-lines file as they are made; a rerun skips what is there
+(``--table-only`` only prints). Printed: per (model, dataset, standardize, rule) the
+per-seed test ebF1 @0.5, its median, the worst gap below the median (the issue's bar:
+<= 0.05), and the chosen epochs; then a summary per rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+#: rule label -> (epoch_selection, selection_window, min_epochs)
+RULES = {
+    "reference": ("reference", 1, 1),
+    "reference,min10": ("reference", 1, 10),
+    "smoothed3": ("smoothed", 3, 1),
+    "smoothed5": ("smoothed", 5, 1),
+    "smoothed10": ("smoothed", 10, 1),
+    "smoothed5,min10": ("smoothed", 5, 10),
+    "val_loss": ("val_loss", 1, 1),
+    "last": ("last", 1, 1),
+}
+GAP_LIMIT = 0.05
+
+
+def train_curves(model_name: str, dataset_name: str, seed: int, epochs: int, standardize: bool) -> dict:
+    """One fit; per-epoch validation criteria and test scores at threshold 0.5."""
+    import torch
+
+    from benchmark.datasource import load_dataset
+    from benchmark.metrics import compute
+    from benchmark.model_api import get_model
+    from benchmark.splits import make_split
+
+    torch.set_num_threads(1)
+    dataset = load_dataset(dataset_name)
+    split = make_split(dataset, seed=0, val_size=0.15)
+    X, Y = dataset.X, dataset.Y
+    Y = Y.toarray() if hasattr(Y, "toarray") else np.asarray(Y)
+    model = get_model(model_name)(seed=seed, device="cpu", n_threads=1, epochs=epochs, standardize=standardize,
+                                  epoch_selection="last")
+    X_test, Y_test = X[split.test], Y[split.test]
+    test = {"ebF1": [], "miF1": [], "maF1": []}
+
+    def on_epoch(epoch, val_score):  # weights of this epoch, net in eval mode
+        metrics = compute(Y_test, model.predict_proba(X_test), 0.5)
+        for name in test:
+            test[name].append(float(metrics[name]))
+
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    model.fit(X[split.train], Y[split.train], X[split.val], Y[split.val], on_epoch=on_epoch)
+    return {
+        "model": model_name, "dataset": dataset_name, "seed": seed, "epochs": epochs, "standardize": standardize,
+        "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
+        "val_maF1": model.fit_info["val_scores"], "val_loss": model.fit_info["val_losses"],
+        "test": test, "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0,
+    }
+
+
+def load_curves(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def key(r: dict) -> tuple:
+    return (r["model"], r["dataset"], int(r["seed"]), int(r["epochs"]), bool(r["standardize"]))
+
+
+def evaluate(curves: list[dict]) -> list[dict]:
+    """Per (model, dataset, standardize, rule): per-seed test ebF1 @0.5 at the chosen epoch."""
+    from benchmark.torch_training import select_epoch
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in sorted(curves, key=key):
+        groups.setdefault((r["model"], r["dataset"], r["standardize"], r["epochs"]), []).append(r)
+    rows = []
+    for (model, dataset, standardize, epochs), runs in groups.items():
+        for label, (rule, window, min_epochs) in RULES.items():
+            chosen = [select_epoch(r["val_maF1"], r["val_loss"], rule, window, min_epochs) for r in runs]
+            eb = np.array([r["test"]["ebF1"][e - 1] for r, e in zip(runs, chosen)])
+            mi = np.array([r["test"]["miF1"][e - 1] for r, e in zip(runs, chosen)])
+            ma = np.array([r["test"]["maF1"][e - 1] for r, e in zip(runs, chosen)])
+            median = float(np.median(eb))
+            rows.append({"model": model, "dataset": dataset, "standardize": standardize, "epochs": epochs,
+                         "rule": label, "seeds": [r["seed"] for r in runs], "ebF1": eb.tolist(),
+                         "median": median, "worst_gap": float(median - eb.min()), "chosen": chosen,
+                         "mean_ebF1": float(eb.mean()), "mean_miF1": float(mi.mean()), "mean_maF1": float(ma.mean())})
+    return rows
+
+
+def print_tables(rows: list[dict], curves: list[dict]) -> None:
+    print(f"test ebF1 at threshold 0.5 per seed, at the epoch each rule keeps; gap = median - worst seed "
+          f"(bar: <= {GAP_LIMIT}); 'mean mi/ma' = mean test miF1 / maF1 @0.5")
+    header = f"{'model':<7} {'dataset':<9} {'std':<5} {'rule':<16} {'per-seed ebF1':<36} {'median':>6} {'gap':>6}  " \
+             f"{'mean mi/ma':<12} chosen epochs"
+    print(header)
+    last = None
+    for r in rows:
+        group = (r["model"], r["dataset"], r["standardize"])
+        if last is not None and group != last:
+            print()
+        last = group
+        flag = "" if r["worst_gap"] <= GAP_LIMIT else " !"
+        print(f"{r['model']:<7} {r['dataset']:<9} {str(r['standardize'])[0]:<5} {r['rule']:<16} "
+              f"{' '.join(f'{v:.3f}' for v in r['ebF1']):<36} {r['median']:>6.3f} {r['worst_gap']:>6.3f}{flag:<2}"
+              f"{r['mean_miF1']:.3f}/{r['mean_maF1']:.3f}  {','.join(map(str, r['chosen']))}")
+    print("\nsummary per (standardize, rule): cells over the gap bar, largest gap, mean of median test ebF1 @0.5")
+    summary: dict[tuple, list[dict]] = {}
+    for r in rows:
+        summary.setdefault((r["standardize"], r["rule"]), []).append(r)
+    for (standardize, rule), group in sorted(summary.items(), key=lambda kv: (not kv[0][0], list(RULES).index(kv[0][1]))):
+        over = sum(g["worst_gap"] > GAP_LIMIT for g in group)
+        print(f"  standardize={str(standardize):<5} {rule:<16} over bar: {over}/{len(group)}  "
+              f"max gap {max(g['worst_gap'] for g in group):.3f}  mean median ebF1 {np.mean([g['median'] for g in group]):.4f}")
+    cpu = sum(c["cpu_s"] for c in curves)
+    wall = sum(c["wall_s"] for c in curves)
+    print(f"\n{len(curves)} training runs, {cpu / 60:.1f} CPU-min, {wall / 60:.1f} wall-min (1 torch thread)")
+    for m in sorted({c["model"] for c in curves}):
+        for d in sorted({c["dataset"] for c in curves}):
+            sel = [c for c in curves if c["model"] == m and c["dataset"] == d]
+            if sel:
+                print(f"  {m:<7} {d:<9} {sel[0]['epochs']} epochs, n train/val/test {sel[0]['n_train']}/"
+                      f"{sel[0]['n_val']}/{sel[0]['n_test']}: {np.mean([c['cpu_s'] for c in sel]):.1f} CPU-s per run")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="cgmvae,mpvae,mlp")
+    parser.add_argument("--datasets", default="emotions,yeast,scene")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--epochs", default="cgmvae=60,mpvae=60,mlp=60",
+                        help="fixed epoch budget per model, model=N,...")
+    parser.add_argument("--standardize", default="both", choices=["both", "true", "false"])
+    parser.add_argument("--curves", default=str(REPO / "benchmarks" / "results" / "epoch_selection_curves.jsonl"))
+    parser.add_argument("--table-only", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MLCBENCH_DATA_DIR", str(REPO.parent / "shared" / "datasets"))
+    os.environ.setdefault("MLCBENCH_OFFLINE", "1")
+    budgets = {k: int(v) for k, v in (kv.split("=") for kv in args.epochs.split(","))}
+    standardize = {"both": [True, False], "true": [True], "false": [False]}[args.standardize]
+    path = Path(args.curves)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    curves = load_curves(path)
+    if not args.table_only:
+        done = {key(c) for c in curves}
+        for model in args.models.split(","):
+            for dataset in args.datasets.split(","):
+                for std in standardize:
+                    for seed in (int(s) for s in args.seeds.split(",")):
+                        k = (model, dataset, seed, budgets[model], std)
+                        if k in done:
+                            continue
+                        run = train_curves(model, dataset, seed, budgets[model], std)
+                        with path.open("a") as handle:
+                            handle.write(json.dumps(run) + "\n")
+                        curves.append(run)
+                        print(f"{model} {dataset} std={std} seed={seed}: {run['cpu_s']:.1f} CPU-s "
+                              f"{run['wall_s']:.1f} wall-s", file=sys.stderr, flush=True)
+    wanted = {(m, d) for m in args.models.split(",") for d in args.datasets.split(",")}
+    curves = [c for c in curves if (c["model"], c["dataset"]) in wanted and c["epochs"] == budgets[c["model"]]
+              and c["standardize"] in standardize]
+    print_tables(evaluate(curves), curves)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
