@@ -23,6 +23,9 @@ def register(subparsers) -> None:
                         help="model compared with every baseline in the paired tests and data efficiency (default: cgmvae)")
     parser.add_argument("--metrics", default=None,
                         help="comma-separated metrics to report (default: every stored metric)")
+    parser.add_argument("--published", default=None, metavar="FILE.csv",
+                        help="CSV of published figures (columns dataset, model, metric, protocol, value, source) "
+                             "to show beside the harness's, e.g. reports/published.csv")
     parser.set_defaults(handler=handle)
 
 
@@ -31,7 +34,7 @@ def handle(args) -> int:
 
     out = args.out or ("reports" if args.protocol == "val" else f"reports/{args.protocol}")
     result = build_report(args.results, out, protocol=args.protocol, focus=args.focus, suite=args.suite,
-                          metrics=args.metrics.split(",") if args.metrics else None)
+                          metrics=args.metrics.split(",") if args.metrics else None, published=args.published)
     print(
         f"report ({result.protocol} protocol): {result.n_done} finished, {result.n_failed} failed, "
         f"{result.n_missing} missing cells; {len(result.files)} files under {result.out_dir}/"
