@@ -9,8 +9,8 @@ Each (model, dataset, seed, standardize) is trained ONCE, at the model's default
 hyperparameters with a fixed epoch budget, on the dataset's published train/test split with
 validation = a stratified 15% of the training file (``benchmark.splits.make_split``, split
 seed 0). After every epoch the script records the validation macro-F1 over the nine-point
-grid, the validation cross-entropy, and the test ebF1 / miF1 / maF1 at the fixed threshold
-0.5 of that epoch's weights. Every selection rule is then evaluated offline from these
+grid, the validation cross-entropy, and the test ebF1 / miF1 / maF1 of that epoch's weights
+at the fixed threshold 0.5 and under the val protocol (thresholds chosen on validation). Every selection rule is then evaluated offline from these
 curves with ``benchmark.torch_training.select_epoch`` (the function ``train_epochs`` uses
 online), so no rule needs its own training run.
 
@@ -56,6 +56,8 @@ def train_curves(model_name: str, dataset_name: str, seed: int, epochs: int, sta
     from benchmark.metrics import compute
     from benchmark.model_api import get_model
     from benchmark.splits import make_split
+    from benchmark.thresholds import evaluate_protocols
+    from benchmark.torch_training import TrainingDiverged
 
     torch.set_num_threads(1)
     dataset = load_dataset(dataset_name)
@@ -64,21 +66,30 @@ def train_curves(model_name: str, dataset_name: str, seed: int, epochs: int, sta
     Y = Y.toarray() if hasattr(Y, "toarray") else np.asarray(Y)
     model = get_model(model_name)(seed=seed, device="cpu", n_threads=1, epochs=epochs, standardize=standardize,
                                   epoch_selection="last")
-    X_test, Y_test = X[split.test], Y[split.test]
+    X_val, Y_val, X_test, Y_test = X[split.val], Y[split.val], X[split.test], Y[split.test]
     test = {"ebF1": [], "miF1": [], "maF1": []}
+    test_val_protocol = {"ebF1": [], "miF1": [], "maF1": []}
 
     def on_epoch(epoch, val_score):  # weights of this epoch, net in eval mode
-        metrics = compute(Y_test, model.predict_proba(X_test), 0.5)
+        s_test = model.predict_proba(X_test)
+        fixed = compute(Y_test, s_test, 0.5)
+        val_protocol = evaluate_protocols(Y_val, model.predict_proba(X_val), Y_test, s_test)["val"]["metrics"]
         for name in test:
-            test[name].append(float(metrics[name]))
+            test[name].append(float(fixed[name]))
+            test_val_protocol[name].append(float(val_protocol[name]))
 
     cpu0, t0 = time.process_time(), time.perf_counter()
-    model.fit(X[split.train], Y[split.train], X[split.val], Y[split.val], on_epoch=on_epoch)
+    head = {"model": model_name, "dataset": dataset_name, "seed": seed, "epochs": epochs, "standardize": standardize,
+            "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test)}
+    try:
+        model.fit(X[split.train], Y[split.train], X_val, Y_val, on_epoch=on_epoch)
+    except TrainingDiverged as error:  # a finding (e.g. raw features), not a crash of the study
+        return {**head, "diverged": str(error), "cpu_s": time.process_time() - cpu0,
+                "wall_s": time.perf_counter() - t0}
     return {
-        "model": model_name, "dataset": dataset_name, "seed": seed, "epochs": epochs, "standardize": standardize,
-        "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
+        **head,
         "val_maF1": model.fit_info["val_scores"], "val_loss": model.fit_info["val_losses"],
-        "test": test, "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0,
+        "test": test, "test_val_protocol": test_val_protocol, "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0,
     }
 
 
@@ -101,24 +112,37 @@ def evaluate(curves: list[dict]) -> list[dict]:
         groups.setdefault((r["model"], r["dataset"], r["standardize"], r["epochs"]), []).append(r)
     rows = []
     for (model, dataset, standardize, epochs), runs in groups.items():
+        diverged = [r["seed"] for r in runs if r.get("diverged")]
+        if diverged:  # no curves to select from: one row says so
+            rows.append({"model": model, "dataset": dataset, "standardize": standardize, "epochs": epochs,
+                         "rule": "(all)", "diverged": diverged, "n_seeds": len(runs)})
+            continue
         for label, (rule, window, min_epochs) in RULES.items():
             chosen = [select_epoch(r["val_maF1"], r["val_loss"], rule, window, min_epochs) for r in runs]
             eb = np.array([r["test"]["ebF1"][e - 1] for r, e in zip(runs, chosen)])
             mi = np.array([r["test"]["miF1"][e - 1] for r, e in zip(runs, chosen)])
             ma = np.array([r["test"]["maF1"][e - 1] for r, e in zip(runs, chosen)])
+            vp = {m: float(np.mean([r["test_val_protocol"][m][e - 1] for r, e in zip(runs, chosen)]))
+                  for m in ("ebF1", "miF1", "maF1")}
             median = float(np.median(eb))
             rows.append({"model": model, "dataset": dataset, "standardize": standardize, "epochs": epochs,
                          "rule": label, "seeds": [r["seed"] for r in runs], "ebF1": eb.tolist(),
                          "median": median, "worst_gap": float(median - eb.min()), "chosen": chosen,
-                         "mean_ebF1": float(eb.mean()), "mean_miF1": float(mi.mean()), "mean_maF1": float(ma.mean())})
+                         "mean_ebF1": float(eb.mean()), "mean_miF1": float(mi.mean()), "mean_maF1": float(ma.mean()),
+                         "val_protocol": vp})
     return rows
+
+
+def vp_text(row: dict) -> str:
+    return "/".join(f"{row['val_protocol'][m]:.3f}" for m in ("ebF1", "miF1", "maF1"))
 
 
 def print_tables(rows: list[dict], curves: list[dict]) -> None:
     print(f"test ebF1 at threshold 0.5 per seed, at the epoch each rule keeps; gap = median - worst seed "
-          f"(bar: <= {GAP_LIMIT}); 'mean mi/ma' = mean test miF1 / maF1 @0.5")
+          f"(bar: <= {GAP_LIMIT}); 'fixed mi/ma' = mean test miF1 / maF1 @0.5; 'val eb/mi/ma' = mean test "
+          "ebF1 / miF1 / maF1 under the val protocol (thresholds chosen on validation)")
     header = f"{'model':<7} {'dataset':<9} {'std':<5} {'rule':<16} {'per-seed ebF1':<36} {'median':>6} {'gap':>6}  " \
-             f"{'mean mi/ma':<12} chosen epochs"
+             f"{'fixed mi/ma':<12} {'val eb/mi/ma':<18} chosen epochs"
     print(header)
     last = None
     for r in rows:
@@ -126,18 +150,31 @@ def print_tables(rows: list[dict], curves: list[dict]) -> None:
         if last is not None and group != last:
             print()
         last = group
+        if r.get("diverged"):
+            print(f"{r['model']:<7} {r['dataset']:<9} {str(r['standardize'])[0]:<5} {r['rule']:<16} "
+                  f"training diverged (loss not finite) for seed(s) {r['diverged']} of {r['n_seeds']}")
+            continue
         flag = "" if r["worst_gap"] <= GAP_LIMIT else " !"
         print(f"{r['model']:<7} {r['dataset']:<9} {str(r['standardize'])[0]:<5} {r['rule']:<16} "
               f"{' '.join(f'{v:.3f}' for v in r['ebF1']):<36} {r['median']:>6.3f} {r['worst_gap']:>6.3f}{flag:<2}"
-              f"{r['mean_miF1']:.3f}/{r['mean_maF1']:.3f}  {','.join(map(str, r['chosen']))}")
+              f"{r['mean_miF1']:.3f}/{r['mean_maF1']:.3f}  "
+              f"{vp_text(r)}  "
+              f"{','.join(map(str, r['chosen']))}")
     print("\nsummary per (standardize, rule): cells over the gap bar, largest gap, mean of median test ebF1 @0.5")
     summary: dict[tuple, list[dict]] = {}
     for r in rows:
+        if r.get("diverged"):
+            print(f"  standardize={str(r['standardize']):<5} {r['model']} on {r['dataset']}: diverged, "
+                  "not in the per-rule summary")
+            continue
         summary.setdefault((r["standardize"], r["rule"]), []).append(r)
     for (standardize, rule), group in sorted(summary.items(), key=lambda kv: (not kv[0][0], list(RULES).index(kv[0][1]))):
         over = sum(g["worst_gap"] > GAP_LIMIT for g in group)
+        vp = {m: np.mean([g["val_protocol"][m] for g in group]) for m in ("ebF1", "miF1", "maF1")}
         print(f"  standardize={str(standardize):<5} {rule:<16} over bar: {over}/{len(group)}  "
-              f"max gap {max(g['worst_gap'] for g in group):.3f}  mean median ebF1 {np.mean([g['median'] for g in group]):.4f}")
+              f"max gap {max(g['worst_gap'] for g in group):.3f}  mean median ebF1@0.5 "
+              f"{np.mean([g['median'] for g in group]):.4f}  mean val-protocol eb/mi/ma "
+              f"{vp['ebF1']:.4f}/{vp['miF1']:.4f}/{vp['maF1']:.4f}")
     cpu = sum(c["cpu_s"] for c in curves)
     wall = sum(c["wall_s"] for c in curves)
     print(f"\n{len(curves)} training runs, {cpu / 60:.1f} CPU-min, {wall / 60:.1f} wall-min (1 torch thread)")
