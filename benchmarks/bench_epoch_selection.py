@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_epoch_selection.py \
         [--models cgmvae,mpvae,mlp] [--datasets emotions,yeast,scene] [--seeds 0,1,2,3,4] \
-        [--epochs cgmvae=60,mpvae=60,mlp=60] [--standardize both|true|false] \
+        [--epochs cgmvae=80,mpvae=80,mlp=80] [--standardize both|true|false] \
         [--curves benchmarks/results/epoch_selection_curves.jsonl] [--table-only]
 
 Each (model, dataset, seed, standardize) is trained ONCE, at the model's default
@@ -191,7 +191,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="cgmvae,mpvae,mlp")
     parser.add_argument("--datasets", default="emotions,yeast,scene")
     parser.add_argument("--seeds", default="0,1,2,3,4")
-    parser.add_argument("--epochs", default="cgmvae=60,mpvae=60,mlp=60",
+    parser.add_argument("--epochs", default="cgmvae=80,mpvae=80,mlp=80",
                         help="fixed epoch budget per model, model=N,...")
     parser.add_argument("--standardize", default="both", choices=["both", "true", "false"])
     parser.add_argument("--curves", default=str(REPO / "benchmarks" / "results" / "epoch_selection_curves.jsonl"))
