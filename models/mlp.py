@@ -1,8 +1,9 @@
 """A plain multi-layer perceptron trained with binary cross-entropy: the deep baseline.
 
 It shares everything but the network with the VAEs (benchmark.torch_training): features
-standardised with training statistics (part of the model), data on the device, Adam,
-per-epoch validation macro-F1 with best-epoch selection and pruning callbacks.
+standardised with training statistics (part of the model; hyperparameter ``standardize``),
+data on the device, Adam, per-epoch validation macro-F1 with epoch selection
+(``epoch_selection``) and pruning callbacks.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ from benchmark.torch_training import (
     Standardizer,
     TorchModel,
     resolve_device,
+    select_epoch,
     set_threads,
+    validation_loss,
     validation_score,
 )
 
@@ -91,7 +93,8 @@ def test_sparse_device_features_match_dense():
 def test_epoch_loop_calls_back_and_restores_best_epoch():
     X, Y, Xv, Yv = _toy_problem()
     seen = []
-    model = TinyLogistic(seed=0, n_threads=1, epochs=6).fit(X, Y, Xv, Yv, on_epoch=lambda e, s: seen.append((e, s)))
+    model = TinyLogistic(seed=0, n_threads=1, epochs=6, epoch_selection="reference").fit(
+        X, Y, Xv, Yv, on_epoch=lambda e, s: seen.append((e, s)))
     info = model.fit_info
     assert [e for e, _ in seen] == [1, 2, 3, 4, 5, 6]
     assert [s for _, s in seen] == info["val_scores"]
@@ -151,3 +154,71 @@ def test_divergence_is_a_clear_error():
     X, Y, Xv, Yv = _toy_problem()
     with pytest.raises(TrainingDiverged, match="not finite at epoch 1"):
         TinyLogistic(n_threads=1, epochs=3, lr=1e38).fit(X, Y, Xv, Yv)  # Adam steps of ~lr overflow float32
+
+
+# --------------------------------------------------------------------------- epoch selection, standardisation
+
+# A noisy small-validation curve: a lucky spike at epoch 1, a steady plateau at epochs 6-9.
+NOISY = [0.60, 0.40, 0.45, 0.50, 0.52, 0.55, 0.56, 0.57, 0.56, 0.50, 0.45]
+LOSSES = [0.9, 0.8, 0.7, 0.6, 0.5, 0.45, 0.42, 0.41, 0.43, 0.47, 0.50]
+
+
+def test_select_epoch_rules_on_a_noisy_curve():
+    assert select_epoch(NOISY, LOSSES, "reference") == 1  # the reference rule keeps the spike
+    assert select_epoch(NOISY, LOSSES, "reference", min_epochs=3) == 8
+    # trailing means of 3: epochs 7..9 -> (0.55+0.56+0.57)/3 at 8, (0.56+0.57+0.56)/3 at 9 (best)
+    assert select_epoch(NOISY, LOSSES, "smoothed", window=3) == 9
+    assert select_epoch(NOISY, LOSSES, "smoothed", window=1) == select_epoch(NOISY, LOSSES, "reference")
+    assert select_epoch(NOISY, LOSSES, "val_loss") == 8
+    assert select_epoch(NOISY, LOSSES, "last") == len(NOISY)
+    # a window (or minimum) longer than the run is capped at the run: some epoch is always kept
+    assert select_epoch(NOISY[:4], LOSSES[:4], "smoothed", window=10) == 4
+    assert select_epoch(NOISY[:4], LOSSES[:4], "reference", min_epochs=10) == 4
+    # ties go to the earliest epoch
+    assert select_epoch([0.5, 0.7, 0.7], [1, 1, 1], "reference") == 2
+    with pytest.raises(BenchmarkError, match="unknown epoch_selection"):
+        select_epoch(NOISY, LOSSES, "best")
+    with pytest.raises(BenchmarkError, match=">= 1"):
+        select_epoch(NOISY, LOSSES, "smoothed", window=0)
+
+
+def test_validation_loss_is_the_mean_binary_cross_entropy():
+    Y = np.array([[1, 0], [0, 1]])
+    S = np.array([[0.8, 0.1], [0.3, 1.0]])  # 1.0 is clipped to 1 - 1e-7
+    expected = -np.mean([np.log(0.8), np.log(0.9), np.log(0.7), np.log(1 - 1e-7)])
+    assert validation_loss(Y, S) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("rule, window, min_epochs", [("smoothed", 3, 1), ("val_loss", 1, 1), ("reference", 1, 4),
+                                                      ("last", 1, 1)])
+def test_online_selection_equals_offline_and_restores_that_epoch(rule, window, min_epochs):
+    X, Y, Xv, Yv = _toy_problem()
+    model = TinyLogistic(seed=1, n_threads=1, epochs=8, epoch_selection=rule, selection_window=window,
+                         min_epochs=min_epochs).fit(X, Y, Xv, Yv)
+    info = model.fit_info
+    assert len(info["val_losses"]) == 8 and info["epoch_selection"] == rule
+    assert info["best_epoch"] == select_epoch(info["val_scores"], info["val_losses"], rule, window, min_epochs)
+    assert info["best_epoch"] >= min_epochs
+    restored = model.predict_proba(Xv)
+    assert validation_score(Yv, restored) == pytest.approx(info["val_scores"][info["best_epoch"] - 1], abs=1e-12)
+    assert validation_loss(Yv, restored) == pytest.approx(info["val_losses"][info["best_epoch"] - 1], rel=1e-5)
+
+
+def test_selection_and_standardisation_are_declared_hyperparameters():
+    for key in ("standardize", "epoch_selection", "selection_window", "min_epochs"):
+        assert key in TORCH_DEFAULTS and key in TinyLogistic().params  # recorded with every run
+    with pytest.raises(BenchmarkError, match="unknown epoch_selection"):
+        TinyLogistic(epoch_selection="best").fit(*_toy_problem())  # fails before any training
+    with pytest.raises(BenchmarkError, match="standardize must be true or false"):
+        TinyLogistic(standardize="no").fit(*_toy_problem())
+
+
+def test_standardize_false_feeds_raw_features():
+    X, Y, Xv, Yv = _toy_problem()  # features have mean ~1 and std ~3
+    raw = TinyLogistic(seed=0, n_threads=1, epochs=2, standardize=False).fit(X, Y)
+    scaled = TinyLogistic(seed=0, n_threads=1, epochs=2).fit(X, Y)
+    assert raw.params["standardize"] is False and scaled.params["standardize"] is True
+    np.testing.assert_array_equal(raw.standardizer_.mean, 0.0)
+    np.testing.assert_array_equal(raw.standardizer_.std, 1.0)
+    np.testing.assert_allclose(scaled.standardizer_.mean, X.mean(axis=0), rtol=1e-5)
+    assert not np.allclose(raw.predict_proba(Xv), scaled.predict_proba(Xv), atol=1e-3)

@@ -27,6 +27,9 @@ def register(subparsers) -> None:
                         help="model compared with every baseline in the paired tests and data efficiency (default: cgmvae)")
     parser.add_argument("--metrics", default=None,
                         help="comma-separated metrics to report, any case, e.g. maF1,miF1 (default: every stored metric)")
+    parser.add_argument("--published", default=None, metavar="FILE.csv",
+                        help="CSV of published figures (columns dataset, model, metric, protocol, value, source) "
+                             "to show beside the harness's, e.g. reports/published.csv")
     parser.set_defaults(handler=handle)
 
 
@@ -81,7 +84,7 @@ def handle(args) -> int:
     out = args.out or ("reports" if args.protocol == "val" else f"reports/{args.protocol}")
     _check_writable(out)
     result = build_report(args.results, out, protocol=args.protocol, focus=args.focus, suite=args.suite,
-                          metrics=metrics, all_configs=args.all_configs,
+                          metrics=metrics, all_configs=args.all_configs, published=args.published,
                           models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None)
     print(
         f"report ({result.protocol} protocol): {result.n_done} finished, {result.n_failed} failed, "

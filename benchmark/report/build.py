@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.report import curves, efficiency, significance, tables
+from benchmark.report import published as published_figures
 from benchmark.report.formatting import (
     WIDE_TABLE_MODELS,
     Cell,
@@ -85,11 +86,14 @@ def build_report(
     metrics: list[str] | None = None,
     all_configs: bool = False,
     models: list[str] | None = None,
+    published=None,
 ) -> ReportResult:
     """Write the report for ``protocol`` under ``out_dir`` and return what was written.
 
     ``source``: a results directory or URL, a ``ResultsStore``, :class:`ReportInputs` or a
     runs frame. ``metrics`` restricts the report to these metrics (default: all stored).
+    ``published``: a CSV path or frame of published figures (``report.published``) shown
+    beside the harness's in the tables and in their own section.
     """
     import matplotlib
 
@@ -100,9 +104,10 @@ def build_report(
     if models:
         inputs = inputs.select_models(models)
     _require_results(inputs, protocol)
+    figures = published_figures.load_published(published) if published is not None else None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return _Builder(inputs, out_dir, protocol, focus, metrics).build()
+    return _Builder(inputs, out_dir, protocol, focus, metrics, figures).build()
 
 
 def _require_results(inputs: ReportInputs, protocol: str) -> None:
@@ -150,9 +155,10 @@ def _first_line(error) -> str:
 
 
 class _Builder:
-    def __init__(self, inputs: ReportInputs, out_dir: Path, protocol: str, focus: str, metrics):
+    def __init__(self, inputs: ReportInputs, out_dir: Path, protocol: str, focus: str, metrics, published=None):
         self.inputs, self.out, self.protocol, self.focus = inputs, out_dir, protocol, focus
         self.store = inputs.store  # for artifacts (label embeddings); None for frames built by hand
+        self.published = None if published is None else published_figures.compare(inputs.runs, published)
         self.result = ReportResult(out_dir=out_dir, protocol=protocol)
         self.long = metrics_long(inputs.runs, protocol)
         if metrics:
@@ -194,6 +200,7 @@ class _Builder:
         self._tables()
         self._ablation()
         self._embeddings()
+        self._published()
         self._curves()
         self._significance()
         self._efficiency()
@@ -266,7 +273,9 @@ class _Builder:
         self.blocks.append(Heading("Tables"))
         tex_files = []
         for metric in self.metrics:
-            table = tables.paper_table(self.full, metric, self.datasets, self.models, self.protocol, self.fractions)
+            cells = None if self.published is None else published_figures.table_cells(self.published, metric, self.protocol)
+            table = tables.paper_table(self.full, metric, self.datasets, self.models, self.protocol, self.fractions,
+                                       published=cells)
             if len(self.models) > WIDE_TABLE_MODELS:  # 14+ models: one row per model reads better
                 table = transposed(table)
             stem = f"tables/{safe_name(metric)}"
@@ -330,6 +339,22 @@ class _Builder:
             png, pdf = item.figure
             self.blocks.append(Image(self._rel(png), f"label embeddings of {item.model} on {item.dataset}"))
             self.blocks.append(Links(f"{item.model} on {item.dataset}:", [("PDF", self._rel(pdf))]))
+
+    def _published(self) -> None:
+        if self.published is None:
+            return
+        comparison = self.published
+        self.blocks.append(Heading("Published figures"))
+        matched = int((comparison["n_seeds"] > 0).sum())
+        within = int((comparison["within_2sd"] == True).sum())  # noqa: E712 (None is neither)
+        self.blocks.append(Paragraph(
+            f"{len(comparison)} published figure(s), {matched} with matching harness runs (same dataset, model "
+            f"and threshold protocol, training fraction 1), {within} of them within two sample standard "
+            "deviations of the harness's seeds. Each figure is compared under its own protocol, whatever "
+            f"protocol this report shows (here: {self.protocol}); difference = harness mean − published."))
+        self.blocks.append(Table(published_figures.comparison_table(comparison), show_title=False))
+        self.blocks.append(Links("As CSV:", [("published_comparison.csv",
+                                             self._write("published_comparison.csv", comparison.to_csv(index=False)))]))
 
     def _curves(self) -> None:
         self.blocks.append(Heading("Learning curves"))

@@ -82,7 +82,8 @@ _LATEX_SPECIALS = {
 def latex_escape(text: str) -> str:
     """Escape LaTeX specials and map the few Unicode symbols we print to ASCII LaTeX."""
     out = "".join(_LATEX_SPECIALS.get(ch, ch) for ch in text)
-    return out.replace("±", r"$\pm$").replace(NO_STD, "---").replace("≤", r"$\leq$")
+    return (out.replace("±", r"$\pm$").replace(NO_STD, "---").replace("≤", r"$\leq$")
+            .replace("Δ", r"$\Delta$").replace("−", "-"))
 
 
 def to_latex(table: TextTable) -> str:

@@ -63,8 +63,14 @@ def paper_table(
     models: list[str],
     protocol: str,
     fractions: dict[str, float],
+    published: dict[str, dict[str, str]] | None = None,
 ) -> TextTable:
-    """One metric's table in the paper layout, with the average-rank row."""
+    """One metric's table in the paper layout, with the average-rank row.
+
+    ``published`` (``{dataset: {model: text}}``, see ``report.published.table_cells``) adds a
+    "<dataset> (published)" row under a dataset's row, so published figures sit beside ours.
+    """
+    published = published or {}
     rows: list[list[Cell]] = []
     this = full[full["metric"] == metric].set_index(["dataset", "model"])
     for dataset in datasets:
@@ -84,6 +90,10 @@ def paper_table(
                 text += f" (n={int(n)})"
             row.append(Cell(text, bold=model in best, mean=float(mean), std=float(std), n=int(n)))
         rows.append(row)
+        if any(m in published.get(dataset, {}) for m in models):
+            rows.append([Cell(f"{dataset} (published)"), Cell("")]
+                        + [Cell(published[dataset].get(m, "")) for m in models])
+    n_body = len(rows)
     rows.append(_rank_row(full, metric, models, len(datasets)))
 
     distinct = sorted(set(fractions[d] for d in datasets))
@@ -95,6 +105,10 @@ def paper_table(
         + f"; best mean per dataset in bold; `{MISSING}` = no finished run; "
         f"`± {chr(0x2014)}` = a single seed; (n=k) = fewer seeds than the row's others.",
     ]
+    if n_body > len(datasets):
+        notes.append("(published) rows: the published figure, Δ = harness mean − published, and whether Δ "
+                     "lies within two sample standard deviations of the harness's seeds (see the index's "
+                     "Published figures section for sources).")
     if len(distinct) > 1:
         notes.append("Per-dataset fractions: " + ", ".join(f"{d}: {fractions[d]:g}" for d in datasets) + ".")
     return TextTable(
@@ -103,7 +117,7 @@ def paper_table(
         rows=rows,
         notes=notes,
         label=f"tab:{metric.replace('@', '')}-{protocol}",
-        n_body_rows=len(datasets),
+        n_body_rows=n_body,
     )
 
 
