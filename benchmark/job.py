@@ -55,6 +55,7 @@ class Job:
     val_grid: tuple[float, ...]
     oracle_grid: tuple[float, ...]
     objective: str = "mean_f1"
+    selection_grid: tuple[float, ...] | None = None  # epoch-selection thresholds (models that select epochs)
     pruning: Pruning | None = None
     history: tuple[dict[str, Any], ...] = ()  # finished trials the pruner may see
     data_dir: str | None = None
@@ -123,6 +124,8 @@ def run_job(job: Job) -> JobResult:
 
         cls = get_model(job.model)
         model = cls(seed=job.seed, device=job.device, n_threads=job.n_threads, **job.params)
+        if job.selection_grid is not None and hasattr(model, "selection_grid"):
+            model.selection_grid = tuple(job.selection_grid)
         if job.kind == "trial" and job.pruning is not None and cls.trains_in_epochs:
             from benchmark.tuning import EpochPruner
 

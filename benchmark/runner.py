@@ -274,6 +274,8 @@ class Runner:
         return groups, cells
 
     def job(self, group: Group, kind: str, seed: int, params: dict[str, Any], history: tuple = ()) -> Job:
+        from benchmark.suite import REFERENCE_GRID
+
         suite = self.suite
         parts = group.data.parts(group.fraction, seed)
         pruning = None
@@ -283,7 +285,8 @@ class Runner:
         return Job(kind=kind, dataset=group.data.entry.ref(), model=group.model.base, params=params, seed=seed,
                    train=parts.train, val=parts.val, test=parts.test,
                    val_grid=tuple(suite.resolved_val_grid()), oracle_grid=tuple(suite.resolved_oracle_grid()),
-                   objective=suite.objective, pruning=pruning, history=history, label=group.label)
+                   objective=suite.objective, pruning=pruning, history=history, label=group.label,
+                   selection_grid=tuple(REFERENCE_GRID if suite.protocol == "reference" else suite.resolved_val_grid()))
 
     # ------------------------------------------------------------------ results
     def record(self, group: Group, seed: int, result: JobResult, reused: bool = False) -> None:
