@@ -61,16 +61,16 @@ def test_reference_protocol_prefix_fractions_nine_point_grid_no_standardisation(
     job = runner.job(group, "cell", 0, dict(group.model.params))
     assert list(job.oracle_grid) == REFERENCE_GRID
     assert list(job.selection_grid) == REFERENCE_GRID, "checkpoints chosen on the nine-point grid"
+    from benchmark.model_api import get_model
+
+    assert "standardize" in get_model("mlp").defaults and group.model.params["standardize"] is False
+    assert group.model.params["epoch_selection"] == "reference"
     suite_file.write_text(suite_file.read_text().replace('protocol = "reference"', 'protocol = "harness"'))
     harness = Runner(load_suite(str(suite_file)), ResultsStore(tmp_path), None, None, make_plan("cpu", 1))
     group = next(g for g in harness.groups()[0] if g.model.name == "mlp")
     job = harness.job(group, "cell", 0, dict(group.model.params))
     assert list(job.selection_grid) == harness.suite.resolved_val_grid(), "one grid for selection and tuning"
     assert group.model.params.get("standardize", True) is not False
-    from benchmark.model_api import get_model
-
-    if "standardize" in get_model("mlp").defaults:
-        assert group.model.params["standardize"] is False
 
 
 def test_splits_are_cached_on_disk_keyed_by_the_dataset(tmp_path, mirror_dir):
