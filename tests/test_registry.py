@@ -64,7 +64,7 @@ def test_models_list_table():
     lines = table.stdout.splitlines()
     for name in OUR_MODELS:
         assert any(line.split()[:1] == [name] for line in lines), f"{name} missing from the table"
-    assert "float [0.001, 100] log" in table.stdout  # br's C range
+    assert "float [0.01, 100] log" in table.stdout  # br's C range
     assert "{None, balanced}" in table.stdout
 
 
