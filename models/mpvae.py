@@ -46,6 +46,15 @@ Where this port differs from the TensorFlow reference, on purpose:
 * **Step-decay interval** uses the integer number of steps per epoch
   (the reference uses the fractional ``n / batch_size``).
 
+Speed at large label counts (``probit_losses``): a training step's probit part is one
+S x B x L product ``eps @ R.T`` (shared by both branches), one product for ``dR``, and a
+handful of element-wise passes in cache-sized chunks with a hand-written backward (the
+same values and gradients as autograd on :func:`branch_losses`, tested). On delicious
+(L = 983, one CPU thread, ``benchmarks/bench_large_labels.py``): S = 100 went from
+~190 to ~80 CPU-s per epoch; the two products alone are ~2 x 12.4 GFMA per step
+(~0.4 s here), so S = 100 cannot get much cheaper with per-example noise. The
+reference's delicious setting S = 5 (``reference_params("delicious")``) costs ~8 s.
+
 Hyperparameter defaults are the authors' yeast script (see ``REFERENCE_SETTINGS``
 for the other datasets' rows of MODELS.md).
 """
@@ -246,20 +255,19 @@ class MPVAENetwork(nn.Module):
 
 #: Elements (samples x batch x labels) per chunk of the fused probit loss on the CPU: small
 #: enough that a chunk's temporaries stay in cache, large enough to amortise op dispatch.
-PROBIT_CHUNK_ELEMENTS = 1 << 17
+PROBIT_CHUNK_ELEMENTS = 1 << 18
 
 
 class _ProbitLosses(torch.autograd.Function):
     """Both branches' probit NLL and ranking terms with a hand-written backward.
 
-    Forward, per chunk of Monte-Carlo samples: ``sign * (noise @ R.T)`` once (shared by the
-    branches, kept for the backward: the only S x B x L tensor besides the two per-branch
-    buffers below), then per branch ``q = p(sign * u)`` (:func:`branch_losses`) and
-    ``exp(-c q)``, written into buffers the backward reuses in place, plus the (S, B)
-    statistics the losses need. Backward, per chunk: ``d/du`` from those buffers and
-    ``phi(u)``, one ``addmm`` into ``dR``. Compared with autograd on :func:`branch_losses`
-    this runs ~3x fewer passes over S x B x L memory, and chunks stay in cache on the CPU.
-    Always float32 or better: under autocast the inputs are cast up (the probit logs need it).
+    Forward: ``noise @ R.T`` once (shared by the branches and kept for the backward: the
+    only S x B x L tensor besides the noise), then per chunk of Monte-Carlo samples and per
+    branch ``q = p(sign * u)`` (:func:`branch_losses`), ``exp(-c q)`` and the (S, B)
+    statistics the losses need. Backward, per chunk: ``q`` and ``exp(-c q)`` are recomputed
+    (cheaper on the CPU than writing and re-reading S x B x L buffers) to form ``d/du``,
+    which overwrites the spent chunk of the saved product; then one product gives ``dR``.
+    Chunks are small enough to stay in cache.
     """
 
     @staticmethod
@@ -267,39 +275,37 @@ class _ProbitLosses(torch.autograd.Function):
         n_samples, batch, _ = noise.shape
         n_labels = y.shape[1]
         sign = 2.0 * y - 1.0
-        a, b = 0.5 * prob_eps, 0.5 - 0.5 * prob_eps
         snr = noise.new_empty(n_samples, batch, n_labels)
-        q_buf = [noise.new_empty(n_samples, batch, n_labels) for _ in range(2)]
-        d_buf = [noise.new_empty(n_samples, batch, n_labels) for _ in range(2)]
         sm = [sign * m_e, sign * m_x]
-        log_joint = [noise.new_empty(n_samples, batch) for _ in range(2)]
-        pos_sum = [noise.new_empty(n_samples, batch) for _ in range(2)]
-        all_sum = [noise.new_empty(n_samples, batch) for _ in range(2)]
-        r_t = r.t()
+        stats = [noise.new_empty(3, n_samples, batch) for _ in range(2)]  # log_joint, pos_sum, all_sum
+        torch.matmul(noise, r.t(), out=snr)  # one large product: faster than per chunk
         for s0 in range(0, n_samples, chunk):
             sl = slice(s0, min(s0 + chunk, n_samples))
-            torch.matmul(noise[sl], r_t, out=snr[sl])
             snr[sl].mul_(sign)
             for k in range(2):
-                q = torch.add(snr[sl], sm[k], out=q_buf[k][sl])
-                q.mul_(-_INV_SQRT2).erfc_().mul_(b).add_(a)
-                log_joint[k][sl] = torch.log(q).sum(-1)
-                decay = torch.mul(q, -scale, out=d_buf[k][sl]).exp_()
-                pos_sum[k][sl] = (decay * y).sum(-1)
-                all_sum[k][sl] = decay.sum(-1)
-        outputs, saved_stats = [], []
+                q = _squash_(snr[sl] + sm[k], prob_eps)
+                stats[k][0, sl] = torch.log(q).sum(-1)
+                decay = q.mul_(-scale).exp_()
+                stats[k][1, sl] = (decay * y).sum(-1)
+                stats[k][2, sl] = decay.sum(-1)
+        outputs, saved = [], []
         for k in range(2):
-            lse = torch.logsumexp(log_joint[k], dim=0)
-            neg = math.exp(scale) * (all_sum[k] - pos_sum[k])
-            outputs += [-(lse - math.log(n_samples)).mean(), _combine_ranking(pos_sum[k], neg, y, scale)]
-            saved_stats += [torch.exp(log_joint[k] - lse), pos_sum[k], neg]  # softmax weights over samples
-        ctx.save_for_backward(r, noise, y, snr, *q_buf, *d_buf, *sm, *saved_stats)
+            log_joint, pos, total = stats[k]
+            lse = torch.logsumexp(log_joint, dim=0)
+            neg = math.exp(scale) * (total - pos)
+            outputs += [-(lse - math.log(n_samples)).mean(), _combine_ranking(pos, neg, y, scale)]
+            saved += [torch.exp(log_joint - lse), pos, neg]  # softmax weights over samples
+        ctx.save_for_backward(r, noise, y, snr, *sm, *saved)
         ctx.constants = (prob_eps, scale, chunk)
+        ctx.backward_done = False
         return tuple(outputs)
 
     @staticmethod
     def backward(ctx, g_nll_e, g_rank_e, g_nll_x, g_rank_x):
-        r, noise, y, snr, q_e, q_x, d_e, d_x, sm_e, sm_x, *stats = ctx.saved_tensors
+        if ctx.backward_done:  # the backward overwrites its saved S x B x L buffer
+            raise RuntimeError("probit_losses: backward through the same graph twice is not supported")
+        ctx.backward_done = True
+        r, noise, y, snr, sm_e, sm_x, *stats = ctx.saved_tensors
         prob_eps, scale, chunk = ctx.constants
         n_samples, batch, _ = noise.shape
         n_labels = y.shape[1]
@@ -317,23 +323,28 @@ class _ProbitLosses(torch.autograd.Function):
             beta = (rank_coef * (neg - math.exp(scale) * pos)).unsqueeze(-1)
             nll_coef = (-g_nll / batch * weights).unsqueeze(-1)  # d nll / dq = -w / (B q)
             coefs.append((nll_coef, alpha, beta))
-        grad_r = torch.zeros_like(r)
         grad_sm = [torch.zeros_like(sm_e), torch.zeros_like(sm_x)]
-        buffers = ((q_e, d_e, sm_e), (q_x, d_x, sm_x))
         for s0 in range(0, n_samples, chunk):
             sl = slice(s0, min(s0 + chunk, n_samples))
             grad_snr = None
-            for k, (q_buf, d_buf, sm) in enumerate(buffers):
+            for k, sm in enumerate((sm_e, sm_x)):
                 nll_coef, alpha, beta = coefs[k]
-                grad = q_buf[sl].reciprocal_().mul_(nll_coef[sl])
-                grad.add_(torch.addcmul(alpha[sl], y, beta[sl]).mul_(d_buf[sl]))
                 v = snr[sl] + sm
+                q = _squash_(v.clone(), prob_eps)
+                decay = torch.mul(q, -scale).exp_()
+                grad = q.reciprocal_().mul_(nll_coef[sl])
+                grad.add_(decay.mul_(torch.addcmul(alpha[sl], y, beta[sl])))
                 grad.mul_(v.square_().mul_(-0.5).exp_().mul_(pdf_scale))
                 grad_sm[k] += grad.sum(0)
                 grad_snr = grad if grad_snr is None else grad_snr.add_(grad)
-            grad_snr.mul_(sign)  # snr = sign * (noise @ R.T)
-            grad_r.addmm_(grad_snr.reshape(-1, n_labels).t(), noise[sl].reshape(-1, noise.shape[2]))
+            torch.mul(grad_snr, sign, out=snr[sl])  # d/d(noise @ R.T), over the spent chunk of snr
+        grad_r = snr.reshape(-1, n_labels).t() @ noise.reshape(-1, noise.shape[2])  # one large product
         return grad_sm[0] * sign, grad_sm[1] * sign, grad_r, None, None, None, None, None
+
+
+def _squash_(v: torch.Tensor, prob_eps: float) -> torch.Tensor:
+    """:func:`squashed_probability` computed in place in ``v`` (returns it)."""
+    return v.mul_(-_INV_SQRT2).erfc_().mul_(0.5 - 0.5 * prob_eps).add_(0.5 * prob_eps)
 
 
 def probit_losses(m_e: torch.Tensor, m_x: torch.Tensor, r: torch.Tensor, noise: torch.Tensor, y: torch.Tensor,

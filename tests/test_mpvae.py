@@ -147,6 +147,16 @@ def test_fused_probit_losses_match_autograd_on_the_definitions(chunk):
     assert fused[1] > 0 and fused[3] > 0 and all(g.abs().sum() > 0 for g in g_fused)
 
 
+def test_fused_probit_losses_refuse_a_second_backward():
+    """The backward reuses its saved buffer, so a retained graph must not be replayed silently."""
+    m_e, m_x, r, noise, y = _probit_case(8)
+    m_e.requires_grad_()
+    total = sum(mpvae.probit_losses(m_e, m_x, r, noise, y))
+    total.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="twice"):
+        total.backward()
+
+
 def test_probit_terms_stay_float32_under_bf16_autocast():
     """Under autocast the probit part is computed from float32 inputs (as without autocast)."""
     m_e, m_x, r, noise, y = _probit_case(6, dtype=torch.float32)
