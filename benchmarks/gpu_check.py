@@ -23,6 +23,7 @@ Without CUDA and without ``--cpu`` it prints one line and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -67,15 +68,21 @@ def model_params(name: str, dataset: str) -> dict:
     return {}
 
 
-def time_epochs(name, cls, dataset_name: str, device: str, rows: int | None) -> dict:
-    """Two epochs with validation; the second epoch's seconds and the peak GPU memory."""
-    import torch
-
+@functools.lru_cache(maxsize=None)
+def load_split(dataset_name: str):
+    """(dataset, split) once per dataset (delicious's split alone takes seconds)."""
     from benchmark.datasource import load_dataset
     from benchmark.splits import make_split
 
     dataset = load_dataset(dataset_name)
-    split = make_split(dataset, seed=0)
+    return dataset, make_split(dataset, seed=0)
+
+
+def time_epochs(name, cls, dataset_name: str, device: str, rows: int | None) -> dict:
+    """Two epochs with validation; the second epoch's seconds and the peak GPU memory."""
+    import torch
+
+    dataset, split = load_split(dataset_name)
     train, val = split.train[:rows], split.val[:rows]
     X, Y = dataset.X, dataset.Y
     if device.startswith("cuda"):

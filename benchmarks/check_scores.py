@@ -1,12 +1,12 @@
-"""Do mpvae's test scores change between two versions of models/mpvae.py? (seeds x datasets)
+"""Do a model's test scores change between two versions of its file? (mpvae or cgmvae; seeds x datasets)
 
-    python benchmarks/check_mpvae_scores.py [--datasets yeast,scene] [--epochs 60,40] [--seeds 0,1,2]
-        [--before main]
+    python benchmarks/check_scores.py [--model mpvae] [--datasets yeast,scene] [--epochs 60,40]
+        [--seeds 0,1,2] [--before main]
 
-Each dataset: published split with make_split's validation share (split seed 0), mpvae at
-the dataset's reference settings (``reference_params``) except ``epochs`` (reduced, the same
-for both versions), fitted with model seeds ``--seeds`` by the file at git revision
-``--before`` and by this checkout's file; test metrics under the ``val`` threshold
+Each dataset: published split with make_split's validation share (split seed 0), the model
+at the dataset's reference settings (mpvae: ``reference_params``; cgmvae: its defaults)
+except ``epochs`` (reduced, the same for both versions), fitted with model seeds
+``--seeds`` by ``models/<model>.py`` at git revision ``--before`` and by this checkout's file; test metrics under the ``val`` threshold
 protocol. Prints mean and seed-std per version and whether |after - before| <= the
 before seed-std.
 """
@@ -28,6 +28,7 @@ METRICS = ("miF1", "maF1", "ebF1", "P@1")
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="mpvae", choices=["mpvae", "cgmvae"])
     parser.add_argument("--datasets", default="yeast,scene")
     parser.add_argument("--epochs", default="60,40", help="one per dataset")
     parser.add_argument("--seeds", default="0,1,2")
@@ -44,14 +45,15 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        classes = {v: load_model_class("mpvae", v, args.before, Path(tmp)) for v in ("before", "after")}
+        classes = {v: load_model_class(args.model, v, args.before, Path(tmp)) for v in ("before", "after")}
         for name, epochs in zip(args.datasets.split(","), [int(e) for e in args.epochs.split(",")]):
             dataset = load_dataset(name)
             split = make_split(dataset, seed=0)
             X, Y = dataset.X, dataset.Y
             scores = {}
             for variant, cls in classes.items():
-                params = {k: v for k, v in {**reference_params(name), "epochs": epochs}.items() if k in cls.defaults}
+                reference = reference_params(name) if args.model == "mpvae" else {}
+                params = {k: v for k, v in {**reference, "epochs": epochs}.items() if k in cls.defaults}
                 rows = []
                 for seed in seeds:
                     model = cls(seed=seed, n_threads=1, **params).fit(X[split.train], Y[split.train],
@@ -60,12 +62,12 @@ def main(argv=None) -> int:
                                                    Y[split.test], model.predict_proba(X[split.test]))
                     rows.append([protocols["val"]["metrics"][m] for m in METRICS])
                 scores[variant] = np.array(rows)
-                print(f"{name} {variant}: " + ", ".join(
+                print(f"{args.model} {name} {variant}: " + ", ".join(
                     f"{m} {scores[variant][:, i].mean():.4f}±{scores[variant][:, i].std(ddof=1):.4f}"
                     for i, m in enumerate(METRICS)), flush=True)
             diff = scores["after"].mean(0) - scores["before"].mean(0)
             std = scores["before"].std(0, ddof=1)
-            print(f"{name} ({epochs} epochs, seeds {seeds}) after - before: " + ", ".join(
+            print(f"{args.model} {name} ({epochs} epochs, seeds {seeds}) after - before: " + ", ".join(
                 f"{m} {d:+.4f} ({'within' if abs(d) <= s else 'OUTSIDE'} 1 std {s:.4f})"
                 for m, d, s in zip(METRICS, diff, std)), flush=True)
     return 0
