@@ -179,8 +179,10 @@ def expected_probability(means: torch.Tensor, r: torch.Tensor, prob_eps: float =
     ``(R eps)_j ~ N(0, |R_j|^2)``, and ``E[Phi(m + w)] = P(Z - w <= m) = Phi(m / sqrt(1 + |R_j|^2))``;
     the squash is affine, so it passes through the expectation.
     """
+    dtype = torch.promote_types(means.dtype, torch.float32)  # bf16 means under autocast -> float32
+    r = r.to(dtype)
     scale = torch.sqrt(1.0 + (r * r).sum(dim=1))
-    return squashed_probability(means / scale, prob_eps)
+    return squashed_probability(means.to(dtype) / scale, prob_eps)
 
 
 # ---------------------------------------------------------------------------
@@ -536,6 +538,13 @@ def monte_carlo_probability(means: torch.Tensor, r: torch.Tensor, n_samples: int
     The reference's test-time estimator. Samples are drawn in chunks so that memory stays
     bounded for any ``n_samples``; a generator seeded from ``seed`` makes it repeatable.
     """
+    means = means.to(torch.promote_types(means.dtype, torch.float32))  # bf16 under autocast -> float32
+    r = r.to(means.dtype)
+    with torch.autocast(device_type=means.device.type, enabled=False):
+        return _monte_carlo_probability(means, r, n_samples, seed, prob_eps)
+
+
+def _monte_carlo_probability(means, r, n_samples, seed, prob_eps):
     batch, n_labels = means.shape
     generator = torch.Generator(device=means.device)
     generator.manual_seed(int(seed) + 104729)

@@ -174,6 +174,12 @@ def test_probit_terms_stay_float32_under_bf16_autocast():
         parts = mpvae.mpvae_loss(net, out, y, n_samples=6, nll_coeff=0.1, c_coeff=20, beta=1.1, l2_coeff=1.0)
     assert out["m_e"].dtype == torch.bfloat16
     assert all(parts[k].dtype == torch.float32 for k in ("nll_e", "rank_e", "nll_x", "rank_x"))
+    # prediction from bf16 means: both estimators in float32, and they agree
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        exact = mpvae.expected_probability(out["m_x"], net.r)
+        mc = mpvae.monte_carlo_probability(out["m_x"], net.r, 20000)
+    assert exact.dtype == mc.dtype == torch.float32
+    torch.testing.assert_close(mc, exact, rtol=0, atol=0.02)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
