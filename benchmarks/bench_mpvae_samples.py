@@ -33,7 +33,7 @@ from benchmark.datasource import load_dataset
 from benchmark.model_api import get_model
 from benchmark.splits import make_split
 from benchmark.thresholds import evaluate_protocols
-from mlcbench_models.mpvae import REFERENCE_SETTINGS, expected_probability, monte_carlo_probability
+from mlcbench_models.mpvae import expected_probability, monte_carlo_probability, reference_params
 
 
 def _scores(model, X, n_samples: int, seed: int) -> tuple[np.ndarray, float]:
@@ -54,7 +54,7 @@ def study(name: str, epochs: int, samples: list[int], seed: int) -> list[dict]:
     dataset = load_dataset(name)
     split = make_split(dataset, seed=0)
     X, Y = dataset.X, dataset.Y
-    params = {**REFERENCE_SETTINGS.get(name, {}), "epochs": epochs}
+    params = {**reference_params(name), "epochs": epochs}
     model = get_model("mpvae")(seed=seed, **params).fit(X[split.train], Y[split.train], X[split.val], Y[split.val])
     X_val, X_test = X[split.val], X[split.test]
     exact_val, _ = _scores(model, X_val, 0, 0)

@@ -54,11 +54,11 @@ def cgmvae_reference(dataset: str) -> dict:
 
 
 def mpvae_reference(dataset: str) -> dict:
-    """MPVAE's per-dataset rows of MODELS.md (``REFERENCE_SETTINGS`` in models/mpvae.py)."""
+    """MPVAE's per-dataset rows of MODELS.md (``reference_params`` in models/mpvae.py)."""
     import benchmark  # noqa: F401  (installs the models/ alias package)
-    from mlcbench_models.mpvae import REFERENCE_SETTINGS
+    from mlcbench_models.mpvae import reference_params
 
-    return dict(REFERENCE_SETTINGS.get(dataset, {}))
+    return reference_params(dataset)
 
 
 #: model name -> (dataset name -> hyperparameters at the reference settings)

@@ -39,6 +39,8 @@ Differences from the reference code, each deliberate:
 
 Speed: the three decoder passes of a training step (z_y, z1, z2) run as one batched call,
 and the feature part of the decoder's first layer, x @ W_x, is computed once and shared.
+The mixture prior's B x L component densities come from matrix products
+(``component_log_densities``), never a (B, L, d) tensor.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import torch.nn.functional as F
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from torch import nn
 
-from benchmark.torch_training import TORCH_DEFAULTS, TorchModel, mlp_layers
+from benchmark.torch_training import TORCH_DEFAULTS, MaskDropout, TorchModel, mlp_layers
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -72,6 +74,19 @@ def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
 
 
+def component_log_densities(z: torch.Tensor, mu_k: torch.Tensor, logvar_k: torch.Tensor) -> torch.Tensor:
+    """log N(z_b; mu_k, diag exp(logvar_k)) for every row b and component k: (B, L).
+
+    The quadratic form sum_j (z_j - mu_kj)^2 / var_kj expands into two (B, d) @ (d, L)
+    products and a per-component constant, so no (B, L, d) tensor is built (at L = 983,
+    d = 64 its element-wise passes and their backward were most of a training step).
+    Rounding can make the expanded form slightly negative; it is clamped at 0.
+    """
+    inv_var = torch.exp(-logvar_k)                                          # (L, d)
+    quad = (z * z) @ inv_var.t() - 2.0 * (z @ (mu_k * inv_var).t()) + (mu_k * mu_k * inv_var).sum(-1)
+    return -0.5 * (z.shape[-1] * LOG_2PI + logvar_k.sum(-1) + quad.clamp_min(0.0))
+
+
 def mixture_log_density(z: torch.Tensor, mu_k: torch.Tensor, logvar_k: torch.Tensor,
                         y: torch.Tensor) -> torch.Tensor:
     """log p(z|y) = log( (1/|y|) sum_{k: y_k=1} N(z; mu_k, diag exp(logvar_k)) ), shape (B,).
@@ -79,7 +94,7 @@ def mixture_log_density(z: torch.Tensor, mu_k: torch.Tensor, logvar_k: torch.Ten
     z: (B, d); mu_k, logvar_k: (L, d); y: (B, L) 0/1. Rows with no positive label get 0
     (their prior is undefined; callers mask them out) with finite gradients.
     """
-    component = gaussian_log_density(z.unsqueeze(1), mu_k.unsqueeze(0), logvar_k.unsqueeze(0))  # (B, L)
+    component = component_log_densities(z, mu_k, logvar_k)  # (B, L)
     positive = y > 0.5
     has_positive = positive.any(-1, keepdim=True)
     # rows without positives sum over all components instead (finite), then get zeroed
@@ -114,12 +129,12 @@ class CGMVAENetwork(nn.Module):
                  feature_sizes: list[int], label_sizes: list[int], decoder_hidden: int, leaky_slope: float):
         super().__init__()
         self.n_features = n_features
-        self.feature_encoder = nn.Sequential(*mlp_layers([n_features, *feature_sizes], dropout))
+        self.feature_encoder = nn.Sequential(*mlp_layers([n_features, *feature_sizes], dropout, MaskDropout))
         self.feature_mu = nn.Linear(feature_sizes[-1], latent_dim)
         self.feature_logvar = nn.Linear(feature_sizes[-1], latent_dim)
         self.label_embedding = nn.Linear(n_labels, emb_size)  # weight W: (E, L)
-        self.label_input_dropout = nn.Dropout(dropout)
-        self.label_encoder = nn.Sequential(*mlp_layers([emb_size, *label_sizes], dropout))
+        self.label_input_dropout = MaskDropout(dropout)
+        self.label_encoder = nn.Sequential(*mlp_layers([emb_size, *label_sizes], dropout, MaskDropout))
         self.label_mu = nn.Linear(label_sizes[-1], latent_dim)
         self.label_logvar = nn.Linear(label_sizes[-1], latent_dim)
         self.decoder_in = nn.Linear(n_features + latent_dim, decoder_hidden)  # on concat(x, z)

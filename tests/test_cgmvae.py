@@ -43,6 +43,33 @@ def test_mixture_kl_matches_brute_force_log_density():
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10)
 
 
+def test_component_log_densities_match_the_broadcast_definition():
+    """The matrix-product form equals log N(z_b; mu_k, var_k) computed element by element."""
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(6, 5, generator=g, dtype=torch.float64) * 2
+    mu_k = torch.randn(9, 5, generator=g, dtype=torch.float64) * 3
+    logvar_k = torch.randn(9, 5, generator=g, dtype=torch.float64)
+    direct = cg.gaussian_log_density(z.unsqueeze(1), mu_k.unsqueeze(0), logvar_k.unsqueeze(0))
+    torch.testing.assert_close(cg.component_log_densities(z, mu_k, logvar_k), direct, rtol=1e-12, atol=1e-10)
+    # a point at a component's mean: the quadratic form is 0 there, never negative
+    at_mean = cg.component_log_densities(mu_k[:1].float(), mu_k[:1].float(), logvar_k[:1].float())
+    assert float(at_mean) == pytest.approx(float(-0.5 * (5 * cg.LOG_2PI + logvar_k[0].sum())), rel=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cgmvae_fits_on_cuda(mirror_dir):
+    from benchmark.datasource import load_dataset
+    from benchmark.splits import make_split
+
+    dataset = load_dataset("yeast")
+    split = make_split(dataset, seed=0)
+    X, Y = dataset.X, dataset.Y
+    model = CGMVAE(seed=0, device="cuda", epochs=3).fit(X[split.train], Y[split.train], X[split.val], Y[split.val])
+    scores = model.predict_proba(X[split.val])
+    assert np.isfinite(model.fit_info["train_loss"]).all() and ((scores >= 0) & (scores <= 1)).all()
+    assert model.fit_info["device"] == "cuda"
+
+
 def test_contrastive_matches_its_definition():
     g = torch.Generator().manual_seed(1)
     A, E, L, temperature = 5, 6, 4, 0.7

@@ -113,6 +113,115 @@ def test_fused_branch_losses_equal_the_separate_definitions():
     assert rank.item() == pytest.approx(mpvae.ranking_loss(mpvae.squashed_probability(u), y).item(), rel=1e-10)
 
 
+def _probit_case(seed, dtype=DTYPE, device="cpu", S=7, B=5, L=6, K=4):
+    g = torch.Generator().manual_seed(seed)
+    m_e, m_x = (torch.randn(B, L, generator=g, dtype=dtype) * 1.5 for _ in range(2))
+    r = torch.randn(L, K, generator=g, dtype=dtype) * 0.7
+    noise = torch.randn(S, B, K, generator=g, dtype=dtype)
+    y = (torch.rand(B, L, generator=g) < 0.4).to(dtype)
+    y[0], y[1] = 0, 1  # a row without positives and one without negatives
+    return [t.to(device) for t in (m_e, m_x, r, noise, y)]
+
+
+def _autograd_reference(m_e, m_x, r, noise, y):
+    """The four probit terms by autograd on the plain definitions (branch_losses)."""
+    noise_r = noise @ r.T
+    return [*mpvae.branch_losses(m_e + noise_r, y), *mpvae.branch_losses(m_x + noise_r, y)]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, None])
+def test_fused_probit_losses_match_autograd_on_the_definitions(chunk):
+    """Values and gradients (m_e, m_x, R) of the hand-written backward, any chunking, float64."""
+    m_e, m_x, r, noise, y = _probit_case(5)
+    weights = torch.tensor([0.3, 1.7, -0.4, 2.1], dtype=DTYPE)
+    grads = []
+    for fn in (lambda *a: mpvae.probit_losses(*a, chunk=chunk), _autograd_reference):
+        leaves = [t.clone().requires_grad_() for t in (m_e, m_x, r)]
+        out = torch.stack(list(fn(*leaves, noise, y)))
+        (out * weights).sum().backward()
+        grads.append((out.detach(), [t.grad for t in leaves]))
+    (fused, g_fused), (ref, g_ref) = grads
+    torch.testing.assert_close(fused, ref, rtol=1e-12, atol=1e-14)
+    for a, b in zip(g_fused, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-13)
+    assert fused[1] > 0 and fused[3] > 0 and all(g.abs().sum() > 0 for g in g_fused)
+
+
+def test_fused_probit_losses_refuse_a_second_backward():
+    """The backward reuses its saved buffer, so a retained graph must not be replayed silently."""
+    m_e, m_x, r, noise, y = _probit_case(8)
+    m_e.requires_grad_()
+    total = sum(mpvae.probit_losses(m_e, m_x, r, noise, y))
+    total.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="twice"):
+        total.backward()
+
+
+def test_probit_terms_stay_float32_under_bf16_autocast():
+    """Under autocast the probit part is computed from float32 inputs (as without autocast)."""
+    m_e, m_x, r, noise, y = _probit_case(6, dtype=torch.float32)
+    plain = torch.stack(list(mpvae.probit_losses(m_e, m_x, r, noise, y)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = torch.stack(list(mpvae.probit_losses(m_e, m_x, r, noise, y)))
+    assert cast.dtype == torch.float32
+    torch.testing.assert_close(cast, plain, rtol=0, atol=0)
+    # the whole loss: bf16 network outputs, float32 noise and probit terms
+    torch.manual_seed(0)
+    net = mpvae.MPVAENetwork(n_features=5, n_labels=4, latent_dim=3)
+    x, y = torch.randn(3, 5), torch.tensor([[1.0, 0, 0, 1], [0, 1, 0, 0], [1, 1, 0, 1]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(x, y)
+        parts = mpvae.mpvae_loss(net, out, y, n_samples=6, nll_coeff=0.1, c_coeff=20, beta=1.1, l2_coeff=1.0)
+    assert out["m_e"].dtype == torch.bfloat16
+    assert all(parts[k].dtype == torch.float32 for k in ("nll_e", "rank_e", "nll_x", "rank_x"))
+    # prediction from bf16 means: both estimators in float32, and they agree
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        exact = mpvae.expected_probability(out["m_x"], net.r)
+        mc = mpvae.monte_carlo_probability(out["m_x"], net.r, 20000)
+    assert exact.dtype == mc.dtype == torch.float32
+    torch.testing.assert_close(mc, exact, rtol=0, atol=0.02)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fused_probit_losses_on_cuda_match_cpu():
+    cpu = _probit_case(7, dtype=torch.float32, S=100, B=16, L=40, K=40)
+    values = []
+    for device in ("cpu", "cuda"):
+        m_e, m_x, r = (t.to(device).requires_grad_() for t in cpu[:3])
+        out = torch.stack(list(mpvae.probit_losses(m_e, m_x, r, cpu[3].to(device), cpu[4].to(device))))
+        out.sum().backward()
+        values.append([out.detach().cpu()] + [t.grad.cpu() for t in (m_e, m_x, r)])
+    for a, b in zip(*values):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_mpvae_fits_on_cuda_with_and_without_amp(mirror_dir):
+    data = _published("yeast")
+    (X, Y), (Xv, Yv) = data["train"], data["val"]
+    for amp in (False, True):
+        model = mpvae.MPVAE(seed=0, device="cuda", epochs=3, amp=amp).fit(X, Y, Xv, Yv)
+        scores = model.predict_proba(Xv)
+        assert np.isfinite(model.fit_info["train_loss"]).all() and ((scores > 0) & (scores < 1)).all()
+        assert _val_protocol(data, model)["miF1"] > 0.5
+
+
+def test_reference_params_are_the_papers_rows_and_copies():
+    delicious = mpvae.reference_params("delicious")
+    assert (delicious["n_train_samples"], delicious["rank"], delicious["lr"], delicious["nll_coeff"]) == (5, 0, 5e-4, 10.0)
+    assert mpvae.reference_params("Yeast")["n_train_samples"] == 100
+    assert mpvae.reference_params("nus_wide")["epochs"] == 50
+    assert mpvae.reference_params("emotions") == {}  # no reference row: model defaults
+    delicious["lr"] = 1.0
+    assert mpvae.reference_params("delicious")["lr"] == 5e-4
+    assert all(set(row) <= set(mpvae.MPVAE.defaults) for row in mpvae.REFERENCE_SETTINGS.values())
+
+
+def test_rank_hyperparameter_sets_the_shape_of_r():
+    assert mpvae.MPVAE(rank=3).build_network(5, 8).r.shape == (8, 3)
+    assert mpvae.MPVAE().build_network(5, 8).r.shape == (8, 8)  # rank 0 = L, the reference
+
+
 def test_closed_form_kl_matches_monte_carlo():
     mu_q, lv_q = _rand(2, 3, seed=3), _rand(2, 3, seed=4) * 0.5
     mu_p, lv_p = _rand(2, 3, seed=5), _rand(2, 3, seed=6) * 0.5
