@@ -178,8 +178,11 @@ class CGMVAENetwork(nn.Module):
 
 
 def cgmvae_loss_terms(net: CGMVAENetwork, x: torch.Tensor, y: torch.Tensor, temperature: float,
-                      noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                      noise: torch.Tensor | None = None, prior: str = "mixture") -> dict[str, torch.Tensor]:
     """The batch-mean loss terms of one training step (dict of scalars).
+
+    prior: ``"mixture"`` (the paper: the uniform mixture of the positive labels' Gaussians) or
+    ``"unimodal"`` (the ablation: a standard normal N(0, I), as in a plain VAE).
 
     noise: optional (3, B, d) standard-normal draws for z1, z2 and the KL sample (tests
     pass it to compare with a direct computation); drawn fresh when None.
@@ -203,7 +206,10 @@ def cgmvae_loss_terms(net: CGMVAENetwork, x: torch.Tensor, y: torch.Tensor, temp
     contrastive = contrastive_from_logits(logits[:2], y, temperature)  # (2, B)
 
     log_q = gaussian_log_density(z_kl, mu_x, logvar_x)
-    log_p = mixture_log_density(z_kl, mu_k, logvar_k, y)
+    if prior == "unimodal":
+        log_p = gaussian_log_density(z_kl, torch.zeros_like(z_kl), torch.zeros_like(z_kl))
+    else:
+        log_p = mixture_log_density(z_kl, mu_k, logvar_k, y)
 
     return {
         "bce_y": (bce[0] * has_positive).sum() / B,
@@ -237,6 +243,7 @@ class CGMVAE(TorchModel):
         "latent_dim": 64,
         "dropout": 0.5,          # drop probability (the reference's misnamed keep_prob)
         "temperature": 1.0,
+        "prior": "mixture",      # or "unimodal" (N(0, I)): the ablation of the label mixture
         "nll_coeff": 0.1,
         "kl_coeff": 6.0,
         "c_coeff": 1.0,
@@ -260,8 +267,21 @@ class CGMVAE(TorchModel):
         "epochs": IntDistribution(50, 300, step=50),
     }
 
+    #: The authors' published runs: the defaults above (200 epochs, E = 512) everywhere, and
+    #: their mirflickr run (MODELS.md). Read by suites with ``reference = true``.
+    REFERENCE_SETTINGS = {
+        "mirflickr": {"lr": 2e-3, "emb_size": 2048, "nll_coeff": 0.5, "eta_min": 2e-4, "epochs": 90},
+    }
+
+    @classmethod
+    def reference_params(cls, dataset_name: str) -> dict:
+        """The authors' settings for ``dataset_name`` ({}: the defaults, which are theirs)."""
+        return dict(cls.REFERENCE_SETTINGS.get(str(dataset_name).strip().lower(), {}))
+
     def build_network(self, n_features: int, n_labels: int) -> nn.Module:
         p = self.params
+        if p.get("prior", "mixture") not in ("mixture", "unimodal"):
+            raise ValueError(f"cgmvae: prior must be 'mixture' or 'unimodal', not {p['prior']!r}")
         return CGMVAENetwork(
             n_features, n_labels, emb_size=int(p["emb_size"]), latent_dim=int(p["latent_dim"]),
             dropout=float(p["dropout"]), feature_sizes=[int(s) for s in p["feature_encoder_sizes"]],
@@ -271,7 +291,7 @@ class CGMVAE(TorchModel):
 
     def training_loss(self, net, x, y):
         p = self.params
-        terms = cgmvae_loss_terms(net, x, y, float(p["temperature"]))
+        terms = cgmvae_loss_terms(net, x, y, float(p["temperature"]), prior=str(p.get("prior", "mixture")))
         return total_loss(terms, float(p["nll_coeff"]), float(p["kl_coeff"]), float(p["c_coeff"]))
 
     def make_scheduler(self, optimizer, steps_per_epoch):

@@ -485,6 +485,7 @@ class MPVAE(TorchModel):
     search_space = {
         "lr": FloatDistribution(1e-4, 5e-3, log=True),
         "dropout": FloatDistribution(0.0, 0.7),
+        "weight_decay": FloatDistribution(1e-6, 1e-3, log=True),  # times l2_coeff: the L2 term
         "latent_dim": IntDistribution(16, 128, log=True),
         "nll_coeff": FloatDistribution(0.01, 10.0, log=True),
         "c_coeff": FloatDistribution(0.1, 200.0, log=True),
@@ -493,6 +494,11 @@ class MPVAE(TorchModel):
         "lr_decay_ratio": FloatDistribution(0.5, 1.0),
         "epochs": IntDistribution(50, 800, step=50),
     }
+
+    @classmethod
+    def reference_params(cls, dataset_name: str) -> dict[str, Any]:
+        """The authors' per-dataset settings (``REFERENCE_SETTINGS``); read by suites with ``reference = true``."""
+        return reference_params(dataset_name)
 
     def build_network(self, n_features: int, n_labels: int) -> MPVAENetwork:
         self._check_params()
