@@ -239,3 +239,34 @@ def test_a_run_killed_and_resumed_on_postgres_equals_an_uninterrupted_run(postgr
         assert_same(row.params, other.params, (cell, "params"))
         assert_same(row.metrics, other.metrics, (cell, "metrics"))
         assert other.n_trials == row.n_trials == 5
+
+
+def _open_everything(url, barrier, answers) -> None:
+    """What every run does first: open the store, its claims and the optuna storage."""
+    from benchmark.tuning import storage_for
+
+    barrier.wait()
+    try:
+        store = ResultsStore(url)
+        store.claims()
+        storage_for(url)
+        answers.put("ok")
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        answers.put(f"{type(exc).__name__}: {exc}"[:300])
+
+
+def test_runs_opening_a_new_postgres_database_at_the_same_instant_all_succeed(postgres_server):
+    # machines of a cluster job started together race to create the tables (ours and optuna's)
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for _ in range(2):
+        url = postgres_server.create_database()
+        barrier, answers = context.Barrier(4), context.Queue()
+        procs = [context.Process(target=_open_everything, args=(url, barrier, answers)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(60)
+        assert [answers.get(timeout=5) for _ in procs] == ["ok"] * 4
+        assert ResultsStore(url).schema_version() >= 2
