@@ -38,18 +38,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _stop_group(pgid: int) -> None:
-    """Stop one node: SIGTERM to its process group, SIGKILL to what is left after 5 s."""
-    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies left for a reaper do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
+            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except OSError:
+            continue
+        if int(group) == pgid and state != "Z":
+            return True
+    return False
+
+
+def _stop_groups(pgids) -> None:
+    """Stop the nodes: SIGTERM to their process groups, SIGKILL to what is left after 5 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pgid in pgids:
             try:
-                os.killpg(pgid, 0)
+                os.killpg(pgid, sig)
             except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if not any(_group_alive(pgid) for pgid in pgids):
                 return
             time.sleep(0.1)
 
@@ -99,8 +110,8 @@ def ray_cluster(tmp_path):
                 pytest.skip(f"`ray start` ({name} node) failed here: {out.decode()[-1500:]}")
         yield address, groups, env
     finally:
-        for pgid in reversed(list(groups)):
-            _stop_group(pgid)
+        _stop_groups(list(groups))
+        assert not any(_group_alive(pgid) for pgid in groups), "a Ray process outlived its node's stop"
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
