@@ -51,14 +51,17 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _stop_groups(pgids) -> None:
-    """Stop the nodes: SIGTERM to their process groups, SIGKILL to what is left after 5 s."""
+    """Stop the nodes: SIGTERM to their process groups, SIGKILL to what is left after 2 s.
+
+    gcs_server and raylet ignore SIGTERM (``ray stop`` also ends with SIGKILL).
+    """
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pgid in pgids:
             try:
                 os.killpg(pgid, sig)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + (2 if sig == signal.SIGTERM else 10)
         while time.monotonic() < deadline:
             if not any(_group_alive(pgid) for pgid in pgids):
                 return
