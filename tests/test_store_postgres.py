@@ -199,7 +199,6 @@ epochs = 4
 pruner = "median"
 pruner_startup_trials = 2
 pruner_warmup_epochs = 1
-workers = 2
 
 [model.br]
 tune = ["C"]
@@ -215,19 +214,23 @@ def _cells(results: str):
 def test_a_run_killed_and_resumed_on_postgres_equals_an_uninterrupted_run(postgres_server, tmp_path):
     suite = tmp_path / "tuned.toml"
     suite.write_text(TUNED_SUITE)
+    # Trial parameters are a pure function of (study, trial number, seed): the worker count
+    # changes nothing. The clean run runs in this process (one worker: no pool to start).
     clean = postgres_server.create_database()
-    assert start_run(suite, clean, tmp_path / "clean.log").wait(300) == 0
+    assert main(["run", "--quiet", "--suite", str(suite), "--results", clean, "--workers", "1"]) == 0
     expected = _cells(clean)
     assert len(expected) == 4
 
+    # killed mid-study with two trials in flight, then with one, then resumed
     resumed, log = postgres_server.create_database(), tmp_path / "killed.log"
-    for kill_after in (2, 6):  # fits started before the SIGKILL, counted over all runs
-        proc = start_run(suite, resumed, log)
+    for kill_after, workers in ((3, "2"), (6, "1")):  # fits started before the SIGKILL, over all runs
+        proc = start_run(suite, resumed, log, "--workers", workers)
         wait_until(lambda: len(fit_lines(log)) >= kill_after or proc.poll() is not None, what="fits")
         assert proc.poll() is None, "the run ended before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
-    assert start_run(suite, resumed, log).wait(300) == 0
+    assert len(_cells(resumed)) < 4, "the kills landed before the end"
+    assert start_run(suite, resumed, log, "--workers", "1").wait(300) == 0
     got = _cells(resumed)
     assert got.keys() == expected.keys()
     for cell, row in expected.items():
