@@ -28,6 +28,7 @@ SQLAlchemy URL (``postgresql+psycopg://...``) shares one store between machines.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -121,6 +122,7 @@ schema_table = sa.Table(
     sa.Column("migrated_at", sa.String(40)),
 )
 
+SCHEMA_LOCK_ID = 7_251_946_031  # pg_advisory_lock key of schema creation (any constant)
 RUN_COLUMNS = [c.name for c in runs_table.columns if c.name != "id"]
 JSON_COLUMNS = [c.name for c in runs_table.columns if isinstance(c.type, sa.JSON)]
 
@@ -249,8 +251,33 @@ def describe_db_error(url: str, exc: Exception) -> str:
 
 # ----------------------------------------------------------------------------- migration
 
+@contextlib.contextmanager
+def schema_lock(engine: sa.Engine):
+    """Serialise schema creation between processes (PostgreSQL; SQLite serialises writers itself).
+
+    Runs opening a new database at the same instant would race to create the same tables
+    (ours and optuna's) and all but one fail; the lock goes with the connection if a holder dies.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({SCHEMA_LOCK_ID})")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({SCHEMA_LOCK_ID})")
+
+
 def _migrate(engine: sa.Engine) -> None:
     """Create the tables, or bring a store of an older layout to ``SCHEMA_VERSION``."""
+    import benchmark.claims  # noqa: F401 - registers mlcbench_claims in ``metadata``: created here too
+
+    with schema_lock(engine):
+        _create_or_migrate(engine)
+
+
+def _create_or_migrate(engine: sa.Engine) -> None:
     inspector = sa.inspect(engine)
     tables = set(inspector.get_table_names())
     is_v1 = "mlcbench_runs" in tables and "config" not in {c["name"] for c in inspector.get_columns("mlcbench_runs")}

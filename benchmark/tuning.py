@@ -35,8 +35,11 @@ import math
 from typing import Any
 
 import optuna
+import sqlalchemy as sa
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import TrialState
+
+from benchmark.store import schema_lock
 
 TPE_STARTUP_TRIALS = 10  # Optuna's default: random search first, then TPE
 LAG = 4  # trial k is conditioned on trials 0..k-1-LAG; up to LAG+1 trials of a study in flight
@@ -56,7 +59,13 @@ def storage_for(url: str) -> optuna.storages.RDBStorage:
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 60}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    engine = sa.create_engine(url)  # a server: runs opening a new database together race for optuna's tables
+    try:
+        with schema_lock(engine):
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    finally:
+        engine.dispose()
 
 
 def trial_to_dict(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
