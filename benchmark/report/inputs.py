@@ -150,14 +150,18 @@ def select_configurations(runs: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     if "config" not in runs.columns or runs.empty:
         return runs
     keep = []
-    for (suite, dataset, model), rows in runs.groupby(["suite", "dataset", "model"], dropna=False, sort=True):
+    # Rows migrated from a v1 store carry legacy-<suite hash>; v1 treated them all as one
+    # configuration (its cells were keyed without one), so they are selected together.
+    family = runs["config"].where(~runs["config"].astype(str).str.startswith("legacy-"), "legacy")
+    for (suite, dataset, model), rows in runs.assign(_family=family).groupby(["suite", "dataset", "model"],
+                                                                           dropna=False, sort=True):
         stamps = rows["finished_at"].fillna("") if "finished_at" in rows.columns else pd.Series("", index=rows.index)
-        latest = rows.loc[stamps.idxmax(), "config"] if len(rows) else None
-        chosen = rows[rows["config"] == latest]
+        latest = rows.loc[stamps.idxmax(), "_family"] if len(rows) else None
+        chosen = rows[rows["_family"] == latest].drop(columns="_family")
         dropped = len(rows) - len(chosen)
         if dropped:
             notes.append(f"{suite}/{dataset}/{model}: {dropped} row(s) of older configuration(s) "
-                         f"{', '.join(sorted(set(rows['config']) - {latest}))} not shown (latest: {latest})")
+                         f"{', '.join(sorted(set(rows['_family']) - {latest}))} not shown (latest: {latest})")
         keep.append(chosen)
     selected = pd.concat(keep) if keep else runs.iloc[:0]
     _note_mixed_settings(selected, notes)
