@@ -248,15 +248,24 @@ def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=p
     configure_threads(plan.cpu_threads)
     fits: list[Fit] = []
     costs: dict[tuple[str, str], FitCost] = {}
+    failed: set[tuple[str, str]] = set()
     for group in groups:
         pair = (group.data.entry.name, group.model.name)
         if pair not in costs:
             cost = cache.get(group)
             if cost is None:
                 notice(f"calibrating {pair[1]} on {pair[0]} (a few small fits; cached afterwards)")
-                cost = calibrate(runner, group)
+                try:
+                    cost = calibrate(runner, group)
+                except Exception as exc:  # noqa: BLE001 - the model fails here; the run would record it
+                    last = str(exc).strip().splitlines()
+                    notice(f"{pair[1]} on {pair[0]}: calibration failed ({last[-1] if last else exc}); not estimated")
+                    failed.add(pair)
+                    continue
                 cache.put(group, cost)
             costs[pair] = cost
+        if pair in failed:
+            continue
         fits += group_fits(runner, group, costs[pair], done)
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for fit in fits:
@@ -264,7 +273,7 @@ def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=p
         row["fits"] += 1
         row["seconds"] += fit.seconds
     wall = schedule_wall(fits, plan.cpu_workers, len(plan.gpu_devices), LAG)
-    return {"rows": rows, "wall_seconds": wall, "fits": fits}
+    return {"rows": rows, "wall_seconds": wall, "fits": fits, "failed": sorted(failed)}
 
 
 def format_hours(seconds: float) -> str:

@@ -45,6 +45,22 @@ from benchmark.model_api import Model
 from benchmark.sklearn_utils import LabelPartition, check_features, check_xy, predict_in_chunks
 
 
+def _label_combination_key(indicator) -> str:
+    """A hashable key of a label set: its positive indices' bytes as latin-1 (any byte is valid).
+
+    scikit-multilearn-ng decodes those bytes as UTF-8, which fails as soon as a label index
+    has a byte >= 0x80 (bibtex's label 150: "can't decode byte 0x96"): every dataset with
+    more than 127 labels. Its module function is replaced by this bijective version.
+    """
+    return indicator.nonzero()[0].tobytes().decode("latin-1")
+
+
+def _patch_library() -> None:
+    from skmultilearn.adapt import mlaram as library
+
+    library._get_label_combination_representation = _label_combination_key
+
+
 class MLARAM(Model):
     """Multi-label ARAM network with [0, 1] scores; see the module docstring."""
 
@@ -57,6 +73,7 @@ class MLARAM(Model):
     }
 
     def fit(self, X, Y, X_val=None, Y_val=None, on_epoch=None) -> "MLARAM":
+        _patch_library()
         from skmultilearn.adapt import MLARAM as SkmlMLARAM
 
         start = time.perf_counter()

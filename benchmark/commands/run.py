@@ -70,7 +70,9 @@ def _dry_run(runner, show_cells: bool, with_estimate: bool) -> int:
         busy = {kind: sum(r["seconds"] for r in result["rows"].values() if r["resource"] == kind) for kind in ("cpu", "gpu")}
         print(f"estimate: {busy['cpu'] / 3600:.2f} CPU-hours"
               + (f" + {busy['gpu'] / 3600:.2f} GPU-hours" if busy["gpu"] else "")
-              + f"; wall {cost.format_hours(result['wall_seconds'])} on {runner.plan.describe()}")
+              + f"; wall {cost.format_hours(result['wall_seconds'])} on {runner.plan.describe()}"
+              + (f"; not estimated (calibration failed): {', '.join('/'.join(p) for p in result['failed'])}"
+                 if result["failed"] else ""))
     print(f"suite {suite.name} ({suite.hash}): {len(rows)} cells, {done} done, {failed} failed, "
           f"{len(rows) - done} to run; trials {suite.trials}, epochs {suite.epochs or 'model default'}; "
           f"{runner.plan.describe()}")
