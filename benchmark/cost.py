@@ -5,6 +5,8 @@ with the group's fixed settings (defaults for tuned ones) on subsets of the trai
 pool, in this process with the threads a worker gets, measured in CPU seconds (GPU
 models on a GPU: wall seconds), so other load on the machine does not distort it:
 
+- (validation and test rows are subsampled to 256 each and their share of the cost scaled
+  back to the full sizes)
 - epoch-trained models: 1 and 3 epochs on two subset sizes, which separate the per-epoch
   cost (linear in the rows, plus the per-epoch validation pass) from the fixed cost
   (set-up, prediction, evaluation);
@@ -39,7 +41,8 @@ from typing import Any
 import numpy as np
 
 CALIBRATION_ROWS = 1024
-CACHE_VERSION = 2
+CALIBRATION_EVAL_ROWS = 256
+CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,12 @@ def calibrate(runner, group) -> FitCost:
     pool = base_job.train
     rng = np.random.default_rng(0)
     order = rng.permutation(pool)
+    # evaluation rows subsampled too (their cost is linear in rows): scaled back below
+    val = np.sort(rng.permutation(base_job.val)[:CALIBRATION_EVAL_ROWS])
+    test = np.sort(rng.permutation(base_job.test)[:CALIBRATION_EVAL_ROWS])
+    val_scale = len(base_job.val) / max(len(val), 1)
+    eval_scale = (len(base_job.val) + len(base_job.test)) / max(len(val) + len(test), 1)
+    base_job = dataclasses.replace(base_job, val=val, test=test)
 
     def fit(n: int, epochs: int | None = None) -> float:
         params = dict(group.model.params)
@@ -101,7 +110,7 @@ def calibrate(runner, group) -> FitCost:
         per_row = max((per_top - per_small) / max(top - small, 1), 0.0)
         per_epoch_val = max(per_top - per_row * top, 0.0)
         fixed = max(b1 - per_top, 0.0)
-        return FitCost(fixed, per_row, 1.0, per_epoch_val, True)
+        return FitCost(fixed * eval_scale, per_row, 1.0, per_epoch_val * val_scale, True)
     sizes = sorted({max(8, top // 4), max(8, top // 2), top})
     fit(sizes[0])  # warm-up
     times = [fit(n) for n in sizes]
@@ -112,7 +121,7 @@ def calibrate(runner, group) -> FitCost:
     else:
         exponent = 1.0
     per_row = max(times[-1] - fixed, 1e-4) / sizes[-1] ** exponent
-    return FitCost(fixed, per_row, exponent)
+    return FitCost(fixed * eval_scale, per_row, exponent)
 
 
 # ----------------------------------------------------------------------------- cache
