@@ -495,6 +495,9 @@ def load_suite(name_or_path: str, data_dir: str | None = None, **overrides: Any)
         raw.pop("include_available", None)
         given = set(_as_list(overrides["datasets"], str, "datasets"))
         raw["dataset"] = [t for t in raw.get("dataset", []) if t.get("name") in given]
+    if overrides.get("models") is not None and isinstance(raw.get("model"), dict):  # tables of the others go
+        chosen = set(_as_list(overrides["models"], str, "models"))
+        raw["model"] = {name: table for name, table in raw["model"].items() if name in chosen}
     raw["_base_dir"] = str(path.parent)
     notices: list[str] = []
     fractions = _as_list(raw.get("fractions", [1.0]), float, "fractions")

@@ -14,7 +14,7 @@ TEST_MODELS = Path(__file__).resolve().parent / "models_for_tests"
 
 
 def test_shipped_suites_are_complete_and_valid(mirror_dir):
-    assert shipped_suites() == ["full", "paper", "quick", "smoke"]
+    assert shipped_suites() == ["ablation", "full", "paper", "quick", "smoke"]
     smoke = load_suite("smoke")
     assert [d.name for d in smoke.datasets] == ["emotions", "yeast"]
     assert {m.name for m in smoke.models} == set(available_models())  # every registered model
@@ -133,3 +133,29 @@ def test_dry_run_lists_cells_and_done_count(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "4 cells, 1 done, 0 failed, 3 to run" in out
     assert len(store.runs_frame()) == 2  # a dry run trains nothing
+
+
+def test_paper_suite_starts_from_the_published_settings(mirror_dir, tmp_path):
+    from benchmark.plan import make_plan
+    from benchmark.runner import Runner
+    from benchmark.store import ResultsStore
+
+    suite = load_suite("paper", data_dir=str(mirror_dir), datasets="yeast,delicious", models="mpvae,cgmvae,mlp,br")
+    runner = Runner(suite, ResultsStore(tmp_path), None, None, make_plan("cpu", 1, data_dir=str(mirror_dir)))
+    plans = {(g.data.entry.name, g.model.name): g.model for g in runner.groups()[0]}
+    delicious = plans[("delicious", "mpvae")]
+    assert delicious.params["n_train_samples"] == 5 and delicious.params["epochs"] == 200
+    assert set(delicious.space) == {"lr", "dropout", "weight_decay"}, "only what the authors grid-searched"
+    yeast = plans[("yeast", "mpvae")]
+    assert yeast.params["epochs"] == 800 and yeast.params["c_coeff"] == 20.0
+    assert set(plans[("yeast", "cgmvae")].space) == {"lr", "dropout", "weight_decay"}
+    assert "epochs" not in plans[("yeast", "mlp")].space and plans[("yeast", "mlp")].params == {}
+    assert "C" in plans[("yeast", "br")].space
+
+
+def test_ablation_suite_declares_the_variants():
+    suite = load_suite("ablation")
+    by_name = {m.name: m for m in suite.models}
+    assert by_name["cgmvae-nocl"].base == "cgmvae" and by_name["cgmvae-nocl"].params == {"c_coeff": 0.0}
+    assert by_name["cgmvae-unimodal"].params == {"prior": "unimodal"}
+    assert by_name["cgmvae-nokl"].params == {"kl_coeff": 0.0}
