@@ -58,7 +58,6 @@ class ClaimRegistry:
         self.lease_seconds = lease_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self._stop: threading.Event | None = None
-        claims_table.create(engine, checkfirst=True)
 
     def __enter__(self) -> "ClaimRegistry":
         self.remove_dead()
