@@ -14,8 +14,8 @@ models on a GPU: wall seconds), so other load on the machine does not distort it
   (so MLkNN's super-linear cost shows).
 
 A fit of ``E`` epochs on ``n`` rows is then extrapolated. The measurements are cached
-per machine (CPU model, threads), code version (the model file's and the engine's
-sha256) and dataset (its files' sha256), so a second dry run is instant.
+per machine (CPU model, threads), code version (the sha256 of the model file and of the
+engine files a fit runs, ``FIT_ENGINE``) and dataset (its files' sha256), so a second dry run is instant.
 
 *Estimate.* Per group: ``trials`` trial fits (epochs: the fixed value, or the middle of a
 tuned range; pruning ignored, so the estimate errs high for pruned studies) plus one fit
@@ -126,6 +126,12 @@ def calibrate(runner, group) -> FitCost:
 
 # ----------------------------------------------------------------------------- cache
 
+#: the engine files a fit executes (besides the model's own file): a change to one of them
+#: can change a fit's cost, a change to the driver, the suite reader or the report cannot
+FIT_ENGINE = ("job.py", "model_api.py", "torch_training.py", "sklearn_utils.py", "metrics.py",
+              "thresholds.py", "data.py", "splits.py")
+
+
 def _code_version(model_name: str) -> str:
     import inspect
 
@@ -134,8 +140,8 @@ def _code_version(model_name: str) -> str:
 
     digest = hashlib.sha256()
     digest.update(Path(inspect.getfile(get_model(model_name))).read_bytes())
-    for path in sorted((discovery.REPO_ROOT / "benchmark").glob("*.py")):
-        digest.update(path.read_bytes())
+    for name in FIT_ENGINE:
+        digest.update((discovery.REPO_ROOT / "benchmark" / name).read_bytes())
     return digest.hexdigest()[:16]
 
 

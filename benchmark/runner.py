@@ -246,9 +246,10 @@ class Runner:
             params["epochs"] = self.suite.epochs
         if self.suite.protocol == "reference":
             params.update({k: v for k, v in REFERENCE_MODEL_PARAMS.items() if k in cls.defaults})
-        params.update(config.params)
-        if config.tune is not None:  # only these are searched; everything else stays fixed
-            space = {k: cls.search_space[k] for k in config.tune}
+        fixed, tune = config.on(data.entry.name)
+        params.update(fixed)
+        if tune is not None:  # only these are searched; everything else stays fixed
+            space = {k: cls.search_space[k] for k in tune}
             params = {k: v for k, v in params.items() if k not in space}
         else:
             space = {k: d for k, d in cls.search_space.items() if k not in params}

@@ -44,6 +44,10 @@ except ``name``)::
     reference = true                         # except the hyperparameters listed in `tune`
     tune = ["lr", "dropout", "weight_decay"]
 
+    [model.lamp.datasets.delicious]          # settings for one dataset only, over the model's
+    params = { label_block = 64, epochs = 20 }   # own table (a dataset not named keeps those);
+    tune = ["lr", "dropout"]                 # a dataset's `tune` replaces the model's
+
     [model."cgmvae-nocl"]                    # a named variant: another model's code, own settings
     base = "cgmvae"
     params = { contrastive_weight = 0.0 }    # fixed; the rest of the base's space is tuned
@@ -86,7 +90,8 @@ KNOWN_KEYS = {
     "pruner_startup_trials", "pruner_warmup_epochs", "val_grid", "oracle_grid", "dataset", "model",
     "workers", "objective", "resample", "protocol", "budget",
 }
-MODEL_TABLE_KEYS = {"trials", "params", "base", "tune", "reference"}
+MODEL_TABLE_KEYS = {"trials", "params", "base", "tune", "reference", "datasets"}
+DATASET_TABLE_KEYS = {"params", "tune"}
 OVERRIDABLE = (
     "datasets", "models", "fractions", "seeds", "trials", "epochs", "device", "split_seed", "val_size",
 )
@@ -129,9 +134,25 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict)
     tune: list[str] | None = None  # only these are searched (None: the whole space)
     reference: bool = False  # start from the model's per-dataset reference settings
+    datasets: dict[str, DatasetSettings] = field(default_factory=dict)  # per-dataset overrides
 
     def __post_init__(self) -> None:
         self.base = self.base or self.name
+
+    def on(self, dataset: str) -> tuple[dict[str, Any], list[str] | None]:
+        """(fixed params, tune list) on ``dataset``: the model's, with that dataset's table over them."""
+        own = self.datasets.get(dataset)
+        if own is None:
+            return dict(self.params), self.tune
+        return {**self.params, **own.params}, own.tune if own.tune is not None else self.tune
+
+
+@dataclass
+class DatasetSettings:
+    """A model's settings on one dataset (``[model.NAME.datasets.DATASET]``)."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    tune: list[str] | None = None
 
 
 @dataclass
@@ -348,7 +369,8 @@ def check_param(model: str, cls, name: str, value: Any) -> None:
             fail(f"a number >= 0 (its search space is {low}..{dist.high})")
 
 
-def _model_config(name: str, table: dict[str, Any], known: dict[str, type]) -> ModelConfig:
+def _model_config(name: str, table: dict[str, Any], known: dict[str, type],
+                  declared: frozenset[str] = frozenset()) -> ModelConfig:
     from benchmark.model_api import get_model
 
     unknown = set(table) - MODEL_TABLE_KEYS
@@ -362,27 +384,61 @@ def _model_config(name: str, table: dict[str, Any], known: dict[str, type]) -> M
     if trials not in (None, 0) or isinstance(trials, bool):
         raise SuiteError(f"[model.{name}]: trials may only be 0 (fixed params); the trial budget is the "
                          "suite's and the same for every model")
-    params = table.get("params", {})
-    if not isinstance(params, dict):
-        raise SuiteError(f"[model.{name}]: params must be a table, not {params!r}")
-    bad = sorted(set(params) - set(cls.defaults))
-    if bad:
-        raise SuiteError(f"[model.{name}]: unknown hyperparameters {bad}; known: {sorted(cls.defaults)}")
-    for key, value in params.items():
-        check_param(name, cls, key, value)
-    tune = table.get("tune")
-    if tune is not None:
-        tune = _as_list(tune, str, f"[model.{name}] tune")
-        outside = sorted(set(tune) - set(cls.search_space))
-        if outside:
-            raise SuiteError(f"[model.{name}] tune: {outside} not in the search space of {base} "
-                             f"({', '.join(sorted(cls.search_space)) or 'empty'})")
+    params = _params_table(f"[model.{name}]", name, cls, table.get("params", {}))
+    tune = _tune_list(f"[model.{name}]", base, cls, table.get("tune"))
+    per_dataset = table.get("datasets", {})
+    if not isinstance(per_dataset, dict):
+        raise SuiteError(f"[model.{name}] datasets must be tables [model.{name}.datasets.NAME], not {per_dataset!r}")
+    datasets = {dataset: _dataset_settings(name, base, cls, dataset, sub, declared)
+                for dataset, sub in per_dataset.items()}
     reference = table.get("reference", False)
     if not isinstance(reference, bool):
         raise SuiteError(f"[model.{name}] reference must be true or false, not {reference!r}")
     if reference and not hasattr(cls, "reference_params"):
         raise SuiteError(f"[model.{name}] reference = true: {base} publishes no reference settings")
-    return ModelConfig(name=name, base=base, fixed=trials == 0, params=dict(params), tune=tune, reference=reference)
+    return ModelConfig(name=name, base=base, fixed=trials == 0, params=dict(params), tune=tune, reference=reference,
+                       datasets=datasets)
+
+
+def _params_table(where: str, name: str, cls, params: Any) -> dict[str, Any]:
+    if not isinstance(params, dict):
+        raise SuiteError(f"{where}: params must be a table, not {params!r}")
+    bad = sorted(set(params) - set(cls.defaults))
+    if bad:
+        raise SuiteError(f"{where}: unknown hyperparameters {bad}; known: {sorted(cls.defaults)}")
+    for key, value in params.items():
+        check_param(name, cls, key, value)
+    return dict(params)
+
+
+def _tune_list(where: str, base: str, cls, tune: Any) -> list[str] | None:
+    if tune is None:
+        return None
+    tune = _as_list(tune, str, f"{where} tune")
+    outside = sorted(set(tune) - set(cls.search_space))
+    if outside:
+        raise SuiteError(f"{where} tune: {outside} not in the search space of {base} "
+                         f"({', '.join(sorted(cls.search_space)) or 'empty'})")
+    return tune
+
+
+def _dataset_settings(name: str, base: str, cls, dataset: str, table: Any,
+                      declared: frozenset[str]) -> DatasetSettings:
+    where = f"[model.{name}.datasets.{dataset}]"
+    if not isinstance(table, dict):
+        raise SuiteError(f"{where} must be a table, not {table!r}")
+    unknown = sorted(set(table) - DATASET_TABLE_KEYS)
+    if unknown:
+        raise SuiteError(f"{where}: unknown keys {unknown} (allowed: {', '.join(sorted(DATASET_TABLE_KEYS))})")
+    from benchmark.datasource import catalog
+
+    known = set(catalog()) | declared
+    if dataset not in known:  # a typo would otherwise silently leave the dataset on the model's settings
+        close = difflib.get_close_matches(dataset, sorted(known), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise SuiteError(f"{where}: {dataset!r} is not a catalog dataset{hint}")
+    return DatasetSettings(params=_params_table(where, name, cls, table.get("params", {})),
+                           tune=_tune_list(where, base, cls, table.get("tune")))
 
 
 def _resolve_models(raw: dict[str, Any], tables: dict[str, Any]) -> list[ModelConfig]:
@@ -392,6 +448,7 @@ def _resolve_models(raw: dict[str, Any], tables: dict[str, Any]) -> list[ModelCo
         raise SuiteError("[model] must be a table of model tables")
     known = available_models()
     variants = {name for name, table in tables.items() if isinstance(table, dict) and "base" in table}
+    declared = frozenset(raw.get("_declared", ()))  # [[dataset]] names, before --datasets filters them
     wanted = raw.get("models", "all")
     if wanted == "all":
         names = list(known) + sorted(variants - set(known))
@@ -406,7 +463,7 @@ def _resolve_models(raw: dict[str, Any], tables: dict[str, Any]) -> list[ModelCo
             from benchmark.model_api import get_model
 
             get_model(name)  # unknown names fail here with suggestions
-        configs.append(_model_config(name, table, known))
+        configs.append(_model_config(name, table, known, declared))
     unused = set(tables) - set(names)
     if unused:
         raise SuiteError(f"[model.*] tables for models not in the suite: {sorted(unused)}")
@@ -490,6 +547,7 @@ def load_suite(name_or_path: str, data_dir: str | None = None, **overrides: Any)
     for key, value in overrides.items():
         if value is not None:
             raw[key] = value
+    raw["_declared"] = [str(t.get("name")) for t in raw.get("dataset", []) if isinstance(t, dict)]
     if overrides.get("datasets") is not None:  # an explicit list replaces the suite's
         raw.pop("optional_datasets", None)
         raw.pop("include_available", None)

@@ -153,6 +153,45 @@ def test_paper_suite_starts_from_the_published_settings(mirror_dir, tmp_path):
     assert "C" in plans[("yeast", "br")].space
 
 
+def test_a_dataset_table_changes_only_that_dataset(mirror_dir, tmp_path):
+    """[model.NAME.datasets.D] sets params and tune on D; other datasets keep the model's table
+    and their cells' identity (config hash) is the same as without the dataset table."""
+    from benchmark.plan import make_plan
+    from benchmark.runner import Runner
+    from benchmark.store import ResultsStore
+
+    head = ('name = "per-dataset"\ndatasets = ["yeast", "scene"]\nmodels = ["mlp"]\ntrials = 2\n'
+            '[model.mlp]\nparams = { epochs = 7 }\ntune = ["lr", "dropout"]\n')
+    plain, special = tmp_path / "plain.toml", tmp_path / "special.toml"
+    plain.write_text(head)
+    special.write_text(head + '[model.mlp.datasets.scene]\nparams = { epochs = 3, width = 64 }\ntune = ["lr"]\n')
+
+    def plans(path):
+        suite = load_suite(str(path), data_dir=str(mirror_dir))
+        runner = Runner(suite, ResultsStore(tmp_path / path.stem), None, None,
+                        make_plan("cpu", 1, data_dir=str(mirror_dir)))
+        return {g.data.entry.name: g.model for g in runner.groups()[0]}
+
+    before, after = plans(plain), plans(special)
+    assert after["scene"].params == {"epochs": 3, "width": 64} and set(after["scene"].space) == {"lr"}
+    assert after["yeast"].params == {"epochs": 7} and set(after["yeast"].space) == {"lr", "dropout"}
+    assert after["yeast"].config == before["yeast"].config
+    assert after["scene"].config != before["scene"].config
+
+
+def test_paper_suite_cuts_lamp_on_the_large_label_sets(mirror_dir, tmp_path):
+    from benchmark.plan import make_plan
+    from benchmark.runner import Runner
+    from benchmark.store import ResultsStore
+
+    suite = load_suite("paper", data_dir=str(mirror_dir), datasets="yeast,bibtex,delicious", models="lamp")
+    runner = Runner(suite, ResultsStore(tmp_path), None, None, make_plan("cpu", 1, data_dir=str(mirror_dir)))
+    plans = {g.data.entry.name: g.model for g in runner.groups()[0]}
+    assert plans["delicious"].params["label_block"] == 64 and plans["delicious"].params["epochs"] == 20
+    assert plans["bibtex"].params == {"dim": 32, "n_layers": 1, "epochs": 50}
+    assert plans["yeast"].params == {} and "dim" in plans["yeast"].space, "the paper's LaMP elsewhere"
+
+
 def test_ablation_suite_declares_the_variants():
     suite = load_suite("ablation")
     by_name = {m.name: m for m in suite.models}

@@ -27,6 +27,11 @@ HEAD = 'name = "bad"\ndatasets = ["emotions"]\nmodels = ["mlp", "br"]\n'
      ["mine", "not found", "nosuch"]),
     ('[model.mlp]\ntune = ["nope"]', ["[model.mlp] tune", "nope", "search space"]),
     ('[model."mlp-x"]\nbase = "mlpp"', ["mlpp", "did you mean"]),
+    ('[model.mlp.datasets.emotoins]\nparams = { epochs = 3 }', ["[model.mlp.datasets.emotoins]", "did you mean emotions"]),
+    ('[model.mlp.datasets.emotions]\nparams = { epochs = 0 }', ["[model.mlp]", "epochs", "integer >= 1"]),
+    ('[model.mlp.datasets.emotions]\nparams = { widht = 3 }', ["[model.mlp.datasets.emotions]", "widht"]),
+    ('[model.mlp.datasets.emotions]\ntune = ["nope"]', ["[model.mlp.datasets.emotions] tune", "nope"]),
+    ('[model.mlp.datasets.emotions]\ntrials = 0', ["[model.mlp.datasets.emotions]", "trials", "allowed: params, tune"]),
 ])
 def test_a_bad_field_is_one_line_at_load_and_nothing_is_stored(tmp_path, capsys, body, expected):
     suite = tmp_path / "bad.toml"
