@@ -54,6 +54,7 @@ class FitCost:
     exponent: float = 1.0
     per_epoch_val: float = 0.0
     epochs_trained: bool = False
+    peak_gpu_bytes: int = 0  # GPU calibrations: the largest torch allocation of a fit (0: CPU/unknown)
 
     def seconds(self, n_rows: int, epochs: int | None = None) -> float:
         work = self.per_row * max(n_rows, 1) ** self.exponent
@@ -62,15 +63,27 @@ class FitCost:
         return self.fixed + work
 
 
-def _timed(job) -> float:
-    """CPU seconds of one fit in this process: robust to other load on the machine."""
+def _timed(job, peaks: list[int] | None = None) -> float:
+    """CPU seconds of one fit in this process: robust to other load on the machine.
+
+    On a GPU: wall seconds, and the fit's peak torch allocation is appended to ``peaks``.
+    """
     from benchmark.job import run_job
 
-    started = time.process_time() if job.device == "cpu" else time.perf_counter()
+    import torch
+
+    on_gpu = job.device != "cpu"
+    measure_memory = on_gpu and torch.cuda.is_available()  # not for a mocked device list (tests)
+    if measure_memory:
+        torch.cuda.reset_peak_memory_stats(job.device)
+    started = time.perf_counter() if on_gpu else time.process_time()
     result = run_job(job)
     if result.state == "failed":
         raise RuntimeError(result.error)
-    return (time.process_time() if job.device == "cpu" else time.perf_counter()) - started
+    seconds = (time.perf_counter() if on_gpu else time.process_time()) - started
+    if measure_memory and peaks is not None:
+        peaks.append(int(torch.cuda.max_memory_allocated(job.device)))
+    return seconds
 
 
 def calibrate(runner, group) -> FitCost:
@@ -93,14 +106,25 @@ def calibrate(runner, group) -> FitCost:
     eval_scale = (len(base_job.val) + len(base_job.test)) / max(len(val) + len(test), 1)
     base_job = dataclasses.replace(base_job, val=val, test=test)
 
+    peaks: list[int] = []
+
     def fit(n: int, epochs: int | None = None) -> float:
         params = dict(group.model.params)
         if epochs is not None:
             params["epochs"] = epochs
         job = dataclasses.replace(base_job, train=np.sort(order[:n]), params=params, kind="cell")
-        return _timed(job)
+        return _timed(job, peaks)
 
-    top = min(len(pool), CALIBRATION_ROWS)
+    cost = _calibrate_fits(cls, fit, len(pool), eval_scale, val_scale)
+    # A fit's peak is set by its batch, not its rows, except for the features it holds on
+    # the device: the full training set's are a few tens of MB more on the paper's
+    # datasets, inside the share of free memory that plan.jobs_per_gpu leaves unused.
+    return dataclasses.replace(cost, peak_gpu_bytes=max(peaks, default=0))
+
+
+def _calibrate_fits(cls, fit, pool_size: int, eval_scale: float, val_scale: float) -> FitCost:
+    """The cost model's coefficients from timed fits (``fit(n_rows, epochs)`` -> seconds)."""
+    top = min(pool_size, CALIBRATION_ROWS)
     if cls.trains_in_epochs and "epochs" in cls.defaults:
         small = max(8, top // 2)
         fit(small, 1)  # warm-up: imports, caches, first-call overheads
@@ -154,8 +178,9 @@ def _machine(threads: int) -> str:
 class CostCache:
     """Calibrations on disk, one JSON file per machine."""
 
-    def __init__(self, directory: Path, threads: int):
+    def __init__(self, directory: Path, threads: int, gpu: str = ""):
         self.threads = threads
+        self.gpu = gpu  # the GPU's name: GPU calibrations (wall seconds) belong to it
         self.path = directory / f"cost-{hashlib.sha256(_machine(threads).encode()).hexdigest()[:12]}.json"
         try:
             self.entries = json.loads(self.path.read_text())
@@ -167,6 +192,8 @@ class CostCache:
     def key(self, group) -> str:
         content = [group.data.fingerprint, group.model.base, group.model.params, _code_version(group.model.base),
                    group.data.split_seed, group.data.val_size, group.model.resource]
+        if group.model.resource == "gpu":
+            content.append(self.gpu)
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
     def get(self, group) -> FitCost | None:
@@ -259,7 +286,12 @@ def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=p
     from benchmark.tuning import LAG
 
     plan = runner.plan
-    cache = CostCache(cache_dir() / "cost", plan.cpu_threads)
+    gpu = ""
+    if plan.uses_gpu:
+        from benchmark import provenance
+
+        gpu = provenance.device_name(plan.device)
+    cache = CostCache(cache_dir() / "cost", plan.cpu_threads, gpu)
     configure_threads(plan.cpu_threads)
     fits: list[Fit] = []
     costs: dict[tuple[str, str], FitCost] = {}
@@ -288,7 +320,13 @@ def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=p
         row["fits"] += 1
         row["seconds"] += fit.seconds
     wall = schedule_wall(fits, plan.cpu_workers, len(plan.gpu_devices), LAG)
-    return {"rows": rows, "wall_seconds": wall, "fits": fits, "failed": sorted(failed)}
+    return {"rows": rows, "wall_seconds": wall, "fits": fits, "failed": sorted(failed), "costs": costs}
+
+
+def gpu_peaks(result: dict[str, Any]) -> list[int]:
+    """The calibrated peak GPU bytes of the GPU fits in an :func:`estimate` result."""
+    on_gpu = {(f.dataset, f.model) for f in result["fits"] if f.resource == "gpu"}
+    return [result["costs"][pair].peak_gpu_bytes for pair in sorted(on_gpu)]
 
 
 def format_hours(seconds: float) -> str:

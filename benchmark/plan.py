@@ -8,8 +8,10 @@ Policy:
 - CPU only: ``--workers N`` processes (default: the suite's ``workers``; ``"auto"`` is
   one per core), each capped to ``cores // N`` threads.
 - With GPUs: GPU jobs (models with ``uses_gpu``) run in GPU workers, ``jobs_per_gpu``
-  per visible device (default 1; ``--workers`` sets it), with one thread each for data
-  handling. CPU-bound models (prior, br, cc, ecc, mlknn, ... any model without
+  per visible device, with one thread each for data handling. ``--workers N`` sets it;
+  by default (``auto_gpu_jobs``) it starts at 1 and the run command raises it, once the
+  suite's GPU models are calibrated, to what the device's free memory holds of the
+  largest peak a job of theirs needs (:func:`jobs_per_gpu`). CPU-bound models (prior, br, cc, ecc, mlknn, ... any model without
   ``uses_gpu``) run *at the same time* in CPU workers on the remaining cores, one
   thread each.
 - Ray: the same two kinds of task, with Ray resources per task (``num_gpus`` a share of
@@ -34,6 +36,7 @@ class ExecutionPlan:
     gpu_threads: int = 1
     data_dir: str | None = None
     address: str | None = None
+    auto_gpu_jobs: bool = False  # jobs per GPU not given: chosen from memory (see jobs_per_gpu)
 
     @property
     def device(self) -> str:
@@ -48,11 +51,48 @@ class ExecutionPlan:
         """Which pool a model's jobs go to: "gpu" or "cpu"."""
         return "gpu" if self.uses_gpu and getattr(model_cls, "uses_gpu", False) else "cpu"
 
+    def with_jobs_per_gpu(self, jobs: int, cores: int | None = None) -> "ExecutionPlan":
+        """The same plan with ``jobs`` worker slots per GPU (CPU workers keep the other cores)."""
+        from dataclasses import replace
+
+        devices = tuple(dict.fromkeys(self.gpu_devices))
+        slots = tuple(d for d in devices for _ in range(jobs))
+        cores = max(1, cores or os.cpu_count() or 1)
+        return replace(self, gpu_devices=slots, cpu_workers=max(1, cores - len(slots)), auto_gpu_jobs=False)
+
     def describe(self) -> str:
         text = f"{self.cpu_workers} CPU worker(s) x {self.cpu_threads} thread(s)"
         if self.gpu_devices:
             text += f" + {len(self.gpu_devices)} GPU worker(s) on {', '.join(sorted(set(self.gpu_devices)))}"
         return text
+
+
+#: at most this many jobs share one GPU by default: beyond it kernels of small models queue
+#: on the device and the host threads feeding them become the limit
+MAX_JOBS_PER_GPU = 4
+#: share of a GPU's free memory the default fills (the rest: fragmentation, CUDA context)
+GPU_MEMORY_SHARE = 0.8
+
+
+def jobs_per_gpu(free_bytes: int, peak_bytes: list[int], cores: int, n_gpus: int) -> int:
+    """Default jobs per GPU: as many as free memory holds of the largest per-job peak.
+
+    Capped at ``MAX_JOBS_PER_GPU`` and at the cores (one per GPU job, at least one left
+    for the CPU workers). An unknown peak (0, no calibration) counts as a whole GPU: 1.
+    """
+    peaks = [int(p) for p in peak_bytes]
+    if not peaks or min(peaks) <= 0 or free_bytes <= 0:
+        return 1
+    by_memory = int(GPU_MEMORY_SHARE * free_bytes // max(peaks))
+    by_cores = max(1, (cores - 1) // max(1, n_gpus))
+    return max(1, min(by_memory, MAX_JOBS_PER_GPU, by_cores))
+
+
+def gpu_free_bytes(device: str) -> int:
+    """Free memory of one CUDA device now (bytes)."""
+    import torch
+
+    return int(torch.cuda.mem_get_info(torch.device(device))[0])
 
 
 def cuda_device_count() -> int:
@@ -93,9 +133,10 @@ def make_plan(device: str, workers: int | str | None, executor: str = "local", d
     gpus = resolve_gpus(device, gpu_count)
     data_dir = os.path.abspath(data_dir) if data_dir else None
     if gpus:
-        per_gpu = 1 if workers in (None, "auto") else int(workers)
+        auto = workers in (None, "auto")
+        per_gpu = 1 if auto else int(workers)
         slots = tuple(d for d in gpus for _ in range(per_gpu))
         cpu_workers = max(1, cores - len(slots))
-        return ExecutionPlan(executor, cpu_workers, 1, slots, 1, data_dir, address)
+        return ExecutionPlan(executor, cpu_workers, 1, slots, 1, data_dir, address, auto_gpu_jobs=auto)
     n = cores if workers == "auto" else int(workers or 1)
     return ExecutionPlan(executor, n, max(1, cores // n), (), 1, data_dir, address)

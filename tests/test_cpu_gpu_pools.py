@@ -60,3 +60,49 @@ def test_cpu_and_gpu_jobs_run_concurrently_in_their_own_pools(tmp_path):
     assert not pids["test_gpu_sleeper"] & pids["test_cpu_sleeper"], "different worker processes"
     frame = ResultsStore(tmp_path / "res").runs_frame()
     assert set(frame.model) == {"test_gpu_sleeper", "test_cpu_sleeper"}
+
+
+def test_jobs_per_gpu_fills_free_memory_up_to_the_caps():
+    from benchmark.plan import MAX_JOBS_PER_GPU, jobs_per_gpu
+
+    gib = 2**30
+    assert jobs_per_gpu(10 * gib, [1 * gib, 3 * gib], cores=16, n_gpus=1) == 2, "0.8 * 10 GiB / the largest peak"
+    assert jobs_per_gpu(139 * gib, [200 * 2**20], cores=16, n_gpus=1) == MAX_JOBS_PER_GPU
+    assert jobs_per_gpu(139 * gib, [200 * 2**20], cores=4, n_gpus=2) == 1, "one core per GPU job, one left for CPU jobs"
+    assert jobs_per_gpu(2 * gib, [5 * gib], cores=16, n_gpus=1) == 1, "never below one"
+    assert jobs_per_gpu(10 * gib, [0], cores=16, n_gpus=1) == 1, "an unknown peak takes the whole GPU"
+    plan = make_plan("auto", None, cpu_count=16, gpu_count=2)
+    assert plan.auto_gpu_jobs and not make_plan("auto", 2, cpu_count=16, gpu_count=2).auto_gpu_jobs
+    wider = plan.with_jobs_per_gpu(3, cores=16)
+    assert wider.gpu_devices == ("cuda:0",) * 3 + ("cuda:1",) * 3 and wider.cpu_workers == 10
+
+
+def test_the_run_command_sizes_gpu_jobs_from_the_calibrated_peak(tmp_path, monkeypatch, capsys):
+    """Without --workers on a (mocked) GPU machine the dry run calibrates, reads the peak of
+    the GPU model's fits and the device's free memory, and plans that many jobs per GPU."""
+    import benchmark.cost as cost
+    import benchmark.plan as plan_module
+    from benchmark.cli import main
+
+    gib = 2**30
+    real_calibrate = cost.calibrate
+
+    def calibrate(runner, group):  # the real timings, a mocked device peak for the GPU model
+        fit = real_calibrate(runner, group)
+        peak = 3 * gib if group.model.resource == "gpu" else 0
+        return cost.FitCost(fit.fixed, fit.per_row, fit.exponent, fit.per_epoch_val, fit.epochs_trained, peak)
+
+    monkeypatch.setattr(plan_module, "cuda_device_count", lambda: 1)
+    monkeypatch.setattr(plan_module, "gpu_free_bytes", lambda device: 10 * gib)
+    monkeypatch.setattr(cost, "calibrate", calibrate)
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    monkeypatch.setenv("MLCBENCH_CACHE_DIR", str(tmp_path / "cache"))  # no cached calibration
+    suite_file = tmp_path / "mixed.toml"
+    suite_file.write_text('name = "mixed"\ndatasets = ["emotions"]\nmodels = ["test_gpu_sleeper", "test_cpu_sleeper"]\n'
+                          'fractions = [1.0]\nseeds = [0]\ntrials = 0\nworkers = "auto"\n[model.test_gpu_sleeper]\ntrials = 0\n'
+                          'params = { sleep = 0.01 }\n[model.test_cpu_sleeper]\ntrials = 0\nparams = { sleep = 0.01 }\n')
+    assert main(["run", "--suite", str(suite_file), "--results", str(tmp_path / "res"), "--dry-run"]) == 0
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "2 job(s) per GPU" in text and "3072 MB" in text, text
+    assert "2 GPU worker(s) on cuda:0" in text and "14 CPU worker(s)" in text, text

@@ -97,6 +97,27 @@ def _stop_cleanly_on_signals() -> dict:
     return {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
+def _jobs_per_gpu_from_memory(suite, store, progress, plan):
+    """No --workers on a GPU machine: as many jobs per GPU as its free memory holds of the
+    largest calibrated peak of the suite's GPU jobs (``plan.jobs_per_gpu``); the
+    calibrations are cached, so the run's own estimate reuses them."""
+    from benchmark import cost
+    from benchmark.plan import gpu_free_bytes, jobs_per_gpu
+    from benchmark.runner import Runner
+
+    probe = Runner(suite, store, None, progress, plan)
+    result = cost.estimate(probe, probe.groups()[0], store.done_cells(), notice=progress.notice)
+    peaks = cost.gpu_peaks(result)
+    if not peaks:
+        return plan
+    devices = sorted(set(plan.gpu_devices))
+    free = min(gpu_free_bytes(d) for d in devices)
+    jobs = jobs_per_gpu(free, peaks, os.cpu_count() or 1, len(devices))
+    progress.notice(f"{jobs} job(s) per GPU: largest calibrated peak {max(peaks) / 2**20:.0f} MB, "
+                    f"{free / 2**30:.1f} GB free (--workers N sets it)")
+    return plan.with_jobs_per_gpu(jobs)
+
+
 def handle(args: argparse.Namespace) -> int:
     from benchmark.plan import make_plan
     from benchmark.suite import load_suite
@@ -114,6 +135,8 @@ def handle(args: argparse.Namespace) -> int:
                      args.executor, data_dir, args.address)
     store = ResultsStore(args.results)
     progress = RunProgress(quiet=args.quiet, verbose=args.verbose)
+    if plan.auto_gpu_jobs and not args.no_estimate:
+        plan = _jobs_per_gpu_from_memory(suite, store, progress, plan)
     if args.dry_run:
         for notice in suite.notices:
             print(f"notice: {notice}")
