@@ -1,7 +1,8 @@
 """CPU seconds per epoch of mpvae and cgmvae at large label counts (delicious, L = 983), before and after.
 
     python benchmarks/bench_large_labels.py [--dataset delicious] [--batches 4] [--threads 1]
-        [--before main] [--cases mpvae:S=100,mpvae:ref,cgmvae:ref] [--variants before,after]
+        [--before main] [--cases mpvae:S=100,mpvae:ref,cgmvae:ref,lamp:default,lamp:paper]
+        [--variants before,after]
 
 "before" is the model file as committed at git revision ``--before`` (read with
 ``git show REV:models/<model>.py`` and imported from a temporary file), "after" the file
@@ -42,7 +43,7 @@ os.environ.setdefault("MLCBENCH_OFFLINE", "1")
 
 import benchmark  # noqa: E402,F401  (installs the models/ alias package)
 
-CLASSES = {"mpvae": "MPVAE", "cgmvae": "CGMVAE"}
+CLASSES = {"mpvae": "MPVAE", "cgmvae": "CGMVAE", "lamp": "LaMP"}
 
 
 def load_model_class(model: str, variant: str, before_rev: str, tmp: Path):
@@ -60,9 +61,17 @@ def load_model_class(model: str, variant: str, before_rev: str, tmp: Path):
 
 
 def case_params(case: str, dataset: str) -> tuple[str, dict]:
-    """``model:ref`` or ``mpvae:S=<n>`` -> (model name, hyperparameters)."""
+    """``model:ref``, ``mpvae:S=<n>``, ``lamp:default`` or ``lamp:paper`` -> (model name, hyperparameters).
+
+    ``lamp:paper`` is the paper suite's lamp table for the dataset (``[model.lamp.datasets.D]``);
+    a "before" file that lacks one of its hyperparameters (``label_block``) runs without it.
+    """
     model, _, setting = case.partition(":")
     params: dict = {}
+    if model == "lamp" and setting == "paper":
+        from benchmark.suite import load_suite
+
+        params = load_suite("paper", models="lamp").model("lamp").on(dataset)[0]
     if model == "mpvae":
         from mlcbench_models.mpvae import reference_params
 
