@@ -32,15 +32,20 @@ from mlcbench_models.mlp import MLP
 def asymmetric_loss(logits: torch.Tensor, y: torch.Tensor, gamma_pos: float, gamma_neg: float,
                     clip: float) -> torch.Tensor:
     """Mean over all cells of the ASL of ``logits`` (B, L) against 0/1 ``y``."""
+    # The focusing weights (1 - p)^g+ and p_m^g- are taken through logs (or masked at 0):
+    # x.pow(g) at x = 0 has an infinite gradient for g < 1, and a saturated sigmoid (1 - p
+    # = 0 in float32 beyond logits of ~17) made fractional-gamma trials diverge (NaN).
     p = torch.sigmoid(logits)
     log_p = F.logsigmoid(logits)
     if clip > 0:
         p_m = (p - clip).clamp(min=0.0)
         log_not_p_m = torch.log((1.0 - p_m).clamp(min=clip))
+        weight_neg = torch.where(p_m > 0, p_m.clamp(min=1e-12).pow(gamma_neg), torch.zeros_like(p_m))
     else:
-        p_m, log_not_p_m = p, F.logsigmoid(-logits)
-    positive = log_p if gamma_pos == 0 else (1.0 - p).pow(gamma_pos) * log_p
-    negative = log_not_p_m if gamma_neg == 0 else p_m.pow(gamma_neg) * log_not_p_m
+        log_not_p_m = F.logsigmoid(-logits)
+        weight_neg = torch.exp(gamma_neg * log_p)  # p^g-
+    positive = log_p if gamma_pos == 0 else torch.exp(gamma_pos * F.logsigmoid(-logits)) * log_p
+    negative = log_not_p_m if gamma_neg == 0 else weight_neg * log_not_p_m
     return -(y * positive + (1.0 - y) * negative).mean()
 
 

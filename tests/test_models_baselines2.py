@@ -225,6 +225,27 @@ def test_asl_at_zero_gammas_and_clip_is_bce():
     assert torch.isfinite(asymmetric_loss(torch.tensor([[80.0, -80.0]]), torch.tensor([[0.0, 1.0]]), 0, 4, 0.05))
 
 
+@pytest.mark.parametrize("gamma_pos, gamma_neg, clip", [(0.41, 5.27, 0.005), (0.27, 0.5, 0.04), (1.5, 0.3, 0.0)])
+def test_asl_gradients_stay_finite_at_saturated_logits(gamma_pos, gamma_neg, clip):
+    """Fractional gammas with logits past float32 sigmoid saturation: the paper run's
+    asl trials diverged (NaN gradients from pow at 0) before the weights went through logs."""
+    from mlcbench_models.asl import asymmetric_loss
+
+    logits = torch.tensor([[40.0, -40.0, 120.0, -120.0, 0.3, 17.0]], requires_grad=True)
+    y = torch.tensor([[1.0, 0.0, 1.0, 0.0, 1.0, 0.0]])
+    loss = asymmetric_loss(logits, y, gamma_pos, gamma_neg, clip)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all(), logits.grad
+    # away from saturation the weights are the plain powers of the paper's formula
+    z = torch.tensor([[0.7, -0.4]])
+    t = torch.tensor([[1.0, 0.0]])
+    pz = torch.sigmoid(z)
+    p_m = (pz - clip).clamp(min=0) if clip > 0 else pz
+    log_neg = torch.log((1 - p_m).clamp(min=clip)) if clip > 0 else torch.log(1 - pz)
+    expected = -(t * (1 - pz) ** gamma_pos * torch.log(pz) + (1 - t) * p_m ** gamma_neg * log_neg).mean()
+    torch.testing.assert_close(asymmetric_loss(z, t, gamma_pos, gamma_neg, clip), expected)
+
+
 def test_c2ae_ranking_loss_equals_the_pairwise_sum():
     from mlcbench_models.c2ae import pairwise_ranking_loss
 
