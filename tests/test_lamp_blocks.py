@@ -93,3 +93,24 @@ def test_a_negative_block_is_refused():
     parts = _yeast()
     with pytest.raises(BenchmarkError, match="label_block"):
         _fit(parts, epochs=1, label_block=-1)
+
+
+def test_prediction_in_row_chunks_bounds_memory_and_changes_nothing(monkeypatch):
+    """LaMP predicts in chunks sized by its per-row activations: a handful of rows at
+    L = 983 with the full graph (the harness's 8192-row batches needed 30 GB on delicious),
+    every row at once on yeast; chunked and whole predictions are the same numbers."""
+    import sys
+
+    parts = _yeast()
+    model = _fit(parts, epochs=2, label_block=4)
+    lamp = sys.modules[type(model).__module__]  # the module the registry loaded the class from
+    X_test = parts["test"][0]
+    whole = model.predict_proba(X_test)
+    assert model.eval_rows(len(X_test)) == len(X_test)
+    monkeypatch.setattr(lamp, "EVAL_BYTES", 4 * 14 * (4 * 32 + 128 + 4 * 4) * 7)  # 7 rows per chunk
+    assert model.eval_rows(len(X_test)) == 7
+    np.testing.assert_allclose(model.predict_proba(X_test), whole, rtol=1e-5, atol=1e-6)
+    monkeypatch.undo()
+    big = get_model("lamp")(seed=0)
+    big.n_labels_ = 983
+    assert 1 <= big.eval_rows(8192) <= 20, "full graph at delicious' L: a few rows per chunk"
