@@ -23,7 +23,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.model_api import get_model
 from benchmark.splits import make_split
 from benchmark.thresholds import evaluate_protocols
-from models.lamp import cooccurrence_blocks
+from mlcbench_models.lamp import cooccurrence_blocks  # noqa: E402  (the alias benchmark installs)
 
 
 @pytest.fixture(autouse=True)
