@@ -365,6 +365,8 @@ def check_param(model: str, cls, name: str, value: Any) -> None:
         integer = isinstance(default, int) and not isinstance(default, bool)
         if integer and ((low is not None and low >= 1) or (dist is None and default > 0)) and value < 1:
             fail(f"an integer >= 1 (its default is {default})")  # epochs, sizes, counts
+        if integer and dist is None and default == 0 and value < 0:  # 0 = "off" / "as the model says"
+            fail("an integer >= 0 (its default is 0)")  # lamp's label_block, mpvae's rank
         if low is not None and low >= 0 and value < 0:
             fail(f"a number >= 0 (its search space is {low}..{dist.high})")
 

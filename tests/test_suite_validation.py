@@ -59,3 +59,14 @@ def test_dry_run_validates_the_device(capsys):
     for device in ("cuda", "gpu", "cuda:0"):
         assert main(["run", "--suite", "smoke", "--device", device, "--dry-run", "--results", "/tmp/unused"]) == 2
         assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_a_negative_count_whose_default_is_zero_is_refused_at_load(tmp_path, capsys):
+    suite = tmp_path / "bad.toml"
+    suite.write_text('name = "bad"\ndatasets = ["emotions"]\nmodels = ["lamp"]\n'
+                     '[model.lamp.datasets.emotions]\nparams = { label_block = -1 }\n')
+    assert main(["run", "--suite", str(suite), "--results", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "label_block = -1" in err and "integer >= 0" in err, err
+    assert not (tmp_path / "results").exists()
+
