@@ -29,3 +29,15 @@ def mirror_dir() -> Path:
     if not (MIRROR / "MANIFEST.tsv").exists():
         pytest.skip(f"dataset mirror not found at {MIRROR}")
     return MIRROR
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test, as a worker of a 2-worker run on 2 cores gets; restored after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+

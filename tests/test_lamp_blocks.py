@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from benchmark.datasource import load_dataset
 from benchmark.errors import BenchmarkError
@@ -26,12 +25,7 @@ from benchmark.thresholds import evaluate_protocols
 from mlcbench_models.lamp import cooccurrence_blocks  # noqa: E402  (the alias benchmark installs)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def test_blocks_are_a_permutation_that_groups_cooccurring_labels():

@@ -54,14 +54,7 @@ def fit_scores(cls, seed=0, sparse=False, on_epoch=None):
     return model, np.asarray(model.predict_proba(X_test)), X_test
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])

@@ -56,12 +56,7 @@ SMALL = {"rf": {"n_estimators": 20}, "rakelo": {"model_count_factor": 1.0}, "asl
          "c2ae": {"epochs": 2}, "lamp": {"epochs": 2}, "cgmvae": {"epochs": 1, "emb_size": 64}}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def published(name: str):
