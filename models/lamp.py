@@ -68,8 +68,9 @@ def cooccurrence_blocks(Y, block: int) -> np.ndarray:
     return np.asarray(order, dtype=np.int64)
 
 
-class BlockSelfAttention(nn.Module):
-    """Self-attention within consecutive blocks of ``block`` nodes (the last one padded)."""
+class LabelSelfAttention(nn.Module):
+    """Label-to-label attention: over all nodes (``block`` = 0, the full graph), or within
+    consecutive blocks of ``block`` nodes (the last one padded)."""
 
     def __init__(self, dim: int, heads: int, block: int, attn_dropout: float):
         super().__init__()
@@ -77,6 +78,8 @@ class BlockSelfAttention(nn.Module):
         self.attn = nn.MultiheadAttention(dim, heads, dropout=attn_dropout, batch_first=True)
 
     def forward(self, nodes: torch.Tensor) -> torch.Tensor:
+        if not self.block:
+            return self.attn(nodes, nodes, nodes, need_weights=False)[0]
         batch, n_nodes, dim = nodes.shape
         n_blocks = -(-n_nodes // self.block)
         pad = n_blocks * self.block - n_nodes
@@ -101,9 +104,8 @@ class MessagePassingLayer(nn.Module):
         # at B = 128, L = 983 (delicious), against 0.7 GB and 3.3 s for the fused kernel that
         # attn_dropout = 0 allows. Residual and feed-forward dropout are kept.
         self.cross = nn.MultiheadAttention(dim, heads, dropout=attn_dropout, batch_first=True)
+        self.self_attn = LabelSelfAttention(dim, heads, block, attn_dropout)
         # dropout from a uniform mask: nn.Dropout's bernoulli_ was a quarter of a step at L = 983
-        self.self_attn = (BlockSelfAttention(dim, heads, block, attn_dropout) if block
-                          else nn.MultiheadAttention(dim, heads, dropout=attn_dropout, batch_first=True))
         self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.ReLU(), MaskDropout(dropout), nn.Linear(ff_dim, dim))
         self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(3))
         self.dropout = MaskDropout(dropout)
@@ -111,10 +113,7 @@ class MessagePassingLayer(nn.Module):
     def forward(self, labels: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         h = self.cross(labels, tokens, tokens, need_weights=False)[0]
         labels = self.norms[0](labels + self.dropout(h))
-        if isinstance(self.self_attn, BlockSelfAttention):
-            h = self.self_attn(labels)
-        else:
-            h = self.self_attn(labels, labels, labels, need_weights=False)[0]
+        h = self.self_attn(labels)
         labels = self.norms[1](labels + self.dropout(h))
         return self.norms[2](labels + self.dropout(self.ff(labels)))
 
@@ -193,7 +192,8 @@ class LaMP(TorchModel):
         if block < 0:
             raise BenchmarkError(f"lamp: label_block must be >= 0 (0 = full label graph), not {block}")
         # a block as large as the label set is the full graph: same network, no reordering
-        self.label_order_ = cooccurrence_blocks(Y, block) if 0 < block < Y.shape[1] else None
+        self.block_ = block if 0 < block < Y.shape[1] else 0
+        self.label_order_ = cooccurrence_blocks(Y, block) if self.block_ else None
         return super().fit(X, Y, X_val, Y_val, on_epoch)
 
     def build_network(self, n_features: int, n_labels: int) -> nn.Module:
@@ -201,12 +201,11 @@ class LaMP(TorchModel):
         dim, heads = int(p["dim"]), int(p["heads"])
         if dim % heads:
             raise BenchmarkError(f"lamp: heads ({heads}) must divide dim ({dim})")
-        order = getattr(self, "label_order_", None)
         return LaMPNetwork(n_features, n_labels, dim=dim, n_tokens=int(p["n_tokens"]),
                            encoder_hidden=int(p["encoder_hidden"]), n_layers=int(p["n_layers"]), heads=heads,
                            ff_dim=int(p["ff_dim"]), dropout=float(p["dropout"]),
-                           attn_dropout=float(p["attn_dropout"]), label_order=order,
-                           block=int(p["label_block"]) if order is not None else 0)
+                           attn_dropout=float(p["attn_dropout"]), label_order=self.label_order_,
+                           block=self.block_)
 
     def training_loss(self, net, x, y):
         return nn.functional.binary_cross_entropy_with_logits(net(x), y)
@@ -226,7 +225,7 @@ class LaMP(TorchModel):
         attention weights of a block or of the whole label graph) times the chunk <= EVAL_BYTES."""
         p = self.params
         n_labels = int(self.n_labels_)
-        block = int(p["label_block"]) if getattr(self, "label_order_", None) is not None else n_labels
+        block = getattr(self, "block_", 0) or n_labels
         per_row = 4 * n_labels * (4 * int(p["dim"]) + int(p["ff_dim"]) + int(p["heads"]) * block)
         return max(1, min(n_rows, EVAL_BYTES // per_row))
 
