@@ -10,7 +10,9 @@ in this checkout; both use this checkout's ``benchmark`` package, so the two fig
 differ only by the model code. Cases: ``mpvae:ref`` is mpvae at the dataset's reference
 settings (``reference_params``, read from the *after* file, so both variants get the
 same hyperparameters; delicious: S = 5), ``mpvae:S=100`` the same with 100 training
-samples, ``cgmvae:ref`` cgmvae at its defaults (its reference settings everywhere).
+samples, ``cgmvae:ref`` cgmvae at its defaults (its reference settings everywhere); ``+shared``
+after an mpvae setting sets ``shared_noise`` (a "before" file without that hyperparameter
+runs without it, and its row says so).
 
 Method (extrapolated, not a full epoch): published split of the dataset with the
 validation share of ``benchmark.splits.make_split`` (seed 0); a fit of 2 epochs on the
@@ -63,6 +65,7 @@ def load_model_class(model: str, variant: str, before_rev: str, tmp: Path):
 def case_params(case: str, dataset: str) -> tuple[str, dict]:
     """``model:ref``, ``mpvae:S=<n>``, ``lamp:default`` or ``lamp:paper`` -> (model name, hyperparameters).
 
+    An mpvae setting may add ``+shared`` (``shared_noise = true``: ``mpvae:S=100+shared``).
     ``lamp:paper`` is the paper suite's lamp table for the dataset (``[model.lamp.datasets.D]``);
     a "before" file that lacks one of its hyperparameters (``label_block``) runs without it.
     """
@@ -76,14 +79,18 @@ def case_params(case: str, dataset: str) -> tuple[str, dict]:
         from mlcbench_models.mpvae import reference_params
 
         params = reference_params(dataset)
-        if setting.startswith("S="):
-            params["n_train_samples"] = int(setting[2:])
+        for part in setting.split("+"):
+            if part.startswith("S="):
+                params["n_train_samples"] = int(part[2:])
+            elif part == "shared":
+                params["shared_noise"] = True
     return model, params
 
 
 def measure(cls, params: dict, data, batches: int, threads: int, known: set) -> dict:
     X_tr, Y_tr, X_val, Y_val = data
-    params = {k: v for k, v in params.items() if k in known}  # an old file may lack new hyperparameters
+    dropped = sorted(set(params) - known)  # an old file may lack new hyperparameters: runs without them
+    params = {k: v for k, v in params.items() if k in known}
     batch = int(params.get("batch_size", cls.defaults["batch_size"]))
     rows = batches * batch
     model = cls(seed=0, device="cpu", n_threads=threads, **{**params, "epochs": 2})
@@ -91,13 +98,13 @@ def measure(cls, params: dict, data, batches: int, threads: int, known: set) -> 
     step_cpu = model.fit_info["epoch_cpu_seconds"][-1] / batches
     step_wall = model.fit_info["train_seconds_per_epoch"][-1] / batches
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    note = ""
+    note = f"without {', '.join(dropped)} (not in this file)" if dropped else ""
     try:
         model.predict_proba(X_val)
     except RuntimeError as exc:  # the old lamp's 8192-row validation batches: tens of GB
         if "allocate" not in str(exc):
             raise
-        note = "validation pass out of memory; epoch = training steps only"
+        note = "; ".join(filter(None, [note, "validation pass out of memory; epoch = training steps only"]))
     val_cpu, val_wall = time.process_time() - cpu0, time.perf_counter() - wall0
     steps = X_tr.shape[0] // batch
     return {"steps": steps, "step_cpu": step_cpu, "cpu_epoch": step_cpu * steps + val_cpu,
@@ -126,7 +133,7 @@ def main(argv=None) -> int:
     data = (X[split.train], Y[split.train], X[split.val], Y[split.val])
     print(f"{args.dataset}: {len(split.train)} training rows, {len(split.val)} validation rows, "
           f"L = {Y.shape[1]}; threads = {args.threads}; {args.batches} steps measured per case, extrapolated")
-    print(f"{'case':<14} {'variant':<8} {'CPU s/step':>10} {'CPU s/epoch':>11} {'wall s/epoch':>12}")
+    print(f"{'case':<20} {'variant':<8} {'CPU s/step':>10} {'CPU s/epoch':>11} {'wall s/epoch':>12}")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases.split(","):
@@ -135,11 +142,11 @@ def main(argv=None) -> int:
                 cls = load_model_class(model, variant, args.before, Path(tmp))
                 r = measure(cls, params, data, args.batches, args.threads, set(cls.defaults))
                 results[(case, variant)] = r
-                print(f"{case:<14} {variant:<8} {r['step_cpu']:>10.3f} {r['cpu_epoch']:>11.1f} {r['wall_epoch']:>12.1f}"
+                print(f"{case:<20} {variant:<8} {r['step_cpu']:>10.3f} {r['cpu_epoch']:>11.1f} {r['wall_epoch']:>12.1f}"
                       + (f"  ({r['note']})" if r["note"] else ""), flush=True)
             if ("before" in args.variants and "after" in args.variants):
                 speedup = results[(case, "before")]["cpu_epoch"] / results[(case, "after")]["cpu_epoch"]
-                print(f"{case:<14} speed-up {speedup:.1f}x (CPU s/epoch)")
+                print(f"{case:<20} speed-up {speedup:.1f}x (CPU s/epoch)")
     return 0
 
 

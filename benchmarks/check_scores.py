@@ -1,19 +1,21 @@
 """Do a model's test scores change between two versions of its file? (mpvae or cgmvae; seeds x datasets)
 
     python benchmarks/check_scores.py [--model mpvae] [--datasets yeast,scene] [--epochs 60,40]
-        [--seeds 0,1,2] [--before main]
+        [--seeds 0,1,2] [--before main] [--after-params shared_noise=true]
 
 Each dataset: published split with make_split's validation share (split seed 0), the model
 at the dataset's reference settings (mpvae: ``reference_params``; cgmvae: its defaults)
 except ``epochs`` (reduced, the same for both versions), fitted with model seeds
 ``--seeds`` by ``models/<model>.py`` at git revision ``--before`` and by this checkout's file; test metrics under the ``val`` threshold
 protocol. Prints mean and seed-std per version and whether |after - before| <= the
-before seed-std.
+before seed-std. ``--after-params`` sets hyperparameters of the "after" fits only (to
+compare an option against the default: ``--before HEAD --after-params shared_noise=true``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -33,7 +35,10 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", default="60,40", help="one per dataset")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--before", default="main")
+    parser.add_argument("--after-params", default="", help="key=value,... for the 'after' fits (JSON values)")
     args = parser.parse_args(argv)
+    after_params = {key: json.loads(value) for key, _, value in
+                    (item.partition("=") for item in args.after_params.split(",") if item)}
 
     import torch
 
@@ -46,6 +51,9 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         classes = {v: load_model_class(args.model, v, args.before, Path(tmp)) for v in ("before", "after")}
+        unknown = sorted(set(after_params) - set(classes["after"].defaults))
+        if unknown:
+            parser.error(f"--after-params: {args.model} has no hyperparameter {', '.join(unknown)}")
         for name, epochs in zip(args.datasets.split(","), [int(e) for e in args.epochs.split(",")]):
             dataset = load_dataset(name)
             split = make_split(dataset, seed=0)
@@ -53,7 +61,8 @@ def main(argv=None) -> int:
             scores = {}
             for variant, cls in classes.items():
                 reference = reference_params(name) if args.model == "mpvae" else {}
-                params = {k: v for k, v in {**reference, "epochs": epochs}.items() if k in cls.defaults}
+                params = {**reference, "epochs": epochs, **(after_params if variant == "after" else {})}
+                params = {k: v for k, v in params.items() if k in cls.defaults}
                 rows = []
                 for seed in seeds:
                     model = cls(seed=seed, n_threads=1, **params).fit(X[split.train], Y[split.train],

@@ -49,11 +49,22 @@ Where this port differs from the TensorFlow reference, on purpose:
 Speed at large label counts (``probit_losses``): a training step's probit part is one
 S x B x L product ``eps @ R.T`` (shared by both branches), one product for ``dR``, and a
 handful of element-wise passes in cache-sized chunks with a hand-written backward (the
-same values and gradients as autograd on :func:`branch_losses`, tested). On delicious
-(L = 983, one CPU thread, ``benchmarks/bench_large_labels.py``): S = 100 went from
-~190 to ~80 CPU-s per epoch; the two products alone are ~2 x 12.4 GFMA per step
-(~0.4 s here), so S = 100 cannot get much cheaper with per-example noise. The
-reference's delicious setting S = 5 (``reference_params("delicious")``) costs ~8 s.
+same values and gradients as autograd on :func:`branch_losses`, tested), over pooled
+buffers. The two products are ~2 x 12.4 GFMA per step at S = 100 on delicious (L = 983),
+so with per-example noise S = 100 cannot get much cheaper; ``shared_noise`` (one set of
+draws per batch, the same objective in expectation) removes them. CPU-s per epoch on
+delicious, one thread, ``benchmarks/bench_large_labels.py --before 76eea9f`` (the port
+before any of this; an AVX2 CPU with ~35 GFLOP/s per core, see
+``benchmarks/results/large_labels_mpvae.txt``):
+
+=====================  ======  =====
+setting                before  after
+=====================  ======  =====
+S = 100                   311    184
+S = 100, shared noise     331     54
+S = 5 (reference)          19     18
+S = 5, shared noise        21     11
+=====================  ======  =====
 
 Hyperparameter defaults are the authors' yeast script (see ``REFERENCE_SETTINGS``
 for the other datasets' rows of MODELS.md).
@@ -62,13 +73,14 @@ for the other datasets' rows of MODELS.md).
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import torch
 from optuna.distributions import FloatDistribution, IntDistribution
 from torch import nn
 
-from benchmark.torch_training import TORCH_DEFAULTS, MaskDropout, TorchModel
+from benchmark.torch_training import TORCH_DEFAULTS, MaskDropout, TorchModel, adam
 
 # The reference's eps1: probabilities are squashed into [PROB_EPS/2, 1 - PROB_EPS/2].
 PROB_EPS = 1e-6
@@ -260,34 +272,74 @@ class MPVAENetwork(nn.Module):
 PROBIT_CHUNK_ELEMENTS = 1 << 18
 
 
+class _BufferPool:
+    """Reused S x B x L buffers of the fused probit loss on the CPU.
+
+    Fresh 50 MB buffers every step are fresh pages for the kernel to fault in and zero:
+    ~10% of an S = 100 step on delicious. A buffer returns to the pool only after the
+    backward that overwrote it has finished, so no live graph ever holds a pooled buffer; a
+    graph dropped without a backward just lets its buffers go. CUDA has its caching allocator.
+    """
+
+    KEEP = 5  # buffers kept per (shape, dtype): one step's snr, two q and two exp(-c q)
+
+    def __init__(self):
+        self._free: dict[tuple, list[torch.Tensor]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        if like.device.type == "cpu":
+            with self._lock:
+                free = self._free.get((tuple(shape), like.dtype))
+                if free:
+                    return free.pop()
+        return like.new_empty(shape)
+
+    def give(self, *buffers: torch.Tensor) -> None:
+        with self._lock:
+            for buffer in buffers:
+                if buffer.device.type == "cpu":
+                    free = self._free.setdefault((tuple(buffer.shape), buffer.dtype), [])
+                    if len(free) < self.KEEP:
+                        free.append(buffer)
+
+
+_POOL = _BufferPool()
+
+
 class _ProbitLosses(torch.autograd.Function):
     """Both branches' probit NLL and ranking terms with a hand-written backward.
 
-    Forward: ``noise @ R.T`` once (shared by the branches and kept for the backward: the
-    only S x B x L tensor besides the noise), then per chunk of Monte-Carlo samples and per
+    Forward: ``noise @ R.T`` once (shared by the branches and kept for the backward), then per chunk of Monte-Carlo samples and per
     branch ``q = p(sign * u)`` (:func:`branch_losses`), ``exp(-c q)`` and the (S, B)
-    statistics the losses need. Backward, per chunk: ``q`` and ``exp(-c q)`` are recomputed
-    (cheaper on the CPU than writing and re-reading S x B x L buffers) to form ``d/du``,
-    which overwrites the spent chunk of the saved product; then one product gives ``dR``.
+    statistics the losses need; ``q`` is kept (two S x B x L buffers: re-reading them is
+    cheaper than a second erfc, ~3 ns per element on an AVX2 CPU). Backward, per chunk:
+    ``exp(-c q)`` is recomputed to form ``d/du``, which overwrites the spent chunk of the
+    saved product; then one product gives ``dR``.
     Chunks are small enough to stay in cache.
     """
 
     @staticmethod
     def forward(ctx, m_e, m_x, r, noise, y, prob_eps, scale, chunk):
-        n_samples, batch, _ = noise.shape
-        n_labels = y.shape[1]
+        n_samples = noise.shape[0]
+        batch, n_labels = y.shape  # noise is (S, B, rank) or, shared, (S, 1, rank)
         sign = 2.0 * y - 1.0
-        snr = noise.new_empty(n_samples, batch, n_labels)
+        snr = _POOL.take((n_samples, batch, n_labels), noise)
         sm = [sign * m_e, sign * m_x]
         stats = [noise.new_empty(3, n_samples, batch) for _ in range(2)]  # log_joint, pos_sum, all_sum
-        torch.matmul(noise, r.t(), out=snr)  # one large product: faster than per chunk
+        if noise.shape[1] == batch:
+            torch.matmul(noise, r.t(), out=snr)  # one large product: faster than per chunk
+        else:  # shared noise (S, 1, rank): S x L x rank flops, broadcast over the batch
+            snr.copy_(torch.matmul(noise, r.t()).expand(n_samples, batch, n_labels))
+        qs = [_POOL.take(snr.shape, snr) for _ in range(2)]  # q per branch, kept for the backward
+        decays = [_POOL.take(snr.shape, snr) for _ in range(2)]  # exp(-c q), kept too
         for s0 in range(0, n_samples, chunk):
             sl = slice(s0, min(s0 + chunk, n_samples))
             snr[sl].mul_(sign)
             for k in range(2):
-                q = _squash_(snr[sl] + sm[k], prob_eps)
+                q = _squash_(torch.add(snr[sl], sm[k], out=qs[k][sl]), prob_eps)
                 stats[k][0, sl] = torch.log(q).sum(-1)
-                decay = q.mul_(-scale).exp_()
+                decay = torch.mul(q, -scale, out=decays[k][sl]).exp_()
                 stats[k][1, sl] = (decay * y).sum(-1)
                 stats[k][2, sl] = decay.sum(-1)
         outputs, saved = [], []
@@ -297,7 +349,7 @@ class _ProbitLosses(torch.autograd.Function):
             neg = math.exp(scale) * (total - pos)
             outputs += [-(lse - math.log(n_samples)).mean(), _combine_ranking(pos, neg, y, scale)]
             saved += [torch.exp(log_joint - lse), pos, neg]  # softmax weights over samples
-        ctx.save_for_backward(r, noise, y, snr, *sm, *saved)
+        ctx.save_for_backward(r, noise, y, snr, *sm, *qs, *decays, *saved)
         ctx.constants = (prob_eps, scale, chunk)
         ctx.backward_done = False
         return tuple(outputs)
@@ -307,10 +359,10 @@ class _ProbitLosses(torch.autograd.Function):
         if ctx.backward_done:  # the backward overwrites its saved S x B x L buffer
             raise RuntimeError("probit_losses: backward through the same graph twice is not supported")
         ctx.backward_done = True
-        r, noise, y, snr, sm_e, sm_x, *stats = ctx.saved_tensors
+        r, noise, y, snr, sm_e, sm_x, q_e, q_x, decay_e, decay_x, *stats = ctx.saved_tensors
         prob_eps, scale, chunk = ctx.constants
-        n_samples, batch, _ = noise.shape
-        n_labels = y.shape[1]
+        n_samples = noise.shape[0]
+        batch, n_labels = y.shape  # noise is (S, B, rank) or, shared, (S, 1, rank)
         sign = 2.0 * y - 1.0
         pdf_scale = (1.0 - prob_eps) / math.sqrt(2.0 * math.pi)  # dq/dv = (1 - eps) phi(v)
         n_pos = y.sum(-1)
@@ -329,18 +381,20 @@ class _ProbitLosses(torch.autograd.Function):
         for s0 in range(0, n_samples, chunk):
             sl = slice(s0, min(s0 + chunk, n_samples))
             grad_snr = None
-            for k, sm in enumerate((sm_e, sm_x)):
+            for k, (sm, q, decay) in enumerate(((sm_e, q_e, decay_e), (sm_x, q_x, decay_x))):
                 nll_coef, alpha, beta = coefs[k]
                 v = snr[sl] + sm
-                q = _squash_(v.clone(), prob_eps)
-                decay = torch.mul(q, -scale).exp_()
-                grad = q.reciprocal_().mul_(nll_coef[sl])
+                decay = decay[sl]
+                grad = torch.div(nll_coef[sl], q[sl], out=q[sl])  # q is spent after this
                 grad.add_(decay.mul_(torch.addcmul(alpha[sl], y, beta[sl])))
                 grad.mul_(v.square_().mul_(-0.5).exp_().mul_(pdf_scale))
                 grad_sm[k] += grad.sum(0)
                 grad_snr = grad if grad_snr is None else grad_snr.add_(grad)
             torch.mul(grad_snr, sign, out=snr[sl])  # d/d(noise @ R.T), over the spent chunk of snr
-        grad_r = snr.reshape(-1, n_labels).t() @ noise.reshape(-1, noise.shape[2])  # one large product
+        # shared noise: d/du summed over the batch before the product
+        grad_u = snr if noise.shape[1] == batch else snr.sum(dim=1, keepdim=True)
+        grad_r = grad_u.reshape(-1, n_labels).t() @ noise.reshape(-1, noise.shape[2])  # one large product
+        _POOL.give(snr, q_e, q_x, decay_e, decay_x)  # this graph is spent: its buffers are free
         return grad_sm[0] * sign, grad_sm[1] * sign, grad_r, None, None, None, None, None
 
 
@@ -354,14 +408,14 @@ def probit_losses(m_e: torch.Tensor, m_x: torch.Tensor, r: torch.Tensor, noise: 
     """``(nll_e, rank_e, nll_x, rank_x)``: :func:`branch_losses` of ``u = m + noise @ R.T`` for
     both branches, fused (see :class:`_ProbitLosses`); same values and gradients.
 
-    ``noise`` is (S, B, rank); ``chunk`` samples per pass (default: the whole S on CUDA,
-    ``PROBIT_CHUNK_ELEMENTS`` worth on the CPU). Computed in float32 (or float64 if given)
-    even under autocast.
+    ``noise`` is (S, B, rank), or (S, 1, rank) for draws shared by the whole batch;
+    ``chunk`` samples per pass (default: the whole S on CUDA, ``PROBIT_CHUNK_ELEMENTS``
+    worth on the CPU). Computed in float32 (or float64 if given) even under autocast.
     """
     dtype = torch.promote_types(torch.promote_types(m_e.dtype, noise.dtype), torch.float32)
-    n_samples, batch, _ = noise.shape
+    n_samples = noise.shape[0]
     if chunk is None:
-        per_sample = batch * m_e.shape[1]
+        per_sample = m_e.numel()
         chunk = n_samples if noise.is_cuda else max(1, PROBIT_CHUNK_ELEMENTS // max(1, per_sample))
     with torch.autocast(device_type=noise.device.type, enabled=False):
         return _ProbitLosses.apply(m_e.to(dtype), m_x.to(dtype), r.to(dtype), noise.to(dtype), y.to(dtype),
@@ -370,15 +424,17 @@ def probit_losses(m_e: torch.Tensor, m_x: torch.Tensor, r: torch.Tensor, noise: 
 
 def mpvae_loss(net: MPVAENetwork, out: dict[str, torch.Tensor], y: torch.Tensor, n_samples: int,
                nll_coeff: float, c_coeff: float, beta: float, l2_coeff: float, weight_decay: float = 1e-5,
-               rank_scale: float = RANK_SCALE, prob_eps: float = PROB_EPS) -> dict[str, torch.Tensor]:
+               rank_scale: float = RANK_SCALE, prob_eps: float = PROB_EPS,
+               shared_noise: bool = False) -> dict[str, torch.Tensor]:
     """Total loss of one batch and its parts (tensors; no host synchronisation).
 
-    One noise draw eps (S, B, rank) serves both branches, as in the reference; the probit
+    One noise draw eps (S, B, rank) serves both branches, as in the reference; with
+    ``shared_noise`` one draw (S, 1, rank) also serves every example of the batch. The probit
     part runs in float32 even under bf16 autocast (erfc and log would lose too much).
     """
     batch, _ = out["m_e"].shape
     dtype = torch.promote_types(out["m_e"].dtype, torch.float32)  # bf16 under autocast -> float32
-    noise = torch.randn(n_samples, batch, net.r.shape[1], device=y.device, dtype=dtype)
+    noise = torch.randn(n_samples, 1 if shared_noise else batch, net.r.shape[1], device=y.device, dtype=dtype)
     parts: dict[str, torch.Tensor] = {}
     parts["nll_e"], parts["rank_e"], parts["nll_x"], parts["rank_x"] = probit_losses(
         out["m_e"], out["m_x"], net.r, noise, y, prob_eps, rank_scale)
@@ -451,6 +507,12 @@ class MPVAE(TorchModel):
       S x B x L x (2 rank + 30) flops, so at large L it is the knob that sets the cost;
       ``n_test_samples`` 0 = exact expectation at prediction time (>0: that many
       Monte-Carlo samples, the reference used 10,000; delicious 5).
+    - ``shared_noise`` False: independent draws eps per example, as the reference. True:
+      one set of S draws serves the whole batch. Each example's term then still averages S
+      independent draws, so the objective and its expected gradient are the reference's;
+      only the examples' Monte-Carlo errors become correlated (a noisier batch gradient).
+      It removes the two S x B x L x rank products from a step (they become S x L x rank),
+      which is most of a step's cost at large L and S (module docstring).
     - ``rank_scale`` 5 and ``prob_eps`` 1e-6: the reference's hard-coded constants.
     """
 
@@ -479,6 +541,7 @@ class MPVAE(TorchModel):
         "rank": 0,
         "n_train_samples": 100,
         "n_test_samples": 0,
+        "shared_noise": False,
         "rank_scale": RANK_SCALE,
         "prob_eps": PROB_EPS,
     }
@@ -517,7 +580,7 @@ class MPVAE(TorchModel):
             raise ValueError("mpvae: n_test_samples and rank must be >= 0 (0 = exact expectation / rank L)")
 
     def make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(net.parameters(), lr=float(self.params["lr"]))  # L2 lives in the loss
+        return adam(net.parameters(), lr=float(self.params["lr"]))  # L2 lives in the loss
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
         """Staircase exponential decay, stepped once per optimiser step."""
@@ -531,7 +594,8 @@ class MPVAE(TorchModel):
         parts = mpvae_loss(net, net(x, y), y, n_samples=int(p["n_train_samples"]),
                            nll_coeff=float(p["nll_coeff"]), c_coeff=float(p["c_coeff"]), beta=float(p["beta"]),
                            l2_coeff=float(p["l2_coeff"]), weight_decay=float(p["weight_decay"]),
-                           rank_scale=float(p["rank_scale"]), prob_eps=float(p["prob_eps"]))
+                           rank_scale=float(p["rank_scale"]), prob_eps=float(p["prob_eps"]),
+                           shared_noise=bool(p["shared_noise"]))
         return parts["total"]
 
     def predict_scores(self, net: MPVAENetwork, x: torch.Tensor) -> torch.Tensor:

@@ -113,11 +113,11 @@ def test_fused_branch_losses_equal_the_separate_definitions():
     assert rank.item() == pytest.approx(mpvae.ranking_loss(mpvae.squashed_probability(u), y).item(), rel=1e-10)
 
 
-def _probit_case(seed, dtype=DTYPE, device="cpu", S=7, B=5, L=6, K=4):
+def _probit_case(seed, dtype=DTYPE, device="cpu", S=7, B=5, L=6, K=4, shared=False):
     g = torch.Generator().manual_seed(seed)
     m_e, m_x = (torch.randn(B, L, generator=g, dtype=dtype) * 1.5 for _ in range(2))
     r = torch.randn(L, K, generator=g, dtype=dtype) * 0.7
-    noise = torch.randn(S, B, K, generator=g, dtype=dtype)
+    noise = torch.randn(S, 1 if shared else B, K, generator=g, dtype=dtype)
     y = (torch.rand(B, L, generator=g) < 0.4).to(dtype)
     y[0], y[1] = 0, 1  # a row without positives and one without negatives
     return [t.to(device) for t in (m_e, m_x, r, noise, y)]
@@ -129,10 +129,12 @@ def _autograd_reference(m_e, m_x, r, noise, y):
     return [*mpvae.branch_losses(m_e + noise_r, y), *mpvae.branch_losses(m_x + noise_r, y)]
 
 
+@pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("chunk", [1, 3, 7, None])
-def test_fused_probit_losses_match_autograd_on_the_definitions(chunk):
-    """Values and gradients (m_e, m_x, R) of the hand-written backward, any chunking, float64."""
-    m_e, m_x, r, noise, y = _probit_case(5)
+def test_fused_probit_losses_match_autograd_on_the_definitions(chunk, shared):
+    """Values and gradients (m_e, m_x, R) of the hand-written backward, any chunking, float64;
+    ``shared``: one (S, 1, K) draw broadcast over the batch (``shared_noise``)."""
+    m_e, m_x, r, noise, y = _probit_case(5, shared=shared)
     weights = torch.tensor([0.3, 1.7, -0.4, 2.1], dtype=DTYPE)
     grads = []
     for fn in (lambda *a: mpvae.probit_losses(*a, chunk=chunk), _autograd_reference):
@@ -145,6 +147,31 @@ def test_fused_probit_losses_match_autograd_on_the_definitions(chunk):
     for a, b in zip(g_fused, g_ref):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-13)
     assert fused[1] > 0 and fused[3] > 0 and all(g.abs().sum() > 0 for g in g_fused)
+
+
+def test_two_live_probit_graphs_do_not_share_pooled_buffers():
+    """Buffers are reused across steps; two graphs alive at once (then a third after both
+    backwards, which reuses their buffers) must each get the autograd gradients."""
+    cases = [_probit_case(seed, S=6, B=4, L=5, K=5) for seed in (21, 22, 23)]
+    order = [0, 1, None, 2]  # two forwards, both backwards, then a third step
+    fused, pending = {}, []
+    for i in order:
+        if i is None:
+            for j, leaves, out in pending:
+                out.sum().backward()
+                fused[j] = [t.grad for t in leaves]
+            continue
+        m_e, m_x, r, noise, y = cases[i]
+        leaves = [t.clone().requires_grad_() for t in (m_e, m_x, r)]
+        pending.append((i, leaves, torch.stack(list(mpvae.probit_losses(*leaves, noise, y, chunk=2)))))
+    _, leaves, out = pending[-1]
+    out.sum().backward()
+    fused[2] = [t.grad for t in leaves]
+    for i, (m_e, m_x, r, noise, y) in enumerate(cases):
+        leaves = [t.clone().requires_grad_() for t in (m_e, m_x, r)]
+        torch.stack(_autograd_reference(*leaves, noise, y)).sum().backward()
+        for a, b in zip(fused[i], (t.grad for t in leaves)):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-13)
 
 
 def test_fused_probit_losses_refuse_a_second_backward():
@@ -353,13 +380,14 @@ P_AT_1_MARGIN = {"yeast": -0.03, "scene": 0.02}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, epochs", [("yeast", 60), ("scene", 40)])
-def test_beats_trivial_and_lands_near_binary_relevance(name, epochs, mirror_dir):
+@pytest.mark.parametrize("name, epochs, shared_noise", [("yeast", 60, False), ("scene", 40, False),
+                                                        ("scene", 40, True)])
+def test_beats_trivial_and_lands_near_binary_relevance(name, epochs, shared_noise, mirror_dir):
     from benchmark.model_api import get_model
 
     data = _published(name)
     (X, Y), (Xv, Yv), (Xt, _) = data["train"], data["val"], data["test"]
-    params = {**mpvae.REFERENCE_SETTINGS[name], "epochs": epochs}
+    params = {**mpvae.REFERENCE_SETTINGS[name], "epochs": epochs, "shared_noise": shared_noise}
     model = mpvae.MPVAE(seed=0, n_threads=1, **params).fit(X, Y, Xv, Yv)
     ours = _val_protocol(data, model)
     freq = Y.mean(axis=0, dtype=np.float64)
