@@ -29,10 +29,13 @@ it with the measured time and scales the remaining estimate by that ratio.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import json
 import math
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,18 +179,20 @@ def _machine(threads: int) -> str:
 
 
 class CostCache:
-    """Calibrations on disk, one JSON file per machine."""
+    """Calibrations on disk, one JSON file per machine, shared by concurrent runs."""
 
     def __init__(self, directory: Path, threads: int, gpu: str = ""):
         self.threads = threads
         self.gpu = gpu  # the GPU's name: GPU calibrations (wall seconds) belong to it
         self.path = directory / f"cost-{hashlib.sha256(_machine(threads).encode()).hexdigest()[:12]}.json"
+        self.entries = self._read()
+
+    def _read(self) -> dict[str, Any]:
         try:
-            self.entries = json.loads(self.path.read_text())
-            if self.entries.get("_version") != CACHE_VERSION:
-                self.entries = {}
+            entries = json.loads(self.path.read_text())
         except (OSError, ValueError):
-            self.entries = {}
+            return {}
+        return entries if isinstance(entries, dict) and entries.get("_version") == CACHE_VERSION else {}
 
     def key(self, group) -> str:
         content = [group.data.fingerprint, group.model.base, group.model.params, _code_version(group.model.base),
@@ -201,12 +206,41 @@ class CostCache:
         return FitCost(**entry) if entry else None
 
     def put(self, group, cost: FitCost) -> None:
-        self.entries[self.key(group)] = dataclasses_asdict(cost)
-        self.entries["_version"] = CACHE_VERSION
+        self.put_entry(self.key(group), dataclasses_asdict(cost))
+
+    def put_entry(self, key: str, entry: dict[str, Any]) -> None:
+        """Merge one calibration into the file under a lock, written whole by a rename.
+
+        Two runs on one machine (a dry run beside a run, two users) each add theirs: a
+        plain rewrite from this process's memory would drop what the other one added since
+        (tens of minutes of calibration on the paper suite).
+        """
+        self.entries[key] = entry
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
-        tmp.replace(self.path)
+        with _file_lock(self.path.with_suffix(".lock")):
+            merged = {**self._read(), **self.entries, "_version": CACHE_VERSION}
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.stem, suffix=".tmp")
+            with os.fdopen(fd, "w") as out:
+                json.dump(merged, out, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)
+        self.entries = merged
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """An exclusive advisory lock (POSIX ``flock``); without fcntl, no lock (the rename
+    still keeps the file whole, but a concurrent calibration may be lost)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def dataclasses_asdict(cost: FitCost) -> dict[str, Any]:

@@ -1,0 +1,71 @@
+"""The cost model's pieces: the calibration cache shared by concurrent runs, the fit formula
+and the wall-time schedule."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+import pytest
+
+from benchmark import cost
+
+ENTRY = {"fixed": 1.0, "per_row": 0.01, "exponent": 1.0, "per_epoch_val": 0.0, "epochs_trained": False,
+         "peak_gpu_bytes": 0}
+
+
+def _put_many(directory: str, prefix: str, count: int, start) -> None:
+    start.wait()  # both processes write at the same time
+    cache = cost.CostCache(cost.Path(directory), threads=1)
+    for i in range(count):
+        cache.put_entry(f"{prefix}{i}", {**ENTRY, "fixed": float(i)})
+
+
+def test_two_processes_calibrating_at_once_keep_each_others_entries(tmp_path):
+    """A dry run beside a run: each process's cache object was read before the other wrote,
+    yet the file ends with every entry of both (a plain rewrite from memory loses one side's)."""
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Event()
+    workers = [ctx.Process(target=_put_many, args=(str(tmp_path), prefix, 40, start)) for prefix in "ab"]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    entries = cost.CostCache(tmp_path, threads=1).entries
+    assert {f"{p}{i}" for p in "ab" for i in range(40)} <= set(entries)
+    assert entries["b39"]["fixed"] == 39.0
+    assert not list(tmp_path.glob("*.tmp"))  # every temporary file was renamed into place
+
+
+def test_a_damaged_or_old_cache_file_reads_as_empty_and_is_rewritten(tmp_path):
+    cache = cost.CostCache(tmp_path, threads=1)
+    cache.path.parent.mkdir(parents=True, exist_ok=True)
+    for text in ("{not json", json.dumps({"_version": cost.CACHE_VERSION - 1, "k": ENTRY}), "[1, 2]"):
+        cache.path.write_text(text)
+        assert cost.CostCache(tmp_path, threads=1).entries == {}
+    fresh = cost.CostCache(tmp_path, threads=1)
+    fresh.put_entry("k", ENTRY)
+    assert json.loads(cache.path.read_text())["k"] == ENTRY
+
+
+def test_fit_seconds_follow_the_formula():
+    per_epoch = cost.FitCost(fixed=2.0, per_row=0.5, per_epoch_val=1.0, epochs_trained=True)
+    assert per_epoch.seconds(10, epochs=3) == pytest.approx(2.0 + 3 * (1.0 + 5.0))
+    power = cost.FitCost(fixed=1.0, per_row=0.1, exponent=2.0)
+    assert power.seconds(10) == pytest.approx(1.0 + 0.1 * 100)
+
+
+def _fit(seconds: float, study: str | None = None, resource: str = "cpu") -> cost.Fit:
+    return cost.Fit("g", "d", "m", resource, seconds, study)
+
+
+def test_schedule_is_longest_first_per_resource_and_limits_trials_per_study():
+    # longest first on 2 slots: 5 | 4, then 3 joins the 4 -> 7; the GPU fit runs beside them
+    fits = [_fit(3.0), _fit(5.0), _fit(4.0), _fit(6.0, resource="gpu")]
+    assert cost.schedule_wall(fits, cpu_slots=2, gpu_slots=1, lag=4) == pytest.approx(7.0)
+    # one study, 4 slots, lag 1: at most 2 of its trials at once -> 3 rounds of 1 s
+    trials = [_fit(1.0, study="s") for _ in range(6)]
+    assert cost.schedule_wall(trials, cpu_slots=4, gpu_slots=0, lag=1) == pytest.approx(3.0)
+    assert cost.schedule_wall(trials, cpu_slots=4, gpu_slots=0, lag=4) == pytest.approx(2.0)
