@@ -13,15 +13,17 @@ models on a GPU: wall seconds), so other load on the machine does not distort it
 - other models: one fit on each of three subset sizes, fitted as ``c + k * n**a``
   (so MLkNN's super-linear cost shows).
 
-A fit of ``E`` epochs on ``n`` rows is then extrapolated. The measurements are cached
-per machine (CPU model, threads), code version (the sha256 of the model file and of the
-engine files a fit runs, ``FIT_ENGINE``) and dataset (its files' sha256), so a second dry run is instant.
+A fit of ``E`` epochs on ``n`` rows is then extrapolated. With several threads per worker
+the fits' CPU seconds per wall second (``parallelism``, at most the thread count) turn CPU
+seconds into a fit's wall time. The measurements are cached per machine (CPU model,
+threads), code version (the sha256 of the model file and of the engine files a fit runs,
+``FIT_ENGINE``) and dataset (its files' sha256), so a second dry run is instant.
 
 *Estimate.* Per group: ``trials`` trial fits (epochs: the fixed value, or the middle of a
 tuned range; pruning ignored, so the estimate errs high for pruned studies) plus one fit
-per seed (minus the one reused from the best trial). Wall time is a list schedule of
-every fit, longest first, on the plan's CPU and GPU slots, with at most ``LAG + 1``
-trials of one study at a time.
+per seed (minus the one reused from the best trial); hours per row are CPU (or GPU)
+hours. Wall time is a list schedule of every fit's wall time, longest first, on the
+plan's CPU and GPU slots, with at most ``LAG + 1`` trials of one study at a time.
 
 *During a run* the progress display takes the estimate of each finished job, compares
 it with the measured time and scales the remaining estimate by that ratio.
@@ -58,6 +60,7 @@ class FitCost:
     per_epoch_val: float = 0.0
     epochs_trained: bool = False
     peak_gpu_bytes: int = 0  # GPU calibrations: the largest torch allocation of a fit (0: CPU/unknown)
+    parallelism: float = 1.0  # CPU seconds per wall second with the worker's threads (GPU: 1)
 
     def seconds(self, n_rows: int, epochs: int | None = None) -> float:
         work = self.per_row * max(n_rows, 1) ** self.exponent
@@ -65,11 +68,31 @@ class FitCost:
             return self.fixed + max(1, epochs or 1) * (self.per_epoch_val + work)
         return self.fixed + work
 
+    def wall_seconds(self, n_rows: int, epochs: int | None = None) -> float:
+        """The slot time of one fit: its CPU seconds spread over the threads it keeps busy."""
+        return self.seconds(n_rows, epochs) / self.parallelism
 
-def _timed(job, peaks: list[int] | None = None) -> float:
+
+def parallelism_of(timings: list[tuple[float, float]], threads: int) -> float:
+    """CPU seconds per wall second of the timed fits ``(cpu, wall)``, within ``[1, threads]``.
+
+    A worker with several threads spends more CPU seconds than wall seconds when its fits
+    use them (``process_time`` sums the threads); scheduling CPU seconds as wall time
+    overestimated such runs by up to the thread count. Under other load the wall times
+    stretch, so the figure errs low and the wall estimate high.
+    """
+    cpu = sum(c for c, _ in timings)
+    wall = sum(w for _, w in timings)
+    if threads <= 1 or wall <= 0:
+        return 1.0
+    return float(min(max(cpu / wall, 1.0), threads))
+
+
+def _timed(job, peaks: list[int] | None = None, timings: list[tuple[float, float]] | None = None) -> float:
     """CPU seconds of one fit in this process: robust to other load on the machine.
 
     On a GPU: wall seconds, and the fit's peak torch allocation is appended to ``peaks``.
+    On the CPU, ``(cpu, wall)`` seconds are appended to ``timings``.
     """
     from benchmark.job import run_job
 
@@ -79,11 +102,14 @@ def _timed(job, peaks: list[int] | None = None) -> float:
     measure_memory = on_gpu and torch.cuda.is_available()  # not for a mocked device list (tests)
     if measure_memory:
         torch.cuda.reset_peak_memory_stats(job.device)
-    started = time.perf_counter() if on_gpu else time.process_time()
+    wall_started, cpu_started = time.perf_counter(), time.process_time()
     result = run_job(job)
     if result.state == "failed":
         raise RuntimeError(result.error)
-    seconds = (time.perf_counter() if on_gpu else time.process_time()) - started
+    wall, cpu = time.perf_counter() - wall_started, time.process_time() - cpu_started
+    seconds = wall if on_gpu else cpu
+    if timings is not None and not on_gpu:
+        timings.append((cpu, wall))
     if measure_memory and peaks is not None:
         peaks.append(int(torch.cuda.max_memory_allocated(job.device)))
     return seconds
@@ -110,19 +136,21 @@ def calibrate(runner, group) -> FitCost:
     base_job = dataclasses.replace(base_job, val=val, test=test)
 
     peaks: list[int] = []
+    timings: list[tuple[float, float]] = []
 
     def fit(n: int, epochs: int | None = None) -> float:
         params = dict(group.model.params)
         if epochs is not None:
             params["epochs"] = epochs
         job = dataclasses.replace(base_job, train=np.sort(order[:n]), params=params, kind="cell")
-        return _timed(job, peaks)
+        return _timed(job, peaks, timings)
 
     cost = _calibrate_fits(cls, fit, len(pool), eval_scale, val_scale)
     # A fit's peak is set by its batch, not its rows, except for the features it holds on
     # the device: the full training set's are a few tens of MB more on the paper's
     # datasets, inside the share of free memory that plan.jobs_per_gpu leaves unused.
-    return dataclasses.replace(cost, peak_gpu_bytes=max(peaks, default=0))
+    return dataclasses.replace(cost, peak_gpu_bytes=max(peaks, default=0),
+                               parallelism=parallelism_of(timings[1:], runner.plan.cpu_threads))  # [0]: warm-up
 
 
 def _calibrate_fits(cls, fit, pool_size: int, eval_scale: float, val_scale: float) -> FitCost:
@@ -203,6 +231,8 @@ class CostCache:
 
     def get(self, group) -> FitCost | None:
         entry = self.entries.get(self.key(group))
+        if entry and self.threads > 1 and "parallelism" not in entry and group.model.resource != "gpu":
+            return None  # calibrated before parallelism was measured: its wall time reads up to threads x high
         return FitCost(**entry) if entry else None
 
     def put(self, group, cost: FitCost) -> None:
@@ -270,8 +300,13 @@ class Fit:
     dataset: str
     model: str
     resource: str
-    seconds: float
+    seconds: float  # wall seconds in one slot
     study: str | None  # fits of one study are limited to LAG + 1 at a time
+    cpu_seconds: float | None = None  # CPU seconds (all threads); None: as ``seconds``
+
+    @property
+    def busy_seconds(self) -> float:
+        return self.seconds if self.cpu_seconds is None else self.cpu_seconds
 
 
 def group_fits(runner, group, cost: FitCost, done: set) -> list[Fit]:
@@ -279,11 +314,13 @@ def group_fits(runner, group, cost: FitCost, done: set) -> list[Fit]:
     if not seeds:
         return []
     n = len(group.data.parts(group.fraction, runner.trial_seed).train)
-    seconds = cost.seconds(n, epochs_of(group))
+    epochs = epochs_of(group)
+    seconds, cpu_seconds = cost.wall_seconds(n, epochs), cost.seconds(n, epochs)
     trials = runner.suite.trials if group.model.tuned else 0
     cells = len(seeds) - (1 if trials and runner.trial_seed in seeds else 0)
     label = group.label
-    make = lambda study: Fit(label, group.data.entry.name, group.model.name, group.model.resource, seconds, study)  # noqa: E731
+    make = lambda study: Fit(label, group.data.entry.name, group.model.name, group.model.resource, seconds, study,  # noqa: E731
+                             cpu_seconds)
     return [make(label) for _ in range(trials)] + [make(None) for _ in range(cells)]
 
 
@@ -352,7 +389,7 @@ def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=p
     for fit in fits:
         row = rows.setdefault((fit.dataset, fit.model), {"fits": 0, "seconds": 0.0, "resource": fit.resource})
         row["fits"] += 1
-        row["seconds"] += fit.seconds
+        row["seconds"] += fit.busy_seconds  # CPU (all threads) or GPU hours
     wall = schedule_wall(fits, plan.cpu_workers, len(plan.gpu_devices), LAG)
     return {"rows": rows, "wall_seconds": wall, "fits": fits, "failed": sorted(failed), "costs": costs}
 

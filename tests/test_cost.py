@@ -69,3 +69,34 @@ def test_schedule_is_longest_first_per_resource_and_limits_trials_per_study():
     trials = [_fit(1.0, study="s") for _ in range(6)]
     assert cost.schedule_wall(trials, cpu_slots=4, gpu_slots=0, lag=1) == pytest.approx(3.0)
     assert cost.schedule_wall(trials, cpu_slots=4, gpu_slots=0, lag=4) == pytest.approx(2.0)
+
+
+def test_parallelism_is_cpu_per_wall_second_within_one_and_the_threads():
+    assert cost.parallelism_of([(2.0, 1.0), (4.0, 2.0)], threads=2) == pytest.approx(2.0)
+    assert cost.parallelism_of([(3.0, 1.0)], threads=2) == 2.0  # never above the thread count
+    assert cost.parallelism_of([(1.0, 2.0)], threads=4) == 1.0  # waiting (I/O, other load): never below 1
+    assert cost.parallelism_of([(3.0, 1.0)], threads=1) == 1.0
+    assert cost.parallelism_of([], threads=4) == 1.0
+
+
+def test_a_multithreaded_fit_is_scheduled_by_wall_time_and_counted_in_cpu_hours():
+    fit_cost = cost.FitCost(fixed=0.0, per_row=1.0, parallelism=2.0)
+    assert fit_cost.seconds(10) == pytest.approx(10.0)  # CPU seconds, both threads
+    assert fit_cost.wall_seconds(10) == pytest.approx(5.0)
+    fits = [cost.Fit("g", "d", "m", "cpu", fit_cost.wall_seconds(10), None, fit_cost.seconds(10)) for _ in range(2)]
+    assert cost.schedule_wall(fits, cpu_slots=1, gpu_slots=0, lag=4) == pytest.approx(10.0)
+    assert sum(f.busy_seconds for f in fits) == pytest.approx(20.0)
+
+
+def test_a_multithread_cache_entry_without_parallelism_is_recalibrated(tmp_path):
+    class Group:  # what CostCache.key reads
+        class data:
+            fingerprint, split_seed, val_size = "sha", 0, 0.15
+
+        class model:
+            base, params, resource = "prior", {}, "cpu"
+
+    for threads, expected in ((1, True), (2, False)):
+        cache = cost.CostCache(tmp_path / str(threads), threads=threads)
+        cache.put_entry(cache.key(Group), ENTRY)  # an entry written before parallelism existed
+        assert (cost.CostCache(tmp_path / str(threads), threads=threads).get(Group) is not None) is expected
