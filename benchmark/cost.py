@@ -302,11 +302,7 @@ class Fit:
     resource: str
     seconds: float  # wall seconds in one slot
     study: str | None  # fits of one study are limited to LAG + 1 at a time
-    cpu_seconds: float | None = None  # CPU seconds (all threads); None: as ``seconds``
-
-    @property
-    def busy_seconds(self) -> float:
-        return self.seconds if self.cpu_seconds is None else self.cpu_seconds
+    cpu_seconds: float  # CPU seconds, all threads (GPU fits: GPU wall seconds, as ``seconds``)
 
 
 def group_fits(runner, group, cost: FitCost, done: set) -> list[Fit]:
@@ -389,7 +385,7 @@ def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=p
     for fit in fits:
         row = rows.setdefault((fit.dataset, fit.model), {"fits": 0, "seconds": 0.0, "resource": fit.resource})
         row["fits"] += 1
-        row["seconds"] += fit.busy_seconds  # CPU (all threads) or GPU hours
+        row["seconds"] += fit.cpu_seconds  # CPU (all threads) or GPU hours
     wall = schedule_wall(fits, plan.cpu_workers, len(plan.gpu_devices), LAG)
     return {"rows": rows, "wall_seconds": wall, "fits": fits, "failed": sorted(failed), "costs": costs}
 

@@ -310,13 +310,12 @@ _POOL = _BufferPool()
 class _ProbitLosses(torch.autograd.Function):
     """Both branches' probit NLL and ranking terms with a hand-written backward.
 
-    Forward: ``noise @ R.T`` once (shared by the branches and kept for the backward), then per chunk of Monte-Carlo samples and per
-    branch ``q = p(sign * u)`` (:func:`branch_losses`), ``exp(-c q)`` and the (S, B)
-    statistics the losses need; ``q`` is kept (two S x B x L buffers: re-reading them is
-    cheaper than a second erfc, ~3 ns per element on an AVX2 CPU). Backward, per chunk:
-    ``exp(-c q)`` is recomputed to form ``d/du``, which overwrites the spent chunk of the
-    saved product; then one product gives ``dR``.
-    Chunks are small enough to stay in cache.
+    Forward: ``noise @ R.T`` once (shared by the branches), then per chunk of Monte-Carlo
+    samples and per branch ``q = p(sign * u)`` (:func:`branch_losses`), ``exp(-c q)`` and
+    the (S, B) statistics the losses need. The product, ``q`` and ``exp(-c q)`` are kept
+    for the backward in pooled S x B x L buffers (re-reading them is cheaper than a second
+    erfc and exp, ~3 ns per element on an AVX2 CPU). Backward, per chunk: ``d/du``
+    overwrites the spent chunk of the saved product; then one product gives ``dR``.
     """
 
     @staticmethod

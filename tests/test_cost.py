@@ -58,7 +58,7 @@ def test_fit_seconds_follow_the_formula():
 
 
 def _fit(seconds: float, study: str | None = None, resource: str = "cpu") -> cost.Fit:
-    return cost.Fit("g", "d", "m", resource, seconds, study)
+    return cost.Fit("g", "d", "m", resource, seconds, study, seconds)
 
 
 def test_schedule_is_longest_first_per_resource_and_limits_trials_per_study():
@@ -85,7 +85,7 @@ def test_a_multithreaded_fit_is_scheduled_by_wall_time_and_counted_in_cpu_hours(
     assert fit_cost.wall_seconds(10) == pytest.approx(5.0)
     fits = [cost.Fit("g", "d", "m", "cpu", fit_cost.wall_seconds(10), None, fit_cost.seconds(10)) for _ in range(2)]
     assert cost.schedule_wall(fits, cpu_slots=1, gpu_slots=0, lag=4) == pytest.approx(10.0)
-    assert sum(f.busy_seconds for f in fits) == pytest.approx(20.0)
+    assert sum(f.cpu_seconds for f in fits) == pytest.approx(20.0)
 
 
 def test_a_multithread_cache_entry_without_parallelism_is_recalibrated(tmp_path):
