@@ -60,10 +60,10 @@ before any of this; an AVX2 CPU with ~35 GFLOP/s per core, see
 =====================  ======  =====
 setting                before  after
 =====================  ======  =====
-S = 100                   311    184
-S = 100, shared noise     331     54
-S = 5 (reference)          19     18
-S = 5, shared noise        21     11
+S = 100                   285    187
+S = 100, shared noise     282     56
+S = 5 (reference)          19     17
+S = 5, shared noise        20     11
 =====================  ======  =====
 
 Hyperparameter defaults are the authors' yeast script (see ``REFERENCE_SETTINGS``
