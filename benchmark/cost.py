@@ -15,15 +15,19 @@ models on a GPU: wall seconds), so other load on the machine does not distort it
 
 A fit of ``E`` epochs on ``n`` rows is then extrapolated. With several threads per worker
 the fits' CPU seconds per wall second (``parallelism``, at most the thread count) turn CPU
-seconds into a fit's wall time. The measurements are cached per machine (CPU model,
-threads), code version (the sha256 of the model file and of the engine files a fit runs,
-``FIT_ENGINE``) and dataset (its files' sha256), so a second dry run is instant.
+seconds into a fit's wall time. A tuned space that can change a fit's work (anything but
+``COST_NEUTRAL``: trees, widths, batch sizes) is timed at ``SPACE_DRAWS`` random draws
+against the fixed settings, and the ratio scales the cost (:class:`SpaceFactor`). The
+measurements are cached per machine (CPU model, threads), code version (the sha256 of the
+model file and of the engine files a fit runs, ``FIT_ENGINE``), dataset (its files'
+sha256) and space, so a second dry run is instant.
 
 *Estimate.* Per group: ``trials`` trial fits (epochs: the fixed value, or the middle of a
-tuned range; pruning ignored, so the estimate errs high for pruned studies) plus one fit
-per seed (minus the one reused from the best trial); hours per row are CPU (or GPU)
-hours. Wall time is a list schedule of every fit's wall time, longest first, on the
-plan's CPU and GPU slots, with at most ``LAG + 1`` trials of one study at a time.
+tuned range; under the median pruner the trials it may stop train the measured share of
+their epochs after warm-up, :func:`trial_epochs`) plus one fit per seed (minus the one
+reused from the best trial); hours per row are CPU (or GPU) hours. Wall time is a list
+schedule of every fit's wall time, longest first, on the plan's CPU and GPU slots, with
+at most ``LAG + 1`` trials of one study at a time.
 
 *During a run* the progress display takes the estimate of each finished job, compares
 it with the measured time and scales the remaining estimate by that ratio.
@@ -48,6 +52,14 @@ import numpy as np
 CALIBRATION_ROWS = 1024
 CALIBRATION_EVAL_ROWS = 256
 CACHE_VERSION = 3
+#: Hyperparameters that do not change the work of a fit (step size, regularisation): a
+#: space tuning only these costs what the fixed settings cost, with no timed draws.
+COST_NEUTRAL = frozenset({"lr", "dropout", "weight_decay"})
+#: Random draws of a tuned space timed against the fixed settings (:func:`calibrate_space`).
+SPACE_DRAWS = 4
+#: Median pruning: the share of its epochs after warm-up that a trial the pruner may stop
+#: trains on average (measured: benchmarks/results/pruning_scene.txt).
+MEDIAN_KEPT_SHARE = 0.7
 
 
 @dataclass(frozen=True)
@@ -115,13 +127,32 @@ def _timed(job, peaks: list[int] | None = None, timings: list[tuple[float, float
     return seconds
 
 
-def calibrate(runner, group) -> FitCost:
-    """Time small fits of one group's model on its dataset (see the module docstring)."""
+@dataclass
+class _Calibration:
+    """A group's timed-fit set-up: its base job, training pool order and evaluation scales."""
+
+    base_job: Any
+    order: np.ndarray
+    pool_size: int
+    eval_scale: float
+    val_scale: float
+    fixed_params: dict[str, Any]
+
+    def fit(self, n: int, epochs: int | None = None, params: dict[str, Any] | None = None,
+            peaks: list[int] | None = None, timings: list[tuple[float, float]] | None = None) -> float:
+        """Seconds of one fit on the first ``n`` rows of the pool (``params`` over the fixed ones)."""
+        import dataclasses
+
+        merged = {**self.fixed_params, **(params or {})}
+        if epochs is not None:
+            merged["epochs"] = epochs
+        job = dataclasses.replace(self.base_job, train=np.sort(self.order[:n]), params=merged, kind="cell")
+        return _timed(job, peaks, timings)
+
+
+def _calibration(runner, group) -> _Calibration:
     import dataclasses
 
-    from benchmark.model_api import get_model
-
-    cls = get_model(group.model.base)
     base_job = runner.job(group, "cell", runner.trial_seed, dict(group.model.params))
     device = runner.plan.device if group.model.resource == "gpu" else "cpu"
     base_job = dataclasses.replace(base_job, device=device, data_dir=runner.plan.data_dir)
@@ -134,18 +165,23 @@ def calibrate(runner, group) -> FitCost:
     val_scale = len(base_job.val) / max(len(val), 1)
     eval_scale = (len(base_job.val) + len(base_job.test)) / max(len(val) + len(test), 1)
     base_job = dataclasses.replace(base_job, val=val, test=test)
+    return _Calibration(base_job, order, len(pool), eval_scale, val_scale, dict(group.model.params))
 
+
+def calibrate(runner, group) -> FitCost:
+    """Time small fits of one group's model on its dataset (see the module docstring)."""
+    import dataclasses
+
+    from benchmark.model_api import get_model
+
+    setup = _calibration(runner, group)
     peaks: list[int] = []
     timings: list[tuple[float, float]] = []
 
     def fit(n: int, epochs: int | None = None) -> float:
-        params = dict(group.model.params)
-        if epochs is not None:
-            params["epochs"] = epochs
-        job = dataclasses.replace(base_job, train=np.sort(order[:n]), params=params, kind="cell")
-        return _timed(job, peaks, timings)
+        return setup.fit(n, epochs, peaks=peaks, timings=timings)
 
-    cost = _calibrate_fits(cls, fit, len(pool), eval_scale, val_scale)
+    cost = _calibrate_fits(get_model(group.model.base), fit, setup.pool_size, setup.eval_scale, setup.val_scale)
     # A fit's peak is set by its batch, not its rows, except for the features it holds on
     # the device: the full training set's are a few tens of MB more on the paper's
     # datasets, inside the share of free memory that plan.jobs_per_gpu leaves unused.
@@ -177,6 +213,80 @@ def _calibrate_fits(cls, fit, pool_size: int, eval_scale: float, val_scale: floa
         exponent = 1.0
     per_row = max(times[-1] - fixed, 1e-4) / sizes[-1] ** exponent
     return FitCost(fixed * eval_scale, per_row, exponent)
+
+
+@dataclass(frozen=True)
+class SpaceFactor:
+    """Mean cost of fits at random draws of a group's tuned space over the cost at its
+    fixed settings (the defaults of the tuned ones): the epochs' work and the rest of a fit
+    scale separately (a wider network costs more per epoch, not more to set up)."""
+
+    epoch: float = 1.0
+    fixed: float = 1.0
+
+    def apply(self, cost: FitCost) -> FitCost:
+        import dataclasses
+
+        if not cost.epochs_trained:  # one fit is all the work
+            return dataclasses.replace(cost, fixed=cost.fixed * self.fixed, per_row=cost.per_row * self.fixed)
+        return dataclasses.replace(cost, fixed=cost.fixed * self.fixed, per_row=cost.per_row * self.epoch,
+                                   per_epoch_val=cost.per_epoch_val * self.epoch)
+
+
+def cost_space(group) -> dict[str, Any]:
+    """The part of a group's tuned space that can change what a fit costs (``epochs``
+    aside: :func:`epochs_of` counts them)."""
+    return {k: d for k, d in group.model.space.items() if k not in COST_NEUTRAL and k != "epochs"}
+
+
+def space_draws(space: dict[str, Any], n: int = SPACE_DRAWS) -> list[dict[str, Any]]:
+    """``n`` reproducible uniform draws from ``space`` (Optuna's random sampler, seed 0)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    return [dict(study.ask(space).params) for _ in range(n)]
+
+
+def calibrate_space(runner, group) -> SpaceFactor:
+    """Time fits at :func:`space_draws` of the group's cost space against its fixed settings.
+
+    Calibrating at the fixed settings alone missed what the tuned space costs: rf's trees
+    and features, a network's width and batch size (an rf-dominated suite measured x3.1 its
+    estimate). Draws that fail are left out; if all do, the factor is 1.
+    """
+    from benchmark.model_api import get_model
+
+    space = cost_space(group)
+    if not space:
+        return SpaceFactor()
+    setup = _calibration(runner, group)
+    top = min(setup.pool_size, CALIBRATION_ROWS)
+    cls = get_model(group.model.base)
+    by_epochs = cls.trains_in_epochs and "epochs" in cls.defaults
+
+    def measure(params: dict[str, Any]) -> tuple[float, float]:
+        """(per-epoch, rest) seconds; a model without epochs: (whole fit, whole fit)."""
+        if not by_epochs:
+            whole = setup.fit(top, params=params)
+            return whole, whole
+        one, three = setup.fit(top, 1, params), setup.fit(top, 3, params)
+        per_epoch = max((three - one) / 2, 1e-4)
+        return per_epoch, max(one - per_epoch, 1e-4)
+
+    setup.fit(top, 1 if by_epochs else None)  # warm-up
+    base = measure({})
+    drawn = []
+    for params in space_draws(space):
+        try:
+            drawn.append(measure(params))
+        except Exception:  # noqa: BLE001 - a draw the model refuses would fail its trial too
+            continue
+    if not drawn:
+        return SpaceFactor()
+    epoch = float(np.mean([d[0] for d in drawn]) / max(base[0], 1e-9))
+    fixed = float(np.mean([d[1] for d in drawn]) / max(base[1], 1e-9))
+    return SpaceFactor(epoch if by_epochs else fixed, fixed)
 
 
 # ----------------------------------------------------------------------------- cache
@@ -237,6 +347,20 @@ class CostCache:
 
     def put(self, group, cost: FitCost) -> None:
         self.put_entry(self.key(group), dataclasses_asdict(cost))
+
+    def space_key(self, group) -> str:
+        from optuna.distributions import distribution_to_json
+
+        space = sorted((k, distribution_to_json(d)) for k, d in cost_space(group).items())
+        content = [self.key(group), space, SPACE_DRAWS]
+        return "space-" + hashlib.sha256(json.dumps(content).encode()).hexdigest()[:20]
+
+    def get_space(self, group) -> SpaceFactor | None:
+        entry = self.entries.get(self.space_key(group))
+        return SpaceFactor(**entry) if entry else None
+
+    def put_space(self, group, factor: SpaceFactor) -> None:
+        self.put_entry(self.space_key(group), dataclasses_asdict(factor))
 
     def put_entry(self, key: str, entry: dict[str, Any]) -> None:
         """Merge one calibration into the file under a lock, written whole by a rename.
@@ -303,21 +427,42 @@ class Fit:
     seconds: float  # wall seconds in one slot
     study: str | None  # fits of one study are limited to LAG + 1 at a time
     cpu_seconds: float  # CPU seconds, all threads (GPU fits: GPU wall seconds, as ``seconds``)
+    job: tuple[str, int] = ("cell", 0)  # ("trial", index) or ("cell", seed): the runner's job
+
+
+def trial_epochs(suite, index: int, epochs: int | None, lag: int) -> float | None:
+    """Epochs trial ``index`` is expected to train under the suite's pruner.
+
+    The median pruner counts the completed trials its trial was sent (``0 .. index-1-lag``)
+    and may stop a trial only after ``startup`` of them, and after its warm-up epochs; of
+    the epochs after warm-up a prunable trial trains :data:`MEDIAN_KEPT_SHARE` on average
+    (measured). Hyperband is not modelled (its estimate errs high).
+    """
+    if not epochs or suite.pruner != "median" or index < suite.pruner_startup_trials + lag:
+        return epochs
+    warm = min(suite.pruner_warmup_epochs, epochs)
+    return warm + MEDIAN_KEPT_SHARE * (epochs - warm)
 
 
 def group_fits(runner, group, cost: FitCost, done: set) -> list[Fit]:
+    from benchmark.tuning import LAG
+
     seeds = [s for s in group.seeds if group.key(s) not in done]
     if not seeds:
         return []
     n = len(group.data.parts(group.fraction, runner.trial_seed).train)
     epochs = epochs_of(group)
-    seconds, cpu_seconds = cost.wall_seconds(n, epochs), cost.seconds(n, epochs)
     trials = runner.suite.trials if group.model.tuned else 0
-    cells = len(seeds) - (1 if trials and runner.trial_seed in seeds else 0)
+    reused = runner.trial_seed if trials and runner.trial_seed in seeds else None
     label = group.label
-    make = lambda study: Fit(label, group.data.entry.name, group.model.name, group.model.resource, seconds, study,  # noqa: E731
-                             cpu_seconds)
-    return [make(label) for _ in range(trials)] + [make(None) for _ in range(cells)]
+
+    def make(job: tuple[str, int], fit_epochs: float | None) -> Fit:
+        return Fit(label, group.data.entry.name, group.model.name, group.model.resource,
+                   cost.wall_seconds(n, fit_epochs), label if job[0] == "trial" else None,
+                   cost.seconds(n, fit_epochs), job)
+
+    return ([make(("trial", k), trial_epochs(runner.suite, k, epochs, LAG)) for k in range(trials)]
+            + [make(("cell", seed), epochs) for seed in seeds if seed != reused])
 
 
 def schedule_wall(fits: list[Fit], cpu_slots: int, gpu_slots: int, lag: int) -> float:
@@ -361,7 +506,8 @@ def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=p
     cache = CostCache(cache_dir() / "cost", plan.cpu_threads, gpu)
     configure_threads(plan.cpu_threads)
     fits: list[Fit] = []
-    costs: dict[tuple[str, str], FitCost] = {}
+    costs: dict[tuple[str, str], FitCost] = {}  # at the fixed settings (GPU peaks)
+    spaced: dict[tuple[str, str], FitCost] = {}  # scaled to the tuned space
     failed: set[tuple[str, str]] = set()
     for group in groups:
         pair = (group.data.entry.name, group.model.name)
@@ -380,7 +526,9 @@ def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=p
             costs[pair] = cost
         if pair in failed:
             continue
-        fits += group_fits(runner, group, costs[pair], done)
+        if pair not in spaced:
+            spaced[pair] = _over_space(runner, group, costs[pair], cache, notice)
+        fits += group_fits(runner, group, spaced[pair], done)
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for fit in fits:
         row = rows.setdefault((fit.dataset, fit.model), {"fits": 0, "seconds": 0.0, "resource": fit.resource})
@@ -388,6 +536,22 @@ def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=p
         row["seconds"] += fit.cpu_seconds  # CPU (all threads) or GPU hours
     wall = schedule_wall(fits, plan.cpu_workers, len(plan.gpu_devices), LAG)
     return {"rows": rows, "wall_seconds": wall, "fits": fits, "failed": sorted(failed), "costs": costs}
+
+
+def _over_space(runner, group, cost: FitCost, cache: CostCache, notice) -> FitCost:
+    """``cost`` scaled to the group's tuned space (its factor calibrated once, then cached)."""
+    if not group.model.tuned or not cost_space(group):
+        return cost
+    factor = cache.get_space(group)
+    if factor is None:
+        notice(f"timing {group.model.name} on {group.data.entry.name} at {SPACE_DRAWS} draws of its tuned space")
+        try:
+            factor = calibrate_space(runner, group)
+        except Exception as exc:  # noqa: BLE001 - the fixed settings' cost stands
+            notice(f"{group.model.name} on {group.data.entry.name}: space timing failed ({exc}); fixed settings used")
+            return cost
+        cache.put_space(group, factor)
+    return factor.apply(cost)
 
 
 def gpu_peaks(result: dict[str, Any]) -> list[int]:

@@ -222,7 +222,7 @@ class Runner:
         self.trial_seed = suite.split_seed  # trials train with a fixed model seed
         self._data: dict[str, DataPlan] = {}
         self.estimate = estimate
-        self.fit_estimates: dict[str, float] = {}  # group label -> cost-model seconds of one fit
+        self.fit_estimates: dict[tuple, float] = {}  # (group label, kind, trial or seed) -> cost-model seconds
 
     # ------------------------------------------------------------------ planning
     def data_plan(self, entry) -> DataPlan:
@@ -374,7 +374,7 @@ class Runner:
 
         result = cost.estimate(self, groups, done, notice=self.progress.notice)
         for fit in result["fits"]:
-            self.fit_estimates[fit.group_label] = fit.seconds
+            self.fit_estimates[(fit.group_label, *fit.job)] = fit.seconds
         return sum(f.seconds for f in result["fits"])
 
     def _loop(self, groups: list[Group], claims) -> None:
@@ -391,7 +391,7 @@ class Runner:
                     raise RuntimeError(f"runner made no progress on {stuck}")  # a bug, never expected
                 for handle, result in self.executor.wait(timeout=self.WAIT_SECONDS):
                     kind, group, ident, label, submitted = in_flight.pop(handle)
-                    self.progress.job_finished(label, self.fit_estimates.get(group.label),
+                    self.progress.job_finished(label, self.fit_estimates.get((group.label, kind, ident)),
                                                time.monotonic() - submitted)
                     self._on_result(kind, group, ident, result)
         except KeyboardInterrupt:

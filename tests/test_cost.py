@@ -100,3 +100,69 @@ def test_a_multithread_cache_entry_without_parallelism_is_recalibrated(tmp_path)
         cache = cost.CostCache(tmp_path / str(threads), threads=threads)
         cache.put_entry(cache.key(Group), ENTRY)  # an entry written before parallelism existed
         assert (cost.CostCache(tmp_path / str(threads), threads=threads).get(Group) is not None) is expected
+
+
+def _runner(tmp_path, body: str):
+    from benchmark.plan import make_plan
+    from benchmark.runner import Runner
+    from benchmark.store import ResultsStore
+    from benchmark.suite import load_suite
+
+    suite_file = tmp_path / "s.toml"
+    suite_file.write_text('name = "s"\ndatasets = ["emotions"]\nfractions = [1.0]\nseeds = [0, 1]\n' + body)
+    runner = Runner(load_suite(str(suite_file)), ResultsStore(tmp_path / "res"), None, None, make_plan("cpu", 1))
+    return runner, runner.groups()[0]
+
+
+def test_trials_the_median_pruner_may_stop_are_estimated_at_the_measured_share_of_their_epochs(tmp_path):
+    """Trial k sees trials 0..k-1-LAG, so the first startup + LAG trials train in full; the
+    rest train their warm-up plus MEDIAN_KEPT_SHARE of the epochs after it. Cells train in full."""
+    from benchmark.tuning import LAG
+
+    runner, groups = _runner(tmp_path, 'models = ["mlp"]\ntrials = 12\npruner = "median"\n'
+                                       'pruner_startup_trials = 3\npruner_warmup_epochs = 2\n'
+                                       '[model.mlp]\nparams = { epochs = 10 }\n')
+    fit_cost = cost.FitCost(fixed=1.0, per_row=0.0, per_epoch_val=1.0, epochs_trained=True)
+    fits = cost.group_fits(runner, groups[0], fit_cost, done=set())
+    trials = [f for f in fits if f.job[0] == "trial"]
+    assert [f.job for f in trials] == [("trial", k) for k in range(12)]
+    assert [f.seconds for f in trials[:3 + LAG]] == [11.0] * (3 + LAG)
+    assert [f.seconds for f in trials[3 + LAG:]] == pytest.approx([1 + 2 + cost.MEDIAN_KEPT_SHARE * 8] * (12 - 3 - LAG))
+    assert [(f.job, f.seconds, f.study) for f in fits if f.job[0] == "cell"] == [(("cell", 1), 11.0, None)], \
+        "seed 0's cell reuses the best trial"
+    for pruner in ("none", "hyperband"):
+        runner.suite.pruner = pruner
+        assert {f.seconds for f in cost.group_fits(runner, groups[0], fit_cost, set())} == {11.0}
+
+
+def test_a_space_of_step_size_and_regularisation_costs_the_fixed_settings_without_timing(tmp_path, monkeypatch):
+    runner, groups = _runner(tmp_path, 'models = ["mlp"]\ntrials = 2\n[model.mlp]\ntune = ["lr", "dropout", "weight_decay"]\n')
+    monkeypatch.setattr(cost, "_timed", lambda *a, **k: pytest.fail("no fit is timed"))
+    assert cost.cost_space(groups[0]) == {}
+    assert cost.calibrate_space(runner, groups[0]) == cost.SpaceFactor()
+
+
+def test_the_space_factor_is_measured_from_fits_at_draws_of_the_tuned_space(tmp_path):
+    """rf at its default 200 trees against draws of 300, 400, 400, 300 (seeded): the fits
+    cost about their mean tree count over 200 (1.75x; set-up and evaluation dilute it)."""
+    runner, groups = _runner(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
+    draws = cost.space_draws(cost.cost_space(groups[0]))
+    assert [d["n_estimators"] for d in draws] == [300, 400, 400, 300]
+    factor = cost.calibrate_space(runner, groups[0])
+    assert 1.3 < factor.fixed < 2.3
+    base = cost.FitCost(fixed=2.0, per_row=0.5)
+    assert factor.apply(base).seconds(4) == pytest.approx(base.seconds(4) * factor.fixed)
+    epochs = cost.FitCost(fixed=2.0, per_row=0.5, per_epoch_val=1.0, epochs_trained=True)
+    scaled = cost.SpaceFactor(epoch=3.0, fixed=0.5).apply(epochs)
+    assert scaled.seconds(2, epochs=10) == pytest.approx(2.0 * 0.5 + 10 * 3.0 * (1.0 + 0.5 * 2))
+
+
+def test_the_space_factor_is_cached_apart_from_the_fixed_settings_cost(tmp_path):
+    runner, groups = _runner(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
+    cache = cost.CostCache(tmp_path / "cache", threads=1)
+    cache.put(groups[0], cost.FitCost(1.0, 0.1))
+    assert cache.get_space(groups[0]) is None, "an entry at the fixed settings is not a space factor"
+    cache.put_space(groups[0], cost.SpaceFactor(1.0, 1.6))
+    again = cost.CostCache(tmp_path / "cache", threads=1)
+    assert again.get_space(groups[0]) == cost.SpaceFactor(1.0, 1.6)
+    assert again.get(groups[0]) == cost.FitCost(1.0, 0.1)
