@@ -57,6 +57,7 @@ CACHE_VERSION = 3
 COST_NEUTRAL = frozenset({"lr", "dropout", "weight_decay"})
 #: Random draws of a tuned space timed against the fixed settings (:func:`calibrate_space`).
 SPACE_DRAWS = 4
+SPACE_CLIP = 20.0  # space factors are kept within [1/20, 20]: past that, small fits time noise
 #: Median pruning: the share of its epochs after warm-up that a trial the pruner may stop
 #: trains on average (measured: benchmarks/results/pruning_scene.txt).
 MEDIAN_KEPT_SHARE = 0.7
@@ -272,7 +273,7 @@ def calibrate_space(runner, group) -> SpaceFactor:
             return whole, whole
         one, three = setup.fit(top, 1, params), setup.fit(top, 3, params)
         per_epoch = max((three - one) / 2, 1e-4)
-        return per_epoch, max(one - per_epoch, 1e-4)
+        return per_epoch, max(one - per_epoch, 0.05 * one)  # a near-zero rest: no ratio of noise
 
     setup.fit(top, 1 if by_epochs else None)  # warm-up
     base = measure({})
@@ -284,8 +285,7 @@ def calibrate_space(runner, group) -> SpaceFactor:
             continue
     if not drawn:
         return SpaceFactor()
-    epoch = float(np.mean([d[0] for d in drawn]) / max(base[0], 1e-9))
-    fixed = float(np.mean([d[1] for d in drawn]) / max(base[1], 1e-9))
+    epoch, fixed = (float(np.clip(np.mean([d[i] for d in drawn]) / base[i], 1 / SPACE_CLIP, SPACE_CLIP)) for i in (0, 1))
     return SpaceFactor(epoch if by_epochs else fixed, fixed)
 
 
