@@ -166,3 +166,35 @@ def test_the_space_factor_is_cached_apart_from_the_fixed_settings_cost(tmp_path)
     again = cost.CostCache(tmp_path / "cache", threads=1)
     assert again.get_space(groups[0]) == cost.SpaceFactor(1.0, 1.6)
     assert again.get(groups[0]) == cost.FitCost(1.0, 0.1)
+
+
+def test_the_progress_display_compares_each_finished_job_with_its_own_estimate(tmp_path, monkeypatch):
+    """A real run with the estimate on: every trial and cell gets the cost model's seconds of
+    that job, so the pruned trials' shorter estimates are the ones their times are compared with."""
+    from benchmark.executors import LocalExecutor
+    from benchmark.progress import RunProgress
+    from benchmark.tuning import LAG
+
+    monkeypatch.setenv("MLCBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    runner, _ = _runner(tmp_path, 'models = ["mlp"]\ntrials = 6\npruner = "median"\npruner_startup_trials = 0\n'
+                                  'pruner_warmup_epochs = 1\n[model.mlp]\nparams = { epochs = 3 }\n'
+                                  'tune = ["lr", "width"]\n')
+    finished: list[tuple[str, float | None]] = []
+
+    class Recording(RunProgress):
+        def job_finished(self, label, estimated=None, measured=None):
+            finished.append((label, estimated))
+            super().job_finished(label, estimated, measured)
+
+    runner.progress, runner.estimate = Recording(quiet=True), True
+    runner.executor = LocalExecutor(runner.plan)
+    try:
+        summary = runner.run()
+    finally:
+        runner.executor.shutdown()
+    assert summary.done == 2 and not summary.failed
+    estimates = dict(finished)
+    assert len(estimates) == 6 + 1 and all(e is not None and e > 0 for e in estimates.values())
+    trial = {int(label.rsplit(" ", 1)[1]): e for label, e in estimates.items() if "/trial " in label}
+    assert trial[LAG] < trial[0] == pytest.approx(estimates[next(k for k in estimates if k.endswith("seed 1"))]), \
+        "a prunable trial is estimated shorter than a full fit"
