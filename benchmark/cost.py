@@ -56,7 +56,7 @@ CACHE_VERSION = 3
 #: space tuning only these costs what the fixed settings cost, with no timed draws.
 COST_NEUTRAL = frozenset({"lr", "dropout", "weight_decay"})
 #: Random draws of a tuned space timed against the fixed settings (:func:`calibrate_space`).
-SPACE_DRAWS = 8  # a trial's cost varies ~1.4x its mean over a network's space (scene): 4 draws missed its tail
+SPACE_DRAWS = 8  # trial costs over a network's space vary with a CV of 1.0-1.4 (scene): 4 draws missed the tail
 SPACE_CLIP = 20.0  # space factors are kept within [1/20, 20]: past that, small fits time noise
 #: Median pruning: the share of its epochs after warm-up that a trial the pruner may stop
 #: trains on average (measured 0.57 on scene, pooled over six models: benchmarks/results/pruning_scene.txt).
@@ -286,7 +286,7 @@ def calibrate_space(runner, group) -> SpaceFactor:
     if not drawn:
         return SpaceFactor()
     epoch, fixed = (float(np.clip(np.mean([d[i] for d in drawn]) / base[i], 1 / SPACE_CLIP, SPACE_CLIP)) for i in (0, 1))
-    return SpaceFactor(epoch if by_epochs else fixed, fixed)
+    return SpaceFactor(epoch, fixed)  # without epochs both are the whole fit's ratio
 
 
 # ----------------------------------------------------------------------------- cache
