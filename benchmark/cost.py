@@ -491,7 +491,8 @@ def schedule_wall(fits: list[Fit], cpu_slots: int, gpu_slots: int, lag: int) -> 
     return wall
 
 
-def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=print) -> dict[str, Any]:
+def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=print,
+             time_spaces: bool = True) -> dict[str, Any]:
     """Per (dataset, model): fits and CPU/GPU hours; the total wall time for the plan's slots."""
     from benchmark.datasource import cache_dir
     from benchmark.pool import configure_threads
@@ -527,7 +528,7 @@ def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=p
         if pair in failed:
             continue
         if pair not in spaced:
-            spaced[pair] = _over_space(runner, group, costs[pair], cache, notice)
+            spaced[pair] = _over_space(runner, group, costs[pair], cache, notice, time_spaces)
         fits += group_fits(runner, group, spaced[pair], done)
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for fit in fits:
@@ -538,11 +539,14 @@ def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=p
     return {"rows": rows, "wall_seconds": wall, "fits": fits, "failed": sorted(failed), "costs": costs}
 
 
-def _over_space(runner, group, cost: FitCost, cache: CostCache, notice) -> FitCost:
-    """``cost`` scaled to the group's tuned space (its factor calibrated once, then cached)."""
+def _over_space(runner, group, cost: FitCost, cache: CostCache, notice, time_spaces: bool = True) -> FitCost:
+    """``cost`` scaled to the group's tuned space (its factor calibrated once, then cached;
+    without ``time_spaces`` only a cached factor is used)."""
     if not group.model.tuned or not cost_space(group):
         return cost
     factor = cache.get_space(group)
+    if factor is None and not time_spaces:
+        return cost
     if factor is None:
         notice(f"timing {group.model.name} on {group.data.entry.name} at {SPACE_DRAWS} draws of its tuned space")
         try:

@@ -372,7 +372,9 @@ class Runner:
         """Seconds of work the cost model expects (calibrating once per model and dataset)."""
         from benchmark import cost
 
-        result = cost.estimate(self, groups, done, notice=self.progress.notice)
+        # the space timings are the dry run's (minutes on the smoke suite): a run's ETA uses
+        # cached ones and is corrected by the measured times of finished jobs
+        result = cost.estimate(self, groups, done, notice=self.progress.notice, time_spaces=False)
         for fit in result["fits"]:
             self.fit_estimates[(fit.group_label, *fit.job)] = fit.seconds
         return sum(f.seconds for f in result["fits"])

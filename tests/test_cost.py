@@ -198,3 +198,18 @@ def test_the_progress_display_compares_each_finished_job_with_its_own_estimate(t
     trial = {int(label.rsplit(" ", 1)[1]): e for label, e in estimates.items() if "/trial " in label}
     assert trial[LAG] < trial[0] == pytest.approx(estimates[next(k for k in estimates if k.endswith("seed 1"))]), \
         "a prunable trial is estimated shorter than a full fit"
+
+
+def test_a_run_uses_cached_space_factors_and_times_none_itself(tmp_path, monkeypatch):
+    """Timing spaces is the dry run's work (it made the README's first smoke run ~4 min longer);
+    a run's progress estimate takes the fixed settings' cost where no factor is cached."""
+    monkeypatch.setenv("MLCBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cost, "calibrate_space", lambda *a: pytest.fail("a run timed a space"))
+    runner, groups = _runner(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
+    monkeypatch.setattr(cost, "calibrate", lambda runner, group: cost.FitCost(1.0, 0.0))
+    from benchmark.progress import RunProgress
+
+    runner.progress = RunProgress(quiet=True)
+    assert runner._estimate(groups, set()) == pytest.approx(3.0), "2 trials + seed 1's cell at 1 s each"
+    cost.CostCache(tmp_path / "cache" / "cost", threads=runner.plan.cpu_threads).put_space(groups[0], cost.SpaceFactor(2.0, 2.0))
+    assert runner._estimate(groups, set()) == pytest.approx(6.0), "a cached factor is used"
