@@ -4,7 +4,7 @@
         [--seeds 0] [--threads 1] [--data-dir DIR] [--markdown]
 
 For each dataset: the published train/test split, validation = stratified share of
-the training file (``benchmark.splits.make_split``, split seed 0), each model fitted on
+the training file (``benchmark.data.splits.make_split``, split seed 0), each model fitted on
 the rest of the training file at its default hyperparameters, and its test ebF1,
 miF1, maF1 and P@1 under the ``val`` threshold protocol (per metric, the threshold
 best on validation) plus fit seconds (wall and this process's CPU time, which is the
@@ -27,8 +27,8 @@ METRICS = ("ebF1", "miF1", "maF1", "P@1")
 
 
 def evaluate(model_name: str, dataset, split, seed: int, threads: int) -> dict[str, float]:
-    from benchmark.model_api import get_model
-    from benchmark.thresholds import evaluate_protocols
+    from benchmark.modelapi.base import get_model
+    from benchmark.evaluation.thresholds import evaluate_protocols
 
     X, Y = dataset.X, dataset.Y
     model = get_model(model_name)(seed=seed, n_threads=threads)
@@ -62,8 +62,8 @@ def main() -> int:
 
     from tabulate import tabulate
 
-    from benchmark.datasource import load_dataset
-    from benchmark.splits import make_split
+    from benchmark.data.sources import load_dataset
+    from benchmark.data.splits import make_split
 
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []

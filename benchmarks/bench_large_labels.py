@@ -15,7 +15,7 @@ after an mpvae setting sets ``shared_noise`` (a "before" file without that hyper
 runs without it, and its row says so).
 
 Method (extrapolated, not a full epoch): published split of the dataset with the
-validation share of ``benchmark.splits.make_split`` (seed 0); a fit of 2 epochs on the
+validation share of ``benchmark.data.splits.make_split`` (seed 0); a fit of 2 epochs on the
 first ``--batches`` x batch_size training rows, no validation; the second epoch's process
 CPU seconds (``fit_info["epoch_cpu_seconds"]``) divided by ``--batches`` is the CPU cost
 of one training step, times the full training set's steps per epoch, plus the CPU seconds
@@ -72,7 +72,7 @@ def case_params(case: str, dataset: str) -> tuple[str, dict]:
     model, _, setting = case.partition(":")
     params: dict = {}
     if model == "lamp" and setting == "paper":
-        from benchmark.suite import load_suite
+        from benchmark.execution.suite import load_suite
 
         params = load_suite("paper", models="lamp").model("lamp").on(dataset)[0]
     if model == "mpvae":
@@ -123,8 +123,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from benchmark.datasource import load_dataset
-    from benchmark.splits import make_split
+    from benchmark.data.sources import load_dataset
+    from benchmark.data.splits import make_split
 
     torch.set_num_threads(args.threads)
     dataset = load_dataset(args.dataset)

@@ -31,7 +31,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mlcbench-bench-") as cache:
         os.environ["MLCBENCH_CACHE_DIR"] = cache
         os.environ["MLCBENCH_OFFLINE"] = "1"
-        from benchmark.datasource import catalog, load_dataset
+        from benchmark.data.sources import catalog, load_dataset
 
         specs = catalog()
         if args.all:

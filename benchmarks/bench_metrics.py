@@ -2,16 +2,16 @@
 
     python benchmarks/bench_metrics.py [--data-dir DIR] [--repeats 5] [--synthetic] [--sklearn]
 
-Times ``benchmark.thresholds.evaluate_protocols`` (all ten metrics, fixed / val /
+Times ``benchmark.evaluation.thresholds.evaluate_protocols`` (all ten metrics, fixed / val /
 oracle, 19-point validation grid, 17-point oracle grid) on delicious's published test
 set (3185 x 983 labels; validation = 1938 rows of the training file, the size of a
 15% share) with uniform random scores, against straightforward loops over the
 thresholds that give the same numbers:
 
 - ``loop``: for every threshold of each grid, the per-threshold thresholded metrics
-  (``benchmark.metrics.thresholded_metrics`` on ``scores >= t``: numpy, vectorised
+  (``benchmark.evaluation.metrics.thresholded_metrics`` on ``scores >= t``: numpy, vectorised
   within one threshold); ranking metrics once. The strongest loop.
-- ``loop-compute``: the same loop calling ``benchmark.metrics.compute`` (all ten
+- ``loop-compute``: the same loop calling ``benchmark.evaluation.metrics.compute`` (all ten
   metrics) at every threshold, as code that evaluates a run once per threshold does.
 - ``loop-sklearn`` (with ``--sklearn``): per threshold scikit-learn's ``f1_score``
   (samples, micro, macro), ``hamming_loss`` and ``accuracy_score``; scikit-learn's
@@ -34,8 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmark.metrics import METRICS, THRESHOLDED_METRICS, compute, ranking_metrics, thresholded_metrics  # noqa: E402
-from benchmark.thresholds import FIXED_THRESHOLD, ORACLE_GRID, VAL_GRID, evaluate_protocols  # noqa: E402
+from benchmark.evaluation.metrics import METRICS, THRESHOLDED_METRICS, compute, ranking_metrics, thresholded_metrics  # noqa: E402
+from benchmark.evaluation.thresholds import FIXED_THRESHOLD, ORACLE_GRID, VAL_GRID, evaluate_protocols  # noqa: E402
 
 N_TEST, N_VAL, N_LABELS, DENSITY = 3185, 1938, 983, 0.019349
 
@@ -44,7 +44,7 @@ def load_labels(data_dir: str | None, synthetic: bool) -> tuple[np.ndarray, np.n
     """(validation labels, test labels, where they came from)."""
     if not synthetic:
         try:
-            from benchmark.datasource import load_dataset
+            from benchmark.data.sources import load_dataset
 
             data = load_dataset("delicious", data_dir=data_dir)
             train, test = np.sort(data.split["train"]), np.sort(data.split["test"])
@@ -138,7 +138,7 @@ def check_same(reference: dict, other: dict, name: str, exact_ebf1: bool = True)
     for protocol in ("fixed", "val", "oracle"):
         for metric in METRICS:
             if metric == "ebF1" and not exact_ebf1:
-                continue  # scikit-learn's samples-F1 keeps empty samples (see benchmark.metrics)
+                continue  # scikit-learn's samples-F1 keeps empty samples (see benchmark.evaluation.metrics)
             a, b = reference[protocol]["metrics"][metric], other[protocol]["metrics"][metric]
             if not np.isclose(a, b, rtol=1e-9, atol=1e-12):
                 raise SystemExit(f"{name} disagrees on {protocol}/{metric}: {a} vs {b}")

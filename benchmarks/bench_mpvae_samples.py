@@ -2,7 +2,7 @@
 
 MPVAE predicts ``mean_s Phi(m + R eps_s)``; the reference uses 10,000 samples. This
 script trains ``mpvae`` on a dataset (published split, validation share from
-``benchmark.splits.make_split``), then, on the test rows, compares for each sample
+``benchmark.data.splits.make_split``), then, on the test rows, compares for each sample
 count S:
 
 - ``draws``: the max (and mean) absolute difference between two independent S-sample
@@ -29,10 +29,10 @@ import numpy as np
 import torch
 
 import benchmark  # noqa: F401  (installs the models/ alias package)
-from benchmark.datasource import load_dataset
-from benchmark.model_api import get_model
-from benchmark.splits import make_split
-from benchmark.thresholds import evaluate_protocols
+from benchmark.data.sources import load_dataset
+from benchmark.modelapi.base import get_model
+from benchmark.data.splits import make_split
+from benchmark.evaluation.thresholds import evaluate_protocols
 from mlcbench_models.mpvae import expected_probability, monte_carlo_probability, reference_params
 
 

@@ -6,7 +6,7 @@
 
 For each configuration (a dataset plus hyperparameter overrides) and each repeat, a fresh
 Python process loads the dataset, warms up with a one-epoch fit on a few rows, takes the published split with validation = a stratified
-15% of the training file (``benchmark.splits.make_split``, split seed 0), and fits the model
+15% of the training file (``benchmark.data.splits.make_split``, split seed 0), and fits the model
 for ``--epochs`` epochs with per-epoch validation. Reported, over all epochs but the first
 (warm-up) of all repeats, min and median of:
 
@@ -88,11 +88,11 @@ def measure_once(model_name: str, config: str, epochs: int, threads: int, device
     """Runs in a fresh process: one fit, its timings and peak memory."""
     import torch
 
-    from benchmark.datasource import load_dataset
-    from benchmark.model_api import get_model
-    from benchmark.splits import make_split
-    from benchmark.thresholds import evaluate_protocols
-    from benchmark.torch_training import is_cuda, resolve_device
+    from benchmark.data.sources import load_dataset
+    from benchmark.modelapi.base import get_model
+    from benchmark.data.splits import make_split
+    from benchmark.evaluation.thresholds import evaluate_protocols
+    from benchmark.modelapi.torch_training import is_cuda, resolve_device
 
     dataset_name, config_params = CONFIGS[config]
     params = {**REFERENCE_PARAMS.get(model_name, lambda _: {})(dataset_name), **config_params, **overrides,

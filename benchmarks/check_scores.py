@@ -42,9 +42,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from benchmark.datasource import load_dataset
-    from benchmark.splits import make_split
-    from benchmark.thresholds import evaluate_protocols
+    from benchmark.data.sources import load_dataset
+    from benchmark.data.splits import make_split
+    from benchmark.evaluation.thresholds import evaluate_protocols
     from mlcbench_models.mpvae import reference_params
 
     torch.set_num_threads(1)

@@ -54,8 +54,8 @@ def run_tests(timeout: float) -> str:
 
 
 def torch_models() -> dict:
-    from benchmark.model_api import available_models
-    from benchmark.torch_training import TorchModel
+    from benchmark.modelapi.base import available_models
+    from benchmark.modelapi.torch_training import TorchModel
 
     return {name: cls for name, cls in available_models().items() if issubclass(cls, TorchModel)}
 
@@ -71,8 +71,8 @@ def model_params(name: str, dataset: str) -> dict:
 @functools.lru_cache(maxsize=None)
 def load_split(dataset_name: str):
     """(dataset, split) once per dataset (delicious's split alone takes seconds)."""
-    from benchmark.datasource import load_dataset
-    from benchmark.splits import make_split
+    from benchmark.data.sources import load_dataset
+    from benchmark.data.splits import make_split
 
     dataset = load_dataset(dataset_name)
     return dataset, make_split(dataset, seed=0)

@@ -1,5 +1,5 @@
 """How much of a study's epochs the median pruner saves: the measurement behind
-``benchmark.cost.MEDIAN_KEPT_SHARE``.
+``benchmark.cost.estimate.MEDIAN_KEPT_SHARE``.
 
     python benchmarks/pruning_share.py RESULTS [--startup 5] [--warmup 10]
 
@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import optuna  # noqa: E402
 
-from benchmark.store import resolve_url  # noqa: E402
-from benchmark.tuning import LAG  # noqa: E402
+from benchmark.store.results import resolve_url  # noqa: E402
+from benchmark.execution.tuning import LAG  # noqa: E402
 
 
 def study_share(study, startup: int, warmup: int) -> tuple[dict, float, float]:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.arff import read_text
-from benchmark.data import MultiLabelDataset
-from benchmark.datasource import CliOption, DatasetFormat, DatasetSpec
+from benchmark.data.arff import read_text
+from benchmark.data.dataset import MultiLabelDataset
+from benchmark.data.sources import CliOption, DatasetFormat, DatasetSpec
 from benchmark.errors import DatasetError, ParseError
 
 ID_MIN_ROWS = 20  # below this, all-distinct values are as likely a small categorical

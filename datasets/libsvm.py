@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from benchmark.arff import read_text
-from benchmark.data import MultiLabelDataset
-from benchmark.datasource import DatasetFormat, DatasetSpec
+from benchmark.data.arff import read_text
+from benchmark.data.dataset import MultiLabelDataset
+from benchmark.data.sources import DatasetFormat, DatasetSpec
 from benchmark.errors import DatasetError, ParseError
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from benchmark.arff import ArffData, Attribute, read_arff, read_label_xml
-from benchmark.data import MultiLabelDataset
-from benchmark.datasource import DatasetFormat, DatasetSpec
+from benchmark.data.arff import ArffData, Attribute, read_arff, read_label_xml
+from benchmark.data.dataset import MultiLabelDataset
+from benchmark.data.sources import DatasetFormat, DatasetSpec
 from benchmark.errors import DatasetError, ParseError
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.data import MultiLabelDataset
-from benchmark.datasource import CliOption, DatasetFormat, DatasetSpec, catalog
+from benchmark.data.dataset import MultiLabelDataset
+from benchmark.data.sources import CliOption, DatasetFormat, DatasetSpec, catalog
 from benchmark.errors import DatasetError, ParseError
 
 SPLIT_ROLES = {"train": "train_idx", "val": "val_idx", "test": "test_idx"}

@@ -37,7 +37,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from torch import nn
 
 from benchmark.errors import BenchmarkError
-from benchmark.torch_training import TORCH_DEFAULTS, TorchModel, mlp_layers
+from benchmark.modelapi.torch_training import TORCH_DEFAULTS, TorchModel, mlp_layers
 
 
 def pairwise_ranking_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from torch import nn
 
-from benchmark.torch_training import TORCH_DEFAULTS, MaskDropout, TorchModel, mlp_layers
+from benchmark.modelapi.torch_training import TORCH_DEFAULTS, MaskDropout, TorchModel, mlp_layers
 
 LOG_2PI = math.log(2.0 * math.pi)
 

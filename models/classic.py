@@ -34,8 +34,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multioutput import ClassifierChain
 from threadpoolctl import threadpool_limits
 
-from benchmark.model_api import Model
-from benchmark.sklearn_utils import (
+from benchmark.modelapi.base import Model
+from benchmark.modelapi.sklearn_utils import (
     LabelPartition,
     check_features,
     check_xy,

@@ -36,7 +36,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from torch import nn
 
 from benchmark.errors import BenchmarkError
-from benchmark.torch_training import TORCH_DEFAULTS, MaskDropout, TorchModel, mlp_layers
+from benchmark.modelapi.torch_training import TORCH_DEFAULTS, MaskDropout, TorchModel, mlp_layers
 
 
 def cooccurrence_blocks(Y, block: int) -> np.ndarray:

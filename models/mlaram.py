@@ -41,8 +41,8 @@ import numpy as np
 import scipy.sparse as sp
 from optuna.distributions import FloatDistribution
 
-from benchmark.model_api import Model
-from benchmark.sklearn_utils import LabelPartition, check_features, check_xy, predict_in_chunks
+from benchmark.modelapi.base import Model
+from benchmark.modelapi.sklearn_utils import LabelPartition, check_features, check_xy, predict_in_chunks
 
 
 def _label_combination_key(indicator) -> str:

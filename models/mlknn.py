@@ -36,8 +36,8 @@ import scipy.sparse as sp
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from threadpoolctl import threadpool_limits
 
-from benchmark.model_api import Model
-from benchmark.sklearn_utils import (
+from benchmark.modelapi.base import Model
+from benchmark.modelapi.sklearn_utils import (
     LabelPartition,
     ModelInputError,
     check_features,

@@ -1,6 +1,6 @@
 """A plain multi-layer perceptron trained with binary cross-entropy: the deep baseline.
 
-It shares everything but the network with the VAEs (benchmark.torch_training): features
+It shares everything but the network with the VAEs (benchmark.modelapi.torch_training): features
 standardised with training statistics (part of the model; hyperparameter ``standardize``),
 data on the device, Adam, per-epoch validation macro-F1 with epoch selection
 (``epoch_selection``) and pruning callbacks.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from torch import nn
 
-from benchmark.torch_training import TORCH_DEFAULTS, TorchModel, mlp_layers
+from benchmark.modelapi.torch_training import TORCH_DEFAULTS, TorchModel, mlp_layers
 
 
 class MLP(TorchModel):

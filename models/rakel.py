@@ -41,8 +41,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from benchmark.model_api import Model
-from benchmark.sklearn_utils import LabelPartition, check_features, check_xy, fit_estimator, make_scaler
+from benchmark.modelapi.base import Model
+from benchmark.modelapi.sklearn_utils import LabelPartition, check_features, check_xy, fit_estimator, make_scaler
 
 RAKEL_DEFAULTS: dict[str, Any] = {
     "labelset_size": 3,   # k, the paper's recommended value

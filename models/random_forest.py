@@ -11,7 +11,7 @@ for its positive class.
 - No feature scaling: trees are invariant to monotone transforms.
 - CSR input is passed as CSR (scikit-learn trees split sparse columns natively).
 - Labels with a single class in the training data are set aside (as for the classic
-  baselines, ``benchmark.sklearn_utils.LabelPartition``): each scores its training
+  baselines, ``benchmark.modelapi.sklearn_utils.LabelPartition``): each scores its training
   frequency (0.0 or 1.0); only the others are fitted.
 - ``n_jobs`` is the model's ``n_threads`` (1 when unset), so parallel cells do not
   oversubscribe; the forest's ``random_state`` is the model seed, and scikit-learn's
@@ -27,8 +27,8 @@ import numpy as np
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from sklearn.ensemble import RandomForestClassifier
 
-from benchmark.model_api import Model
-from benchmark.sklearn_utils import LabelPartition, check_features, check_xy
+from benchmark.modelapi.base import Model
+from benchmark.modelapi.sklearn_utils import LabelPartition, check_features, check_xy
 
 
 class RandomForest(Model):

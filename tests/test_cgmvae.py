@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from benchmark.model_api import get_model
+from benchmark.modelapi.base import get_model
 
 CGMVAE = get_model("cgmvae")
 cg = importlib.import_module(CGMVAE.__module__)
@@ -58,8 +58,8 @@ def test_component_log_densities_match_the_broadcast_definition():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cgmvae_fits_on_cuda(mirror_dir):
-    from benchmark.datasource import load_dataset
-    from benchmark.splits import make_split
+    from benchmark.data.sources import load_dataset
+    from benchmark.data.splits import make_split
 
     dataset = load_dataset("yeast")
     split = make_split(dataset, seed=0)
@@ -171,15 +171,15 @@ def test_defaults_are_the_reference_settings():
 
 
 def _published(name):
-    from benchmark.datasource import load_dataset
-    from benchmark.splits import make_split
+    from benchmark.data.sources import load_dataset
+    from benchmark.data.splits import make_split
 
     dataset = load_dataset(name)
     return dataset.X, dataset.Y, make_split(dataset, seed=0)
 
 
 def _val_protocol(Y, split, s_val, s_test):
-    from benchmark.thresholds import evaluate_protocols
+    from benchmark.evaluation.thresholds import evaluate_protocols
 
     return evaluate_protocols(Y[split.val], s_val, Y[split.test], s_test)["val"]["metrics"]
 

@@ -8,7 +8,7 @@ import multiprocessing
 
 import pytest
 
-from benchmark import cost
+from benchmark.cost import estimate as cost
 
 ENTRY = {"fixed": 1.0, "per_row": 0.01, "exponent": 1.0, "per_epoch_val": 0.0, "epochs_trained": False,
          "peak_gpu_bytes": 0}
@@ -103,10 +103,10 @@ def test_a_multithread_cache_entry_without_parallelism_is_recalibrated(tmp_path)
 
 
 def _runner(tmp_path, body: str):
-    from benchmark.plan import make_plan
-    from benchmark.runner import Runner
-    from benchmark.store import ResultsStore
-    from benchmark.suite import load_suite
+    from benchmark.execution.resources import make_plan
+    from benchmark.execution.runner import Runner
+    from benchmark.store.results import ResultsStore
+    from benchmark.execution.suite import load_suite
 
     suite_file = tmp_path / "s.toml"
     suite_file.write_text('name = "s"\ndatasets = ["emotions"]\nfractions = [1.0]\nseeds = [0, 1]\n' + body)
@@ -117,7 +117,7 @@ def _runner(tmp_path, body: str):
 def test_trials_the_median_pruner_may_stop_are_estimated_at_the_measured_share_of_their_epochs(tmp_path):
     """Trial k sees trials 0..k-1-LAG, so the first startup + LAG trials train in full; the
     rest train their warm-up plus MEDIAN_KEPT_SHARE of the epochs after it. Cells train in full."""
-    from benchmark.tuning import LAG
+    from benchmark.execution.tuning import LAG
 
     runner, groups = _runner(tmp_path, 'models = ["mlp"]\ntrials = 12\npruner = "median"\n'
                                        'pruner_startup_trials = 3\npruner_warmup_epochs = 2\n'
@@ -171,9 +171,9 @@ def test_the_space_factor_is_cached_apart_from_the_fixed_settings_cost(tmp_path)
 def test_the_progress_display_compares_each_finished_job_with_its_own_estimate(tmp_path, monkeypatch):
     """A real run with the estimate on: every trial and cell gets the cost model's seconds of
     that job, so the pruned trials' shorter estimates are the ones their times are compared with."""
-    from benchmark.executors import LocalExecutor
-    from benchmark.progress import RunProgress
-    from benchmark.tuning import LAG
+    from benchmark.execution.executors import LocalExecutor
+    from benchmark.execution.progress import RunProgress
+    from benchmark.execution.tuning import LAG
 
     monkeypatch.setenv("MLCBENCH_CACHE_DIR", str(tmp_path / "cache"))
     runner, _ = _runner(tmp_path, 'models = ["mlp"]\ntrials = 6\npruner = "median"\npruner_startup_trials = 0\n'
@@ -207,7 +207,7 @@ def test_a_run_uses_cached_space_factors_and_times_none_itself(tmp_path, monkeyp
     monkeypatch.setattr(cost, "calibrate_space", lambda *a: pytest.fail("a run timed a space"))
     runner, groups = _runner(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
     monkeypatch.setattr(cost, "calibrate", lambda runner, group: cost.FitCost(1.0, 0.0))
-    from benchmark.progress import RunProgress
+    from benchmark.execution.progress import RunProgress
 
     runner.progress = RunProgress(quiet=True)
     assert runner._estimate(groups, set()) == pytest.approx(3.0), "2 trials + seed 1's cell at 1 s each"

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.executors import LocalExecutor
-from benchmark.plan import ExecutionPlan, make_plan
-from benchmark.progress import RunProgress
-from benchmark.runner import Runner
-from benchmark.store import ResultsStore
-from benchmark.suite import load_suite
+from benchmark.execution.executors import LocalExecutor
+from benchmark.execution.resources import ExecutionPlan, make_plan
+from benchmark.execution.progress import RunProgress
+from benchmark.execution.runner import Runner
+from benchmark.store.results import ResultsStore
+from benchmark.execution.suite import load_suite
 
 TEST_MODELS = Path(__file__).resolve().parent / "models_for_tests"
 
@@ -23,7 +23,7 @@ TEST_MODELS = Path(__file__).resolve().parent / "models_for_tests"
 @pytest.fixture(autouse=True)
 def test_models(monkeypatch, tmp_path):
     monkeypatch.setenv("MLCBENCH_MODELS_PATH", str(TEST_MODELS))
-    from benchmark import discovery
+    from benchmark.modelapi import discovery
 
     discovery.install_aliases()
     monkeypatch.setenv("MLCBENCH_TEST_DEVICE_LOG", str(tmp_path / "devices.log"))
@@ -63,7 +63,7 @@ def test_cpu_and_gpu_jobs_run_concurrently_in_their_own_pools(tmp_path):
 
 
 def test_jobs_per_gpu_fills_free_memory_up_to_the_caps():
-    from benchmark.plan import MAX_JOBS_PER_GPU, jobs_per_gpu
+    from benchmark.execution.resources import MAX_JOBS_PER_GPU, jobs_per_gpu
 
     gib = 2**30
     assert jobs_per_gpu(10 * gib, [1 * gib, 3 * gib], cores=16, n_gpus=1) == 2, "0.8 * 10 GiB / the largest peak"
@@ -80,8 +80,8 @@ def test_jobs_per_gpu_fills_free_memory_up_to_the_caps():
 def test_the_run_command_sizes_gpu_jobs_from_the_calibrated_peak(tmp_path, monkeypatch, capsys):
     """Without --workers on a (mocked) GPU machine the dry run calibrates, reads the peak of
     the GPU model's fits and the device's free memory, and plans that many jobs per GPU."""
-    import benchmark.cost as cost
-    import benchmark.plan as plan_module
+    import benchmark.cost.estimate as cost
+    import benchmark.execution.resources as plan_module
     from benchmark.cli import main
 
     gib = 2**30

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.dataplan import DataPlan, dataset_fingerprint
-from benchmark.plan import make_plan
-from benchmark.runner import Runner
-from benchmark.store import ResultsStore
-from benchmark.suite import REFERENCE_GRID, DatasetEntry, load_suite
+from benchmark.data.dataplan import DataPlan, dataset_fingerprint
+from benchmark.execution.resources import make_plan
+from benchmark.execution.runner import Runner
+from benchmark.store.results import ResultsStore
+from benchmark.execution.suite import REFERENCE_GRID, DatasetEntry, load_suite
 
 
 def plan_for(resample: str, name: str = "emotions", prefix: bool = False, cache=None, declaration=None) -> DataPlan:
@@ -61,7 +61,7 @@ def test_reference_protocol_prefix_fractions_nine_point_grid_no_standardisation(
     job = runner.job(group, "cell", 0, dict(group.model.params))
     assert list(job.oracle_grid) == REFERENCE_GRID
     assert list(job.selection_grid) == REFERENCE_GRID, "checkpoints chosen on the nine-point grid"
-    from benchmark.model_api import get_model
+    from benchmark.modelapi.base import get_model
 
     assert "standardize" in get_model("mlp").defaults and group.model.params["standardize"] is False
     assert group.model.params["epoch_selection"] == "reference"

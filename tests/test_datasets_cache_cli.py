@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.datasource import cache_dir, catalog, load_dataset
+from benchmark.data.sources import cache_dir, catalog, load_dataset
 
 
 @pytest.fixture

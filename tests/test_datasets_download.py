@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.datasource import catalog, load_dataset
+from benchmark.data.sources import catalog, load_dataset
 from benchmark.errors import ChecksumError, DatasetError
 
 DATASET = "medical"  # small (0.2 MB), sparse, with a train/test split

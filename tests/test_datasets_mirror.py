@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from benchmark.arff import read_arff
-from benchmark.datasource import BUNDLED_DIR, catalog, load_dataset, sha256_of, LocalFile
+from benchmark.data.arff import read_arff
+from benchmark.data.sources import BUNDLED_DIR, catalog, load_dataset, sha256_of, LocalFile
 
 MULAN_IN_MIRROR = ["emotions", "yeast", "scene", "medical", "enron", "bibtex", "delicious", "corel5k"]
 SPARSE = {"medical", "enron", "bibtex", "delicious", "corel5k"}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.datasource import DatasetSpec, catalog, load_dataset
+from benchmark.data.sources import DatasetSpec, catalog, load_dataset
 from benchmark.errors import DatasetError, ParseError
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from benchmark.arff import read_arff, read_label_xml
-from benchmark.datasource import DatasetSpec, get_spec, load_dataset
+from benchmark.data.arff import read_arff, read_label_xml
+from benchmark.data.sources import DatasetSpec, get_spec, load_dataset
 from benchmark.errors import ChecksumError, DatasetError, ParseError, UnknownNameError
 
 XML = """<?xml version="1.0" encoding="utf-8"?>
@@ -199,7 +199,7 @@ def test_offline_missing_file_says_how_to_get_it(tmp_path):
 def test_numpy_fast_path_equals_general_path(relative, mirror_dir, monkeypatch):
     """The vectorised fast path (numbers only, no quotes) must agree with the general
     token-by-token path on real dense and sparse files."""
-    import benchmark.arff as arff
+    import benchmark.data.arff as arff
 
     path = mirror_dir / relative
     if not path.exists():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.store import ResultsStore
+from benchmark.store.results import ResultsStore
 
 pytest.importorskip("ray")
 
@@ -26,7 +26,7 @@ epochs = 4
 
 def test_ray_executor_matches_local_executor(tmp_path, monkeypatch):
     monkeypatch.setenv("MLCBENCH_MODELS_PATH", str(TEST_MODELS))
-    from benchmark import discovery
+    from benchmark.modelapi import discovery
 
     discovery.install_aliases()
     suite = tmp_path / "suite.toml"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.store import ResultsStore
+from benchmark.store.results import ResultsStore
 
 pytest.importorskip("ray")
 

@@ -13,9 +13,9 @@ import pytest
 import scipy.sparse as sp
 
 from benchmark.cli import main
-from benchmark.datasource import DatasetSpec, formats, load_dataset
+from benchmark.data.sources import DatasetSpec, formats, load_dataset
 from benchmark.errors import DatasetError, ParseError
-from benchmark.suite import load_suite
+from benchmark.execution.suite import load_suite
 
 CSV_TRAIN = """\
 id,height,colour,smoker,sport,music

@@ -17,11 +17,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.datasource import load_dataset
+from benchmark.data.sources import load_dataset
 from benchmark.errors import BenchmarkError
-from benchmark.model_api import get_model
-from benchmark.splits import make_split
-from benchmark.thresholds import evaluate_protocols
+from benchmark.modelapi.base import get_model
+from benchmark.data.splits import make_split
+from benchmark.evaluation.thresholds import evaluate_protocols
 from mlcbench_models.lamp import cooccurrence_blocks  # noqa: E402  (the alias benchmark installs)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.datasource import DatasetSpec, load_dataset
+from benchmark.data.sources import DatasetSpec, load_dataset
 from benchmark.errors import DatasetError
 from test_datasets_npy_synthetic import npy_spec, write_npy_dataset
 

@@ -1,4 +1,4 @@
-"""benchmark.metrics against brute force written from the definitions, and scikit-learn.
+"""benchmark.evaluation.metrics against brute force written from the definitions, and scikit-learn.
 
 The brute-force functions below loop over samples, labels and pairs exactly as
 DESIGN.md words each metric; they share no code with the module under test.
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 from benchmark.errors import BenchmarkError
-from benchmark.metrics import METRICS, RANKING_METRICS, THRESHOLDED_METRICS, compute
+from benchmark.evaluation.metrics import METRICS, RANKING_METRICS, THRESHOLDED_METRICS, compute
 
 # ---------------------------------------------------------------- brute force
 
@@ -290,7 +290,7 @@ def test_rows_with_no_or_all_true_labels_follow_scikit_learn_ranking_conventions
 
 
 def test_on_real_labels_yeast_agrees_with_scikit_learn():
-    datasource = pytest.importorskip("benchmark.datasource")
+    datasource = pytest.importorskip("benchmark.data.sources")
     Y = datasource.load_dataset("yeast").Y
     rng = np.random.default_rng(0)
     S = np.clip(0.6 * Y + rng.normal(0.2, 0.25, Y.shape), 0, 1)  # informative, noisy scores

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.datasource import load_dataset
-from benchmark.model_api import get_model
-from benchmark.splits import make_split, nested_fractions
-from benchmark.thresholds import evaluate_protocols
+from benchmark.data.sources import load_dataset
+from benchmark.modelapi.base import get_model
+from benchmark.data.splits import make_split, nested_fractions
+from benchmark.evaluation.thresholds import evaluate_protocols
 
 MLP = get_model("mlp")
 SHOWN = ("ebF1", "miF1", "maF1", "P@1")

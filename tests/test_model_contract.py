@@ -20,8 +20,8 @@ import optuna
 import pytest
 import scipy.sparse as sp
 
-from benchmark.discovery import REPO_ROOT
-from benchmark.model_api import EPOCH_FIT_INFO_FIELDS, FIT_INFO_FIELDS, available_models
+from benchmark.modelapi.discovery import REPO_ROOT
+from benchmark.modelapi.base import EPOCH_FIT_INFO_FIELDS, FIT_INFO_FIELDS, available_models
 
 MODELS = available_models()
 N_EPOCHS = 2
@@ -105,7 +105,7 @@ def test_on_epoch_once_per_epoch_and_pruning_propagates(name):
 BROKEN = "import nosuchpackage_for_the_contract_test\n"
 WORKING = '''
 import numpy as np
-from benchmark.model_api import Model
+from benchmark.modelapi.base import Model
 
 
 class Constant(Model):

@@ -29,10 +29,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from benchmark.datasource import load_dataset
-from benchmark.model_api import get_model
-from benchmark.splits import labels_without_positives, make_split, nested_fractions
-from benchmark.thresholds import VAL_GRID, best_over_grid, evaluate_protocols
+from benchmark.data.sources import load_dataset
+from benchmark.modelapi.base import get_model
+from benchmark.data.splits import labels_without_positives, make_split, nested_fractions
+from benchmark.evaluation.thresholds import VAL_GRID, best_over_grid, evaluate_protocols
 
 NEW_MODELS = ("rf", "rakeld", "rakelo", "mlaram", "asl", "c2ae", "lamp")
 TORCH_MODELS = ("asl", "c2ae", "lamp")

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from benchmark.datasource import load_dataset
-from benchmark.model_api import get_model
-from benchmark.sklearn_utils import LabelPartition, ModelInputError
-from benchmark.splits import labels_without_positives, make_split, nested_fractions
-from benchmark.thresholds import VAL_GRID, best_over_grid, evaluate_protocols
+from benchmark.data.sources import load_dataset
+from benchmark.modelapi.base import get_model
+from benchmark.modelapi.sklearn_utils import LabelPartition, ModelInputError
+from benchmark.data.splits import labels_without_positives, make_split, nested_fractions
+from benchmark.evaluation.thresholds import VAL_GRID, best_over_grid, evaluate_protocols
 
 BASELINES = ("br", "cc", "ecc", "mlknn")
 ALL_CLASSIC = ("prior",) + BASELINES

@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy import stats
 
-from benchmark import discovery
+from benchmark.modelapi import discovery
 
 discovery.install_aliases()
 mpvae = importlib.import_module("mlcbench_models.mpvae")
@@ -353,8 +353,8 @@ def test_tiny_data_trains_on_one_batch_with_sparse_input_and_empty_label():
 
 
 def _published(name):
-    from benchmark.datasource import load_dataset
-    from benchmark.splits import make_split
+    from benchmark.data.sources import load_dataset
+    from benchmark.data.splits import make_split
 
     dataset = load_dataset(name)
     split = make_split(dataset, seed=0)
@@ -363,7 +363,7 @@ def _published(name):
 
 
 def _val_protocol(data, model_or_scores):
-    from benchmark.thresholds import evaluate_protocols
+    from benchmark.evaluation.thresholds import evaluate_protocols
 
     if isinstance(model_or_scores, tuple):
         s_val, s_test = model_or_scores
@@ -383,7 +383,7 @@ P_AT_1_MARGIN = {"yeast": -0.03, "scene": 0.02}
 @pytest.mark.parametrize("name, epochs, shared_noise", [("yeast", 60, False), ("scene", 40, False),
                                                         ("scene", 40, True)])
 def test_beats_trivial_and_lands_near_binary_relevance(name, epochs, shared_noise, mirror_dir):
-    from benchmark.model_api import get_model
+    from benchmark.modelapi.base import get_model
 
     data = _published(name)
     (X, Y), (Xv, Yv), (Xt, _) = data["train"], data["val"], data["test"]

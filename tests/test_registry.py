@@ -11,9 +11,9 @@ import textwrap
 import pytest
 from optuna.distributions import BaseDistribution
 
-from benchmark.discovery import REPO_ROOT
+from benchmark.modelapi.discovery import REPO_ROOT
 from benchmark.errors import UnknownNameError
-from benchmark.model_api import Model, available_models, get_model
+from benchmark.modelapi.base import Model, available_models, get_model
 
 OUR_MODELS = {"prior": "trivial", "br": "classic", "cc": "classic", "ecc": "classic", "mlknn": "knn"}
 
@@ -80,7 +80,7 @@ def test_models_from_an_extra_folder_are_discovered(tmp_path):
     (tmp_path / "my_model.py").write_text(textwrap.dedent('''
         import numpy as np
         from optuna.distributions import FloatDistribution
-        from benchmark.model_api import Model
+        from benchmark.modelapi.base import Model
 
         class Constant(Model):
             """Scores every label with the same value."""

@@ -58,7 +58,7 @@ SUITE = textwrap.dedent(
 BROKEN_MODEL = textwrap.dedent(
     '''
     """Test-only model that always fails, so the report has a failed cell to list."""
-    from benchmark.model_api import Model
+    from benchmark.modelapi.base import Model
 
 
     class BrokenForReport(Model):
@@ -94,7 +94,7 @@ def store_dir(tmp_path_factory, mirror_dir) -> Path:
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert (results / "mlcbench.sqlite").exists(), proc.stdout + proc.stderr
-    from benchmark.store import ResultsStore
+    from benchmark.store.results import ResultsStore
 
     store = ResultsStore(results)  # a cell some interrupted run planned but never wrote
     store.plan([MISSING_CELL], suite="report-test", suite_hash="planned-by-test")
@@ -375,7 +375,7 @@ def test_cli_report_succeeds_on_the_store(store_dir, tmp_path, capsys):
 def test_missing_or_empty_store_exits_nonzero_with_a_message(tmp_path, capsys):
     assert cli_main(["report", "--results", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) != 0
     assert "no results store" in capsys.readouterr().err
-    from benchmark.store import ResultsStore
+    from benchmark.store.results import ResultsStore
 
     ResultsStore(tmp_path / "empty").dispose()  # creates the tables, stores nothing
     assert cli_main(["report", "--results", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) != 0

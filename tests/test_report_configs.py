@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmark.report.inputs import ReportError, inputs_from_store
-from benchmark.store import ResultsStore
+from benchmark.store.results import ResultsStore
 
 
 def _row(config, value, finished, seed=0, suite="quick", trials=10, model="br"):

@@ -12,7 +12,7 @@ import pytest
 from benchmark.cli import main as cli_main
 from benchmark.report import ReportError, build_report
 from benchmark.report.published import NO_MATCH, compare, load_published
-from benchmark.store import ResultsStore
+from benchmark.store.results import ResultsStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = REPO_ROOT / "reports" / "published.csv"

@@ -19,7 +19,7 @@ import pytest
 from optuna.trial import TrialState
 
 from benchmark.cli import main
-from benchmark.store import ResultsStore
+from benchmark.store.results import ResultsStore
 
 TEST_MODELS = Path(__file__).resolve().parent / "models_for_tests"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def test_models(monkeypatch, tmp_path):
     monkeypatch.setenv("MLCBENCH_MODELS_PATH", str(TEST_MODELS))
-    from benchmark import discovery
+    from benchmark.modelapi import discovery
 
     discovery.install_aliases()
     monkeypatch.setenv("MLCBENCH_TEST_FIT_LOG", str(tmp_path / "fits.log"))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.store import ResultsStore
+from benchmark.store.results import ResultsStore
 
 TEST_MODELS = Path(__file__).resolve().parent / "models_for_tests"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def test_models(monkeypatch, tmp_path):
     monkeypatch.setenv("MLCBENCH_MODELS_PATH", str(TEST_MODELS))
-    from benchmark import discovery
+    from benchmark.modelapi import discovery
 
     discovery.install_aliases()
     monkeypatch.setenv("MLCBENCH_TEST_FIT_LOG", str(tmp_path / "fits.log"))

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from benchmark.data import MultiLabelDataset
+from benchmark.data.dataset import MultiLabelDataset
 from benchmark.errors import BenchmarkError, DatasetError
-from benchmark.splits import Split, labels_without_positives, make_split, nested_fractions, stratified_order
+from benchmark.data.splits import Split, labels_without_positives, make_split, nested_fractions, stratified_order
 
 
 @pytest.fixture(scope="module")
 def yeast():
-    datasource = pytest.importorskip("benchmark.datasource")
+    datasource = pytest.importorskip("benchmark.data.sources")
     return datasource.load_dataset("yeast")
 
 

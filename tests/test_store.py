@@ -9,9 +9,9 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from benchmark.claims import claims_table
+from benchmark.store.claims import claims_table
 from benchmark.report.inputs import metrics_long
-from benchmark.store import RUN_COLUMNS, ResultsStore, StoreError, runs_table
+from benchmark.store.results import RUN_COLUMNS, ResultsStore, StoreError, runs_table
 
 
 def _row(status="done", seed=0, fraction=0.5, value=0.5, **extra):

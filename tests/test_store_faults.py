@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from benchmark.cli import main
-from benchmark.store import ResultsStore
+from benchmark.store.results import ResultsStore
 
 RUN = ["run", "--quiet", "--suite", "smoke", "--models", "prior", "--datasets", "emotions", "--fractions", "1"]
 
@@ -71,7 +71,7 @@ def test_report_out_unwritable(tmp_path, capsys):
 
 def test_a_full_disk_stops_the_run_cleanly_and_keeps_finished_cells(tmp_path, capsys, monkeypatch):
     """SQLite's max_page_count makes the database 'full' after a few cells, as a full disk would."""
-    from benchmark import store as store_module
+    from benchmark.store import results as store_module
 
     results = tmp_path / "res"
     ResultsStore(results)

@@ -19,7 +19,7 @@ import optuna
 import pytest
 
 from benchmark.cli import main
-from benchmark.store import ResultsStore
+from benchmark.store.results import ResultsStore
 from pg_server import postgres_server, postgres_url  # noqa: F401 - fixtures
 
 TEST_MODELS = Path(__file__).resolve().parent / "models_for_tests"
@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def test_models(monkeypatch, tmp_path):
     monkeypatch.setenv("MLCBENCH_MODELS_PATH", str(TEST_MODELS))
-    from benchmark import discovery
+    from benchmark.modelapi import discovery
 
     discovery.install_aliases()
     monkeypatch.setenv("MLCBENCH_TEST_FIT_LOG", str(tmp_path / "fits.log"))
@@ -244,7 +244,7 @@ def test_a_run_killed_and_resumed_on_postgres_equals_an_uninterrupted_run(postgr
 
 def _open_everything(url, barrier, answers) -> None:
     """What every run does first: open the store, its claims and the optuna storage."""
-    from benchmark.tuning import storage_for
+    from benchmark.execution.tuning import storage_for
 
     barrier.wait()
     try:

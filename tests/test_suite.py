@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from benchmark.errors import BenchmarkError, UnknownNameError
-from benchmark.model_api import available_models
-from benchmark.suite import SuiteError, load_suite, shipped_suites
+from benchmark.modelapi.base import available_models
+from benchmark.execution.suite import SuiteError, load_suite, shipped_suites
 
 TEST_MODELS = Path(__file__).resolve().parent / "models_for_tests"
 
@@ -28,7 +28,7 @@ def test_shipped_suites_are_complete_and_valid(mirror_dir):
     names = [d.name for d in paper.datasets]
     assert names[:4] == ["yeast", "scene", "bibtex", "delicious"]
     for optional in ("mirflickr", "nus-wide", "fish", "eBird", "sider"):  # used iff their files are local
-        from benchmark.datasource import get_spec
+        from benchmark.data.sources import get_spec
 
         available = get_spec(optional).is_available(str(mirror_dir))
         assert (optional in names) == available
@@ -86,7 +86,7 @@ params = { C = 0.25 }
     assert suite.model("br").fixed and suite.model("br").params == {"C": 0.25}
     assert not suite.model("prior").fixed
 
-    from benchmark.job import load_job_dataset
+    from benchmark.execution.worker import load_job_dataset
 
     dataset = load_job_dataset(entry.ref(), None)
     assert dataset.n_labels == 6 and dataset.n_instances == 593
@@ -119,9 +119,9 @@ def test_unknown_suite_name_lists_shipped_ones():
 
 def test_dry_run_lists_cells_and_done_count(tmp_path, capsys):
     from benchmark.cli import main
-    from benchmark.plan import make_plan
-    from benchmark.runner import Runner
-    from benchmark.store import ResultsStore
+    from benchmark.execution.resources import make_plan
+    from benchmark.execution.runner import Runner
+    from benchmark.store.results import ResultsStore
 
     store = ResultsStore(tmp_path)
     suite = load_suite("smoke", models="br,prior", datasets="emotions")
@@ -136,9 +136,9 @@ def test_dry_run_lists_cells_and_done_count(tmp_path, capsys):
 
 
 def test_paper_suite_starts_from_the_published_settings(mirror_dir, tmp_path):
-    from benchmark.plan import make_plan
-    from benchmark.runner import Runner
-    from benchmark.store import ResultsStore
+    from benchmark.execution.resources import make_plan
+    from benchmark.execution.runner import Runner
+    from benchmark.store.results import ResultsStore
 
     suite = load_suite("paper", data_dir=str(mirror_dir), datasets="yeast,delicious", models="mpvae,cgmvae,mlp,br")
     runner = Runner(suite, ResultsStore(tmp_path), None, None, make_plan("cpu", 1, data_dir=str(mirror_dir)))
@@ -156,9 +156,9 @@ def test_paper_suite_starts_from_the_published_settings(mirror_dir, tmp_path):
 def test_a_dataset_table_changes_only_that_dataset(mirror_dir, tmp_path):
     """[model.NAME.datasets.D] sets params and tune on D; other datasets keep the model's table
     and their cells' identity (config hash) is the same as without the dataset table."""
-    from benchmark.plan import make_plan
-    from benchmark.runner import Runner
-    from benchmark.store import ResultsStore
+    from benchmark.execution.resources import make_plan
+    from benchmark.execution.runner import Runner
+    from benchmark.store.results import ResultsStore
 
     head = ('name = "per-dataset"\ndatasets = ["yeast", "scene"]\nmodels = ["mlp"]\ntrials = 2\n'
             '[model.mlp]\nparams = { epochs = 7 }\ntune = ["lr", "dropout"]\n')
@@ -180,9 +180,9 @@ def test_a_dataset_table_changes_only_that_dataset(mirror_dir, tmp_path):
 
 
 def test_paper_suite_cuts_lamp_on_the_large_label_sets(mirror_dir, tmp_path):
-    from benchmark.plan import make_plan
-    from benchmark.runner import Runner
-    from benchmark.store import ResultsStore
+    from benchmark.execution.resources import make_plan
+    from benchmark.execution.runner import Runner
+    from benchmark.store.results import ResultsStore
 
     suite = load_suite("paper", data_dir=str(mirror_dir), datasets="yeast,bibtex,delicious", models="lamp")
     runner = Runner(suite, ResultsStore(tmp_path), None, None, make_plan("cpu", 1, data_dir=str(mirror_dir)))

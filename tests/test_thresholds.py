@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmark.errors import BenchmarkError
-from benchmark.metrics import METRICS, RANKING_METRICS, THRESHOLDED_METRICS, compute
-from benchmark.thresholds import (
+from benchmark.evaluation.metrics import METRICS, RANKING_METRICS, THRESHOLDED_METRICS, compute
+from benchmark.evaluation.thresholds import (
     ORACLE_GRID,
     VAL_GRID,
     best_over_grid,
@@ -246,7 +246,7 @@ def test_protocol_input_errors():
 
 def test_protocols_on_yeast_labels():
     """Real label structure (yeast), scores of an under-confident noisy model."""
-    datasource = pytest.importorskip("benchmark.datasource")
+    datasource = pytest.importorskip("benchmark.data.sources")
     Y = datasource.load_dataset("yeast").Y
     rng = np.random.default_rng(0)
     S = 0.15 * Y + rng.uniform(0, 0.35, Y.shape)  # all scores < 0.5: fixed predicts nothing

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import BenchmarkError
-from benchmark.torch_training import (
+from benchmark.modelapi.torch_training import (
     TORCH_DEFAULTS,
     DeviceFeatures,
     Standardizer,
@@ -149,7 +149,7 @@ def test_bad_input_is_a_clear_error():
 
 
 def test_divergence_is_a_clear_error():
-    from benchmark.torch_training import TrainingDiverged
+    from benchmark.modelapi.torch_training import TrainingDiverged
 
     X, Y, Xv, Yv = _toy_problem()
     with pytest.raises(TrainingDiverged, match="not finite at epoch 1"):

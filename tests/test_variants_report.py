@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from benchmark.cli import main
 from benchmark.report import build_report
-from benchmark.store import ResultsStore
+from benchmark.store.results import ResultsStore
 
 VARIANTS = """
 name = "variants"

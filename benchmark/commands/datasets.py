@@ -7,7 +7,7 @@
   n_distinct_labelsets, n_zero_label_rows, n_train/n_val/n_test (the parts present) and
   the same sizes as a ``split`` object. NAME may also be the path of a data file that a
   format claims (``*_data.npy``, ``*.arff``, ``*.csv``, ``*.svm``...: each format's
-  :meth:`~benchmark.datasource.DatasetFormat.claims_path`); format-specific flags
+  :meth:`~benchmark.data.sources.DatasetFormat.claims_path`); format-specific flags
   (``--label-dim``...) come from the formats' ``cli_options``.
 - ``fetch NAME...``: make every file of the datasets local (download into the cache, or
   into ``--data-dir`` when given), checking sha256.
@@ -59,7 +59,7 @@ def register(subparsers, full: bool = True) -> None:
 
 def format_options() -> list:
     """Every format's ``datasets info`` flags (first declaration of a flag wins)."""
-    from benchmark.datasource import formats
+    from benchmark.data.sources import formats
 
     seen, options = set(), []
     for fmt in formats().values():
@@ -72,7 +72,7 @@ def format_options() -> list:
 
 def availability(spec, data_dir) -> str:
     """Where the dataset's files are, or what is needed to get them."""
-    from benchmark.datasource import locate
+    from benchmark.data.sources import locate
 
     if not spec.files:
         return "generated"
@@ -96,7 +96,7 @@ def availability(spec, data_dir) -> str:
 def list_datasets(args) -> int:
     from tabulate import tabulate
 
-    from benchmark.datasource import catalog, formats, unavailable_formats
+    from benchmark.data.sources import catalog, formats, unavailable_formats
 
     table = formats()
     rows = []
@@ -128,7 +128,7 @@ def resolve_info_spec(args):
     """A catalog name, or a data file path (resolved once, against the current directory)."""
     from dataclasses import replace
 
-    from benchmark.datasource import formats, get_spec
+    from benchmark.data.sources import formats, get_spec
     from benchmark.errors import DatasetError
 
     params = path_params(args)
@@ -163,7 +163,7 @@ def info_record(dataset, spec) -> dict:
 
 
 def show_info(args) -> int:
-    from benchmark.datasource import load_dataset
+    from benchmark.data.sources import load_dataset
 
     spec = resolve_info_spec(args)
     dataset = load_dataset(spec, data_dir=args.data_dir)
@@ -192,7 +192,7 @@ def show_info(args) -> int:
 
 
 def fetch_datasets(args) -> int:
-    from benchmark.datasource import check_file, fetch_file, get_spec
+    from benchmark.data.sources import check_file, fetch_file, get_spec
     from benchmark.errors import DatasetError
 
     specs = [get_spec(name) for name in args.names]  # unknown names fail before any download
@@ -217,7 +217,7 @@ def fetch_datasets(args) -> int:
 def verify_datasets(args) -> int:
     from tabulate import tabulate
 
-    from benchmark.datasource import catalog, get_spec, locate, sha256_of
+    from benchmark.data.sources import catalog, get_spec, locate, sha256_of
 
     specs = [get_spec(name) for name in args.names] if args.names else list(catalog().values())
     rows, counts = [], {"ok": 0, "mismatch": 0, "missing": 0, "unchecked": 0}

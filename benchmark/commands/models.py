@@ -71,7 +71,7 @@ def _yes(flag: bool) -> str:
 
 
 def list_models(args: argparse.Namespace) -> int:
-    from benchmark.model_api import model_declarations
+    from benchmark.modelapi.base import model_declarations
 
     declarations, unavailable = model_declarations()
     descriptions = list(declarations.values())
@@ -95,7 +95,7 @@ def _public(desc: dict[str, Any]) -> dict[str, Any]:
 
 
 def show_model(args: argparse.Namespace) -> int:
-    from benchmark.model_api import get_model, model_declarations
+    from benchmark.modelapi.base import get_model, model_declarations
 
     declarations, _ = model_declarations()
     if args.name not in declarations:

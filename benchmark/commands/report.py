@@ -40,7 +40,7 @@ def metric_names(text: str) -> list[str]:
     import numpy as np
 
     from benchmark.errors import UnknownNameError
-    from benchmark.metrics import compute
+    from benchmark.evaluation.metrics import compute
 
     known = list(compute(np.eye(3, dtype=np.uint8), np.eye(3) * 0.9))  # the names every run stores
     by_lower = {name.lower(): name for name in known}

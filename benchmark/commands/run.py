@@ -52,8 +52,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 def _dry_run(runner, show_cells: bool, with_estimate: bool) -> int:
     from tabulate import tabulate
 
-    from benchmark import cost
-    from benchmark.runner import dry_run_rows
+    from benchmark.cost import estimate as cost
+    from benchmark.execution.runner import dry_run_rows
 
     suite = runner.suite
     rows = dry_run_rows(runner)
@@ -101,9 +101,9 @@ def _jobs_per_gpu_from_memory(suite, store, progress, plan):
     """No --workers on a GPU machine: as many jobs per GPU as its free memory holds of the
     largest calibrated peak of the suite's GPU jobs (``plan.jobs_per_gpu``); the
     calibrations are cached, so the run's own estimate reuses them."""
-    from benchmark import cost
-    from benchmark.plan import gpu_free_bytes, jobs_per_gpu
-    from benchmark.runner import Runner
+    from benchmark.cost import estimate as cost
+    from benchmark.execution.resources import gpu_free_bytes, jobs_per_gpu
+    from benchmark.execution.runner import Runner
 
     probe = Runner(suite, store, None, progress, plan)
     result = cost.estimate(probe, probe.groups()[0], store.done_cells(), notice=progress.notice)
@@ -119,17 +119,17 @@ def _jobs_per_gpu_from_memory(suite, store, progress, plan):
 
 
 def handle(args: argparse.Namespace) -> int:
-    from benchmark.plan import make_plan
-    from benchmark.suite import load_suite
+    from benchmark.execution.resources import make_plan
+    from benchmark.execution.suite import load_suite
 
     data_dir = os.path.abspath(args.data_dir) if args.data_dir else None  # travels in the plan and each job
     suite = load_suite(args.suite, data_dir=data_dir, **_overrides(args))
-    from benchmark.executors import make_executor  # heavy imports only once the suite is valid
-    from benchmark.progress import RunProgress
-    from benchmark.runner import Runner
+    from benchmark.execution.executors import make_executor  # heavy imports only once the suite is valid
+    from benchmark.execution.progress import RunProgress
+    from benchmark.execution.runner import Runner
     from sqlalchemy.exc import DBAPIError
 
-    from benchmark.store import ResultsStore, StoreError, describe_db_error
+    from benchmark.store.results import ResultsStore, StoreError, describe_db_error
 
     plan = make_plan(suite.device, args.workers if args.workers is not None else suite.workers,
                      args.executor, data_dir, args.address)

@@ -1,6 +1,6 @@
 """Label-embedding insight: learnt label-label similarity beside the data's label dependence.
 
-For every model whose cells stored ``label_embeddings`` (see :func:`benchmark.job.model_artifacts`),
+For every model whose cells stored ``label_embeddings`` (see :func:`benchmark.execution.worker.model_artifacts`),
 per dataset: the cosine-similarity matrix of the learnt embeddings and the pointwise mutual
 information (PMI) of label co-occurrence in the same training rows, both in one order
 (average-linkage clustering of the PMI matrix), with the Spearman correlation between

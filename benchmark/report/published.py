@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics import METRICS
+from benchmark.evaluation.metrics import METRICS
 from benchmark.report.formatting import Cell, TextTable
 from benchmark.report.inputs import PROTOCOLS, ReportError, metrics_long
 

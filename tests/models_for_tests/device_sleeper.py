@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from benchmark.model_api import Model
+from benchmark.modelapi.base import Model
 
 
 class _Sleeper(Model):

@@ -107,7 +107,7 @@ def _timed(job, peaks: list[int] | None = None, timings: list[tuple[float, float
     On a GPU: wall seconds, and the fit's peak torch allocation is appended to ``peaks``.
     On the CPU, ``(cpu, wall)`` seconds are appended to ``timings``.
     """
-    from benchmark.job import run_job
+    from benchmark.execution.worker import run_job
 
     import torch
 
@@ -173,7 +173,7 @@ def calibrate(runner, group) -> FitCost:
     """Time small fits of one group's model on its dataset (see the module docstring)."""
     import dataclasses
 
-    from benchmark.model_api import get_model
+    from benchmark.modelapi.base import get_model
 
     setup = _calibration(runner, group)
     peaks: list[int] = []
@@ -256,7 +256,7 @@ def calibrate_space(runner, group) -> SpaceFactor:
     and features, a network's width and batch size (an rf-dominated suite measured x3.1 its
     estimate). Draws that fail are left out; if all do, the factor is 1.
     """
-    from benchmark.model_api import get_model
+    from benchmark.modelapi.base import get_model
 
     space = cost_space(group)
     if not space:
@@ -293,15 +293,16 @@ def calibrate_space(runner, group) -> SpaceFactor:
 
 #: the engine files a fit executes (besides the model's own file): a change to one of them
 #: can change a fit's cost, a change to the driver, the suite reader or the report cannot
-FIT_ENGINE = ("job.py", "model_api.py", "torch_training.py", "sklearn_utils.py", "metrics.py",
-              "thresholds.py", "data.py", "splits.py")
+FIT_ENGINE = ("execution/worker.py", "modelapi/base.py", "modelapi/torch_training.py",
+              "modelapi/sklearn_utils.py", "evaluation/metrics.py", "evaluation/thresholds.py",
+              "data/dataset.py", "data/splits.py")
 
 
 def _code_version(model_name: str) -> str:
     import inspect
 
-    from benchmark import discovery
-    from benchmark.model_api import get_model
+    from benchmark.modelapi import discovery
+    from benchmark.modelapi.base import get_model
 
     digest = hashlib.sha256()
     digest.update(Path(inspect.getfile(get_model(model_name))).read_bytes())
@@ -311,7 +312,7 @@ def _code_version(model_name: str) -> str:
 
 
 def _machine(threads: int) -> str:
-    from benchmark import provenance
+    from benchmark.store import provenance
 
     return f"{provenance.device_name('cpu')}|threads={threads}"
 
@@ -412,7 +413,7 @@ def epochs_of(group) -> int | None:
         return int(round((space.low + space.high) / 2))
     epochs = group.model.params.get("epochs")
     if epochs is None:
-        from benchmark.model_api import get_model
+        from benchmark.modelapi.base import get_model
 
         epochs = get_model(group.model.base).defaults.get("epochs")
     return int(epochs) if epochs else None
@@ -445,7 +446,7 @@ def trial_epochs(suite, index: int, epochs: int | None, lag: int) -> float | Non
 
 
 def group_fits(runner, group, cost: FitCost, done: set) -> list[Fit]:
-    from benchmark.tuning import LAG
+    from benchmark.execution.tuning import LAG
 
     seeds = [s for s in group.seeds if group.key(s) not in done]
     if not seeds:
@@ -494,14 +495,14 @@ def schedule_wall(fits: list[Fit], cpu_slots: int, gpu_slots: int, lag: int) -> 
 def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=print,
              time_spaces: bool = True) -> dict[str, Any]:
     """Per (dataset, model): fits and CPU/GPU hours; the total wall time for the plan's slots."""
-    from benchmark.datasource import cache_dir
-    from benchmark.pool import configure_threads
-    from benchmark.tuning import LAG
+    from benchmark.data.sources import cache_dir
+    from benchmark.execution.pool import configure_threads
+    from benchmark.execution.tuning import LAG
 
     plan = runner.plan
     gpu = ""
     if plan.uses_gpu:
-        from benchmark import provenance
+        from benchmark.store import provenance
 
         gpu = provenance.device_name(plan.device)
     cache = CostCache(cache_dir() / "cost", plan.cpu_threads, gpu)

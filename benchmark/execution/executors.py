@@ -1,7 +1,7 @@
-"""Executors: where jobs run. The driver (:class:`benchmark.runner.Runner`) stays in charge.
+"""Executors: where jobs run. The driver (:class:`benchmark.execution.runner.Runner`) stays in charge.
 
 Every executor has the same small interface, with two kinds of slot, ``"cpu"`` and
-``"gpu"`` (see :mod:`benchmark.plan` for which model goes where)::
+``"gpu"`` (see :mod:`benchmark.execution.resources` for which model goes where)::
 
     free(resource) -> int                 # jobs of that kind it can take now
     submit(job, resource) -> handle       # stamps the device and threads on the job
@@ -11,7 +11,7 @@ Every executor has the same small interface, with two kinds of slot, ``"cpu"`` a
 
 - :class:`InlineExecutor`: runs jobs in the driver process, one at a time (one CPU
   worker; no process start-up cost).
-- :class:`LocalExecutor`: :class:`benchmark.pool.WorkerPool` processes: CPU workers,
+- :class:`LocalExecutor`: :class:`benchmark.execution.pool.WorkerPool` processes: CPU workers,
   and per GPU its job slots, running at the same time.
 - :class:`RayExecutor`: the same jobs as Ray tasks, on an existing cluster
   (``--address``) or a local instance, with CPU and GPU resources per task.
@@ -27,9 +27,9 @@ import os
 from typing import Any
 
 from benchmark.errors import BenchmarkError
-from benchmark.job import Job, JobResult, run_job
-from benchmark.plan import ExecutionPlan
-from benchmark.pool import WorkerPool, configure_threads
+from benchmark.execution.worker import Job, JobResult, run_job
+from benchmark.execution.resources import ExecutionPlan
+from benchmark.execution.pool import WorkerPool, configure_threads
 
 
 def _stamp(job: Job, device: str, n_threads: int | None, data_dir: str | None) -> Job:
@@ -199,7 +199,7 @@ class RayExecutor:
 
 
 def make_executor(plan: ExecutionPlan):
-    """The executor a plan asks for (see :mod:`benchmark.plan` for the policy)."""
+    """The executor a plan asks for (see :mod:`benchmark.execution.resources` for the policy)."""
     if plan.executor == "ray":
         return RayExecutor(plan)
     if plan.cpu_workers == 1 and not plan.uses_gpu:

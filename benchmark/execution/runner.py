@@ -1,8 +1,8 @@
 """The driver: expand a suite into groups of cells, tune, train, evaluate, record.
 
 A *cell* is (dataset, model, fraction, seed) under one configuration (its identity hash,
-see :mod:`benchmark.identity`). Cells sharing (dataset, model, fraction) form a
-:class:`Group`: its Optuna study (:mod:`benchmark.tuning`) runs first, then the best
+see :mod:`benchmark.store.identity`). Cells sharing (dataset, model, fraction) form a
+:class:`Group`: its Optuna study (:mod:`benchmark.execution.tuning`) runs first, then the best
 configuration is trained and evaluated once per seed. A group is a small state machine:
 
     CLAIMING -> TUNING -> SEEDING -> DONE
@@ -10,7 +10,7 @@ configuration is trained and evaluated once per seed. A group is a small state m
 
 with :meth:`Group.next_job` (the next job to submit, or None) and
 :meth:`Group.on_result`. The :class:`Runner` owns the store, the claims and the
-executor; workers (:mod:`benchmark.job`) only compute.
+executor; workers (:mod:`benchmark.execution.worker`) only compute.
 
 Every trial trains with model seed = the split seed (fixed, so trials stay comparable)
 and is evaluated on the test set too; the cell (best configuration, that seed) then
@@ -26,11 +26,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark import provenance
-from benchmark.dataplan import DataPlan, dataset_fingerprint
-from benchmark.identity import config_hash, group_settings, study_hash
-from benchmark.job import Job, JobResult, Pruning
-from benchmark.store import CellKey, ResultsStore, cell_key, now_iso
+from benchmark.store import provenance
+from benchmark.data.dataplan import DataPlan, dataset_fingerprint
+from benchmark.store.identity import config_hash, group_settings, study_hash
+from benchmark.execution.worker import Job, JobResult, Pruning
+from benchmark.store.results import CellKey, ResultsStore, cell_key, now_iso
 
 EXIT_FAILED = 1
 EXIT_LEFT_TO_OTHERS = 3
@@ -107,7 +107,7 @@ class Group:
         if not self.seeds:
             self._finish()
         elif self.model.tuned:
-            from benchmark.tuning import StudyDriver
+            from benchmark.execution.tuning import StudyDriver
 
             name = f"mlcbench|{self.data.entry.name}|{self.model.name}|fraction={self.fraction:g}|{self.model.study}"
             self.study = StudyDriver(self.runner.store.url, name, self.model.space, self.runner.suite.trials,
@@ -227,7 +227,7 @@ class Runner:
     # ------------------------------------------------------------------ planning
     def data_plan(self, entry) -> DataPlan:
         if entry.name not in self._data:
-            from benchmark.datasource import cache_dir
+            from benchmark.data.sources import cache_dir
 
             self._data[entry.name] = DataPlan(
                 entry, dataset_fingerprint(entry, self.plan.data_dir), self.plan.data_dir, self.suite.split_seed,
@@ -235,8 +235,8 @@ class Runner:
         return self._data[entry.name]
 
     def model_plan(self, data: DataPlan, config) -> ModelPlan:
-        from benchmark.model_api import get_model
-        from benchmark.suite import REFERENCE_MODEL_PARAMS
+        from benchmark.modelapi.base import get_model
+        from benchmark.execution.suite import REFERENCE_MODEL_PARAMS
 
         cls = get_model(config.base)
         params: dict[str, Any] = {}
@@ -275,7 +275,7 @@ class Runner:
         return groups, cells
 
     def job(self, group: Group, kind: str, seed: int, params: dict[str, Any], history: tuple = ()) -> Job:
-        from benchmark.suite import REFERENCE_GRID
+        from benchmark.execution.suite import REFERENCE_GRID
 
         suite = self.suite
         parts = group.data.parts(group.fraction, seed)
@@ -325,7 +325,7 @@ class Runner:
     # ------------------------------------------------------------------ main loop
     def fetch_datasets(self) -> None:
         """Download missing catalog files once, in the driver, before any cell runs."""
-        from benchmark.datasource import fetch_file, get_spec
+        from benchmark.data.sources import fetch_file, get_spec
 
         for entry in self.suite.datasets:
             if entry.declaration:
@@ -370,7 +370,7 @@ class Runner:
 
     def _estimate(self, groups: list[Group], done: set) -> float:
         """Seconds of work the cost model expects (calibrating once per model and dataset)."""
-        from benchmark import cost
+        from benchmark.cost import estimate as cost
 
         # the space timings are the dry run's (minutes on the smoke suite): a run's ETA uses
         # cached ones and is corrected by the measured times of finished jobs

@@ -64,7 +64,7 @@ def _worker_main(conn, parent_pid: int, n_threads: int | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
     _die_with_parent(parent_pid)
     configure_threads(n_threads)
-    from benchmark.job import run_job
+    from benchmark.execution.worker import run_job
 
     while True:
         try:
@@ -134,7 +134,7 @@ class WorkerPool:
 
     def wait(self, timeout: float | None) -> list[tuple[int, Any]]:
         """Finished jobs as (handle, result); a dead worker's job comes back as a failure."""
-        from benchmark.job import JobResult
+        from benchmark.execution.worker import JobResult
 
         busy = [w for w in self._workers if w.handle is not None]
         if not busy:

@@ -68,8 +68,8 @@ import torch
 from torch import nn
 
 from benchmark.errors import BenchmarkError
-from benchmark.model_api import EpochCallback, Model
-from benchmark.thresholds import best_over_grid
+from benchmark.modelapi.base import EpochCallback, Model
+from benchmark.evaluation.thresholds import best_over_grid
 
 #: Densify a CSR feature matrix on the device when n * F * 4 bytes stays under this.
 DENSE_BUDGET_BYTES = 1 << 30

@@ -4,7 +4,7 @@
 are real numbers (normally probabilities in [0, 1]), truth ``Y`` is 0/1, ``n``
 samples, ``L`` labels, and the prediction is ``Ŷ = P >= threshold``.
 
-Thresholded metrics (``THRESHOLDED_METRICS``; :mod:`benchmark.thresholds` sweeps them
+Thresholded metrics (``THRESHOLDED_METRICS``; :mod:`benchmark.evaluation.thresholds` sweeps them
 over grids of thresholds):
 
 - ``ebF1`` example-based F1: mean over samples of ``2|y∩ŷ| / (|y|+|ŷ|)``, **dropping**

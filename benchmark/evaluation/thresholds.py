@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.metrics import (
+from benchmark.evaluation.metrics import (
     METRICS,
     THRESHOLDED_METRICS,
     MetricInputError,
@@ -106,7 +106,7 @@ def sweep(y_true, scores, grid) -> dict[str, np.ndarray]:
     """Every thresholded metric at every threshold of ``grid``, in one vectorised pass.
 
     Returns ``{metric: array(len(grid))}`` for ``THRESHOLDED_METRICS``, aligned with
-    ``grid`` as given (any order). Equal to calling :func:`benchmark.metrics.compute`
+    ``grid`` as given (any order). Equal to calling :func:`benchmark.evaluation.metrics.compute`
     once per threshold, with the same prediction rule ``scores >= t``.
     """
     Y, S = check_inputs(y_true, scores)

@@ -46,7 +46,7 @@ class Parts:
 
 def dataset_fingerprint(entry, data_dir: str | None) -> dict[str, str]:
     """``{role: sha256}`` of a dataset's files (the catalog's checksums where it has them)."""
-    from benchmark.datasource import DatasetSpec, get_spec, locate, sha256_of
+    from benchmark.data.sources import DatasetSpec, get_spec, locate, sha256_of
 
     spec = DatasetSpec.from_dict(dict(entry.declaration), Path("/")) if entry.declaration else get_spec(entry.name)
     digests = {}
@@ -111,8 +111,8 @@ class DataPlan:
         return parts
 
     def _compute(self, fraction: float, split_seed: int, subset_seed: int) -> Parts:
-        from benchmark.job import load_job_dataset
-        from benchmark.splits import make_split, nested_fractions
+        from benchmark.execution.worker import load_job_dataset
+        from benchmark.data.splits import make_split, nested_fractions
 
         if self._dataset is None:
             self._dataset = load_job_dataset(self.entry.ref(), self.data_dir)

@@ -21,7 +21,7 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from benchmark.store import metadata
+from benchmark.store.results import metadata
 
 LEASE_SECONDS = 15 * 60  # a claim not refreshed for this long is considered abandoned
 HEARTBEAT_SECONDS = 60.0

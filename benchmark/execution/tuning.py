@@ -20,7 +20,7 @@ An index is used up when its trial finished COMPLETE, PRUNED, or FAIL because th
 raised (a broken model cannot loop). A model with an empty search space (or a fixed
 ``[model.X]`` table) has no study: it runs its defaults (or the fixed params).
 
-*Objective*: see :func:`benchmark.job.objective_value` (validation data only).
+*Objective*: see :func:`benchmark.execution.worker.objective_value` (validation data only).
 
 *Pruning* (ask/tell): the worker rebuilds an in-memory study with the same pruner and
 the trial history it was sent, reports each epoch's validation score into a fresh trial
@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import TrialState
 
-from benchmark.store import schema_lock
+from benchmark.store.results import schema_lock
 
 TPE_STARTUP_TRIALS = 10  # Optuna's default: random search first, then TPE
 LAG = 4  # trial k is conditioned on trials 0..k-1-LAG; up to LAG+1 trials of a study in flight

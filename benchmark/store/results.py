@@ -3,11 +3,11 @@
 A *cell* is one (dataset, model, fraction, seed) **under one configuration**: the
 ``config`` column holds the hash of everything else that determines its result
 (dataset files, split, budget, params or search space, pruner, grids, objective; see
-:mod:`benchmark.identity`). The unique key is (dataset, model, fraction, seed,
+:mod:`benchmark.store.identity`). The unique key is (dataset, model, fraction, seed,
 config), so a run with another budget computes its own cells and never reuses
 another configuration's.
 
-Tables (this module owns the first two; claims live in :mod:`benchmark.claims`):
+Tables (this module owns the first two; claims live in :mod:`benchmark.store.claims`):
 
 - ``mlcbench_runs``: one row per cell with its status (``done`` or ``failed``),
   metrics and thresholds under the three protocols, hyperparameters, timings and
@@ -21,7 +21,7 @@ Tables (this module owns the first two; claims live in :mod:`benchmark.claims`):
   ``legacy-<suite hash>``.
 
 Optuna's studies live in the same database (Optuna creates its own tables beside ours;
-see :mod:`benchmark.tuning`). By default the store is the SQLite file
+see :mod:`benchmark.execution.tuning`). By default the store is the SQLite file
 ``results/mlcbench.sqlite`` (WAL mode, a busy timeout, ``BEGIN IMMEDIATE``); any
 SQLAlchemy URL (``postgresql+psycopg://...``) shares one store between machines.
 """
@@ -271,7 +271,7 @@ def schema_lock(engine: sa.Engine):
 
 def _migrate(engine: sa.Engine) -> None:
     """Create the tables, or bring a store of an older layout to ``SCHEMA_VERSION``."""
-    import benchmark.claims  # noqa: F401 - registers mlcbench_claims in ``metadata``: created here too
+    import benchmark.store.claims  # noqa: F401 - registers mlcbench_claims in ``metadata``: created here too
 
     with schema_lock(engine):
         _create_or_migrate(engine)
@@ -376,7 +376,7 @@ class ResultsStore:
 
     def claims(self, **kwargs):
         """This store's claim registry (leases of running groups), owned by this store's run."""
-        from benchmark.claims import ClaimRegistry
+        from benchmark.store.claims import ClaimRegistry
 
         return ClaimRegistry(self.engine, self.owner, self.host, **kwargs)
 

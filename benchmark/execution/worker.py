@@ -2,7 +2,7 @@
 
 A job is plain, frozen data: which dataset (a catalog name or a declaration), which
 model with which params and seed, the row indices of its train/val/test parts
-(computed once by the driver, see :mod:`benchmark.dataplan`), the threshold grids and
+(computed once by the driver, see :mod:`benchmark.data.dataplan`), the threshold grids and
 the tuning objective, and for a tuning trial the pruner and the trial history it may
 see. The executor stamps the device and thread count on submit. :func:`run_job`
 loads the dataset (cached per process), fits, predicts validation and test, evaluates
@@ -81,7 +81,7 @@ _DATA_CACHE_SIZE = 2
 
 def load_job_dataset(ref: DatasetRef, data_dir: str | None):
     """The job's dataset, parsed once per worker process (two most recent kept)."""
-    from benchmark.datasource import DatasetSpec, load_dataset
+    from benchmark.data.sources import DatasetSpec, load_dataset
 
     key = (ref.name, repr(sorted((ref.declaration or {}).items())), data_dir)
     if key not in _DATA_CACHE:
@@ -101,7 +101,7 @@ def objective_value(y_val, s_val, objective: str, grid) -> float:
     ``mean_f1`` (the default) averages example-, micro- and macro-F1, each at its own
     best threshold, so that no configuration wins by trading one of them away.
     """
-    from benchmark.thresholds import best_over_grid
+    from benchmark.evaluation.thresholds import best_over_grid
 
     metrics = F1_METRICS if objective == "mean_f1" else (objective,)
     values = [best_over_grid(y_val, s_val, m, grid)[0] for m in metrics]
@@ -113,21 +113,21 @@ def run_job(job: Job) -> JobResult:
     """Train and evaluate one configuration; never raises (except KeyboardInterrupt)."""
     import optuna
 
-    from benchmark.store import json_safe, now_iso
+    from benchmark.store.results import json_safe, now_iso
 
     pruner = None
     started_at = now_iso()
     try:
         dataset = load_job_dataset(job.dataset, job.data_dir)
         X, Y = dataset.X, dataset.Y
-        from benchmark.model_api import get_model
+        from benchmark.modelapi.base import get_model
 
         cls = get_model(job.model)
         model = cls(seed=job.seed, device=job.device, n_threads=job.n_threads, **job.params)
         if job.selection_grid is not None and hasattr(model, "selection_grid"):
             model.selection_grid = tuple(job.selection_grid)
         if job.kind == "trial" and job.pruning is not None and cls.trains_in_epochs:
-            from benchmark.tuning import EpochPruner
+            from benchmark.execution.tuning import EpochPruner
 
             pruner = EpochPruner(job.pruning, list(job.history))
         record = _fit_and_evaluate(job, model, X, Y, pruner)
@@ -160,8 +160,8 @@ def model_artifacts(job: Job, model, Y) -> dict[str, np.ndarray]:
 
 
 def _fit_and_evaluate(job: Job, model, X, Y, pruner) -> dict[str, Any]:
-    from benchmark import provenance
-    from benchmark.thresholds import evaluate_protocols
+    from benchmark.store import provenance
+    from benchmark.evaluation.thresholds import evaluate_protocols
 
     train, val, test = job.train, job.val, job.test
     started = time.perf_counter()

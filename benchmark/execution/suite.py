@@ -60,7 +60,7 @@ standardised (for models that declare ``standardize`` / ``epoch_selection``).
 The trial budget is the suite's, the same for every model; a model table may only set
 ``trials = 0`` (fixed ``params``, no study). Command-line flags override suite values
 (:func:`load_suite` keyword arguments). The suite hash is a sha256 of the resolved
-content; each cell's own identity is in :mod:`benchmark.identity`.
+content; each cell's own identity is in :mod:`benchmark.store.identity`.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SUITES_DIR = Path(__file__).resolve().parent / "suites"
+SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
 
 KNOWN_KEYS = {
     "name", "description", "datasets", "optional_datasets", "include_available", "models",
@@ -119,7 +119,7 @@ class DatasetEntry:
     declaration: dict[str, Any] | None = None
 
     def ref(self):
-        from benchmark.job import DatasetRef
+        from benchmark.execution.worker import DatasetRef
 
         return DatasetRef(self.name, self.declaration)
 
@@ -185,12 +185,12 @@ class Suite:
         return next(m for m in self.models if m.name == name)
 
     def resolved_val_grid(self) -> list[float]:
-        from benchmark.thresholds import VAL_GRID
+        from benchmark.evaluation.thresholds import VAL_GRID
 
         return [float(t) for t in (self.val_grid if self.val_grid is not None else VAL_GRID)]
 
     def resolved_oracle_grid(self) -> list[float]:
-        from benchmark.thresholds import ORACLE_GRID
+        from benchmark.evaluation.thresholds import ORACLE_GRID
 
         if self.oracle_grid is not None:
             return [float(t) for t in self.oracle_grid]
@@ -373,7 +373,7 @@ def check_param(model: str, cls, name: str, value: Any) -> None:
 
 def _model_config(name: str, table: dict[str, Any], known: dict[str, type],
                   declared: frozenset[str] = frozenset()) -> ModelConfig:
-    from benchmark.model_api import get_model
+    from benchmark.modelapi.base import get_model
 
     unknown = set(table) - MODEL_TABLE_KEYS
     if unknown:
@@ -432,7 +432,7 @@ def _dataset_settings(name: str, base: str, cls, dataset: str, table: Any,
     unknown = sorted(set(table) - DATASET_TABLE_KEYS)
     if unknown:
         raise SuiteError(f"{where}: unknown keys {unknown} (allowed: {', '.join(sorted(DATASET_TABLE_KEYS))})")
-    from benchmark.datasource import catalog
+    from benchmark.data.sources import catalog
 
     known = set(catalog()) | declared
     if dataset not in known:  # a typo would otherwise silently leave the dataset on the model's settings
@@ -444,7 +444,7 @@ def _dataset_settings(name: str, base: str, cls, dataset: str, table: Any,
 
 
 def _resolve_models(raw: dict[str, Any], tables: dict[str, Any]) -> list[ModelConfig]:
-    from benchmark.model_api import available_models
+    from benchmark.modelapi.base import available_models
 
     if not isinstance(tables, dict):
         raise SuiteError("[model] must be a table of model tables")
@@ -462,7 +462,7 @@ def _resolve_models(raw: dict[str, Any], tables: dict[str, Any]) -> list[ModelCo
         if not isinstance(table, dict):
             raise SuiteError(f"[model.{name}] must be a table")
         if name not in known and "base" not in table:
-            from benchmark.model_api import get_model
+            from benchmark.modelapi.base import get_model
 
             get_model(name)  # unknown names fail here with suggestions
         configs.append(_model_config(name, table, known, declared))
@@ -475,7 +475,7 @@ def _resolve_models(raw: dict[str, Any], tables: dict[str, Any]) -> list[ModelCo
 # ----------------------------------------------------------------------------- datasets
 
 def _declared_datasets(tables: list[dict[str, Any]], base_dir: Path) -> list[DatasetEntry]:
-    from benchmark.datasource import DatasetSpec
+    from benchmark.data.sources import DatasetSpec
 
     entries = []
     for table in tables:
@@ -493,7 +493,7 @@ def _declared_datasets(tables: list[dict[str, Any]], base_dir: Path) -> list[Dat
 
 
 def _resolve_datasets(raw: dict[str, Any], data_dir: str | None, notices: list[str]) -> list[DatasetEntry]:
-    from benchmark.datasource import catalog, get_format, get_spec
+    from benchmark.data.sources import catalog, get_format, get_spec
 
     declared = _declared_datasets(raw.get("dataset", []), Path(raw["_base_dir"]))
     declared_names = {d.name for d in declared}

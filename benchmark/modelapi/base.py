@@ -27,7 +27,7 @@ contract, ``tests/test_model_contract.py``); left at ``None`` it follows
 ``trains_in_epochs`` (networks with random initialisation), see :meth:`Model.is_stochastic`.
 
 The registry (:func:`available_models`, :func:`get_model`, :func:`model_declarations`)
-is :class:`benchmark.discovery.Registry` over the model folders. Listing models must
+is :class:`benchmark.modelapi.discovery.Registry` over the model folders. Listing models must
 not import torch for every file, so what ``models list`` shows is kept in a small
 JSON cache keyed by the content of every model and engine file; only a miss (a
 changed file, a fresh checkout) imports the model files.
@@ -46,7 +46,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-from benchmark import discovery
+from benchmark.modelapi import discovery
 from benchmark.errors import BenchmarkError, UnknownNameError
 
 if TYPE_CHECKING:  # numpy costs 0.2 s, and `models list` needs none of it
@@ -101,7 +101,7 @@ class Model(ABC):
 
 
 REGISTRY = discovery.Registry(discovery.MODELS_PACKAGE, lambda: Model, key="name", what="model")
-ENGINE_DIR = Path(__file__).resolve().parent
+ENGINE_DIR = Path(__file__).resolve().parents[1]
 DECLARATIONS_VERSION = 1
 
 
@@ -194,7 +194,7 @@ def declare(cls: type[Model]) -> dict[str, Any]:
 def _fingerprint(files: dict[str, Path]) -> str:
     """Changes whenever a model file, an engine file or the interpreter changes."""
     digest = hashlib.sha256(f"{DECLARATIONS_VERSION}|{sys.version}|{sys.prefix}".encode())
-    for path in sorted(ENGINE_DIR.glob("*.py")) + list(files.values()):
+    for path in sorted(ENGINE_DIR.rglob("*.py")) + list(files.values()):
         digest.update(str(path).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -19,7 +19,7 @@ are cached as ``.npz`` + ``.json`` in the cache dir (never in the data dir, whic
 be read-only), keyed by the sha256 of the source files.
 
 The loaders for each format live in ``datasets/<format>.py`` (classes derived from
-:class:`DatasetFormat`), found through :mod:`benchmark.discovery`.
+:class:`DatasetFormat`), found through :mod:`benchmark.modelapi.discovery`.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from benchmark.data import MultiLabelDataset
-from benchmark import discovery
-from benchmark.discovery import DATASETS_DIR, DATASETS_PACKAGE
+from benchmark.data.dataset import MultiLabelDataset
+from benchmark.modelapi import discovery
+from benchmark.modelapi.discovery import DATASETS_DIR, DATASETS_PACKAGE
 from benchmark.errors import BenchmarkError, ChecksumError, DatasetError, UnknownNameError
 
 CATALOG_PATH = DATASETS_DIR / "catalog.toml"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from importlib import metadata
 
-from benchmark.discovery import REPO_ROOT
+from benchmark.modelapi.discovery import REPO_ROOT
 
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch", "optuna", "pandas", "sqlalchemy", "mlc-bench")
 

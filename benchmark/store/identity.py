@@ -9,7 +9,7 @@ its ``settings`` column so that a reader can see what differs.
 
 The study of a group is keyed by the same settings without the trial budget: raising
 ``trials`` resumes the same study (trials are deterministic, see
-:mod:`benchmark.tuning`), while its cells are new cells.
+:mod:`benchmark.execution.tuning`), while its cells are new cells.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The data layer: dataset formats, the catalog, files and downloads, the parse cache, load checks, splits and data plans."""
