@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from benchmark.cli import main
-from benchmark.store.results import ResultsStore, cell_key
+from benchmark.store.results import ResultsStore
+from benchmark.store.tables import cell_key
 
 
 def test_a_cell_with_label_embeddings_stores_them_and_delete_removes_them(tmp_path):

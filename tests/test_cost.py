@@ -3,6 +3,7 @@ and the wall-time schedule."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 
@@ -102,16 +103,24 @@ def test_a_multithread_cache_entry_without_parallelism_is_recalibrated(tmp_path)
         assert (cost.CostCache(tmp_path / str(threads), threads=threads).get(Group) is not None) is expected
 
 
-def _runner(tmp_path, body: str):
+def _plan(tmp_path, body: str):
+    from benchmark.execution.plan import build_plan
     from benchmark.execution.resources import make_plan
-    from benchmark.execution.runner import Runner
-    from benchmark.store.results import ResultsStore
     from benchmark.execution.suite import load_suite
 
     suite_file = tmp_path / "s.toml"
     suite_file.write_text('name = "s"\ndatasets = ["emotions"]\nfractions = [1.0]\nseeds = [0, 1]\n' + body)
-    runner = Runner(load_suite(str(suite_file)), ResultsStore(tmp_path / "res"), None, None, make_plan("cpu", 1))
-    return runner, runner.groups()[0]
+    plan = build_plan(load_suite(str(suite_file)), make_plan("cpu", 1))
+    return plan, list(plan.groups)
+
+
+def _runner(plan, store_dir, progress=None, executor=None, estimate=False):
+    from benchmark.execution.progress import RunProgress
+    from benchmark.execution.runner import Runner
+    from benchmark.store.results import ResultsStore
+
+    return Runner(plan, ResultsStore(store_dir), executor, progress or RunProgress(quiet=True),
+                  estimate=estimate)
 
 
 def test_trials_the_median_pruner_may_stop_are_estimated_at_the_measured_share_of_their_epochs(tmp_path):
@@ -119,11 +128,11 @@ def test_trials_the_median_pruner_may_stop_are_estimated_at_the_measured_share_o
     rest train their warm-up plus MEDIAN_KEPT_SHARE of the epochs after it. Cells train in full."""
     from benchmark.execution.tuning import LAG
 
-    runner, groups = _runner(tmp_path, 'models = ["mlp"]\ntrials = 12\npruner = "median"\n'
+    plan, groups = _plan(tmp_path, 'models = ["mlp"]\ntrials = 12\npruner = "median"\n'
                                        'pruner_startup_trials = 3\npruner_warmup_epochs = 2\n'
                                        '[model.mlp]\nparams = { epochs = 10 }\n')
     fit_cost = cost.FitCost(fixed=1.0, per_row=0.0, per_epoch_val=1.0, epochs_trained=True)
-    fits = cost.group_fits(runner, groups[0], fit_cost, done=set())
+    fits = cost.group_fits(plan, groups[0], fit_cost, done=set())
     trials = [f for f in fits if f.job[0] == "trial"]
     assert [f.job for f in trials] == [("trial", k) for k in range(12)]
     assert [f.seconds for f in trials[:3 + LAG]] == [11.0] * (3 + LAG)
@@ -131,24 +140,25 @@ def test_trials_the_median_pruner_may_stop_are_estimated_at_the_measured_share_o
     assert [(f.job, f.seconds, f.study) for f in fits if f.job[0] == "cell"] == [(("cell", 1), 11.0, None)], \
         "seed 0's cell reuses the best trial"
     for pruner in ("none", "hyperband"):
-        runner.suite.pruner = pruner
-        assert {f.seconds for f in cost.group_fits(runner, groups[0], fit_cost, set())} == {11.0}
+        model = dataclasses.replace(groups[0].model, pruning=dataclasses.replace(groups[0].model.pruning, pruner=pruner))
+        group = dataclasses.replace(groups[0], model=model)
+        assert {f.seconds for f in cost.group_fits(plan, group, fit_cost, set())} == {11.0}
 
 
 def test_a_space_of_step_size_and_regularisation_costs_the_fixed_settings_without_timing(tmp_path, monkeypatch):
-    runner, groups = _runner(tmp_path, 'models = ["mlp"]\ntrials = 2\n[model.mlp]\ntune = ["lr", "dropout", "weight_decay"]\n')
+    plan, groups = _plan(tmp_path, 'models = ["mlp"]\ntrials = 2\n[model.mlp]\ntune = ["lr", "dropout", "weight_decay"]\n')
     monkeypatch.setattr(cost, "_timed", lambda *a, **k: pytest.fail("no fit is timed"))
     assert cost.cost_space(groups[0]) == {}
-    assert cost.calibrate_space(runner, groups[0]) == cost.SpaceFactor()
+    assert cost.calibrate_space(plan, groups[0]) == cost.SpaceFactor()
 
 
 def test_the_space_factor_is_measured_from_fits_at_draws_of_the_tuned_space(tmp_path):
     """rf at its default 200 trees against 8 seeded draws of 300 to 500 trees: the fits cost
     about their mean tree count over 200 (1.81x; set-up and evaluation dilute it)."""
-    runner, groups = _runner(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
+    plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
     draws = cost.space_draws(cost.cost_space(groups[0]))
     assert [d["n_estimators"] for d in draws] == [300, 400, 400, 300, 300, 400, 300, 500]
-    factor = cost.calibrate_space(runner, groups[0])
+    factor = cost.calibrate_space(plan, groups[0])
     assert 1.3 < factor.fixed < 2.3
     base = cost.FitCost(fixed=2.0, per_row=0.5)
     assert factor.apply(base).seconds(4) == pytest.approx(base.seconds(4) * factor.fixed)
@@ -158,7 +168,7 @@ def test_the_space_factor_is_measured_from_fits_at_draws_of_the_tuned_space(tmp_
 
 
 def test_the_space_factor_is_cached_apart_from_the_fixed_settings_cost(tmp_path):
-    runner, groups = _runner(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
+    plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
     cache = cost.CostCache(tmp_path / "cache", threads=1)
     cache.put(groups[0], cost.FitCost(1.0, 0.1))
     assert cache.get_space(groups[0]) is None, "an entry at the fixed settings is not a space factor"
@@ -176,7 +186,7 @@ def test_the_progress_display_compares_each_finished_job_with_its_own_estimate(t
     from benchmark.execution.tuning import LAG
 
     monkeypatch.setenv("MLCBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    runner, _ = _runner(tmp_path, 'models = ["mlp"]\ntrials = 6\npruner = "median"\npruner_startup_trials = 0\n'
+    plan, _ = _plan(tmp_path, 'models = ["mlp"]\ntrials = 6\npruner = "median"\npruner_startup_trials = 0\n'
                                   'pruner_warmup_epochs = 1\n[model.mlp]\nparams = { epochs = 3 }\n'
                                   'tune = ["lr", "width"]\n')
     finished: list[tuple[str, float | None]] = []
@@ -186,8 +196,7 @@ def test_the_progress_display_compares_each_finished_job_with_its_own_estimate(t
             finished.append((label, estimated))
             super().job_finished(label, estimated, measured)
 
-    runner.progress, runner.estimate = Recording(quiet=True), True
-    runner.executor = LocalExecutor(runner.plan)
+    runner = _runner(plan, tmp_path / "res", Recording(quiet=True), LocalExecutor(plan.execution), estimate=True)
     try:
         summary = runner.run()
     finally:
@@ -205,11 +214,9 @@ def test_a_run_uses_cached_space_factors_and_times_none_itself(tmp_path, monkeyp
     a run's progress estimate takes the fixed settings' cost where no factor is cached."""
     monkeypatch.setenv("MLCBENCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(cost, "calibrate_space", lambda *a: pytest.fail("a run timed a space"))
-    runner, groups = _runner(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
-    monkeypatch.setattr(cost, "calibrate", lambda runner, group: cost.FitCost(1.0, 0.0))
-    from benchmark.execution.progress import RunProgress
-
-    runner.progress = RunProgress(quiet=True)
+    plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
+    monkeypatch.setattr(cost, "calibrate", lambda plan, group: cost.FitCost(1.0, 0.0))
+    runner = _runner(plan, tmp_path / "res")
     assert runner._estimate(groups, set()) == pytest.approx(3.0), "2 trials + seed 1's cell at 1 s each"
-    cost.CostCache(tmp_path / "cache" / "cost", threads=runner.plan.cpu_threads).put_space(groups[0], cost.SpaceFactor(2.0, 2.0))
+    cost.CostCache(tmp_path / "cache" / "cost", threads=plan.execution.cpu_threads).put_space(groups[0], cost.SpaceFactor(2.0, 2.0))
     assert runner._estimate(groups, set()) == pytest.approx(6.0), "a cached factor is used"

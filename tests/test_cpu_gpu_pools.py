@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.execution.executors import LocalExecutor
+from benchmark.execution.plan import build_plan
 from benchmark.execution.resources import ExecutionPlan, make_plan
 from benchmark.execution.progress import RunProgress
 from benchmark.execution.runner import Runner
@@ -45,7 +46,7 @@ def test_cpu_and_gpu_jobs_run_concurrently_in_their_own_pools(tmp_path):
     plan = ExecutionPlan("local", cpu_workers=2, cpu_threads=1, gpu_devices=("cuda:0", "cuda:0"))
     executor = LocalExecutor(plan)
     try:
-        summary = Runner(suite, ResultsStore(tmp_path / "res"), executor, RunProgress(quiet=True), plan).run()
+        summary = Runner(build_plan(suite, plan), ResultsStore(tmp_path / "res"), executor, RunProgress(quiet=True)).run()
     finally:
         executor.shutdown()
     assert summary.done == 4 and not summary.failed
@@ -87,8 +88,8 @@ def test_the_run_command_sizes_gpu_jobs_from_the_calibrated_peak(tmp_path, monke
     gib = 2**30
     real_calibrate = cost.calibrate
 
-    def calibrate(runner, group):  # the real timings, a mocked device peak for the GPU model
-        fit = real_calibrate(runner, group)
+    def calibrate(plan, group):  # the real timings, a mocked device peak for the GPU model
+        fit = real_calibrate(plan, group)
         peak = 3 * gib if group.model.resource == "gpu" else 0
         return cost.FitCost(fit.fixed, fit.per_row, fit.exponent, fit.per_epoch_val, fit.epochs_trained, peak)
 
@@ -106,3 +107,28 @@ def test_the_run_command_sizes_gpu_jobs_from_the_calibrated_peak(tmp_path, monke
     text = out.out + out.err
     assert "2 job(s) per GPU" in text and "3072 MB" in text, text
     assert "2 GPU worker(s) on cuda:0" in text and "14 CPU worker(s)" in text, text
+
+
+def test_ray_gets_the_planned_jobs_per_gpu(monkeypatch):
+    """The execution plan's jobs per GPU reach the Ray executor: its GPU slots and each GPU
+    task's share of a GPU (a fake ray module with one GPU; no cluster is started)."""
+    import sys
+    import types
+
+    from benchmark.execution.executors import make_executor
+
+    options = []
+
+    class Remote:
+        def options(self, **kwargs):
+            options.append(kwargs)
+            return self
+
+    fake = types.SimpleNamespace(is_initialized=lambda: True, cluster_resources=lambda: {"CPU": 16, "GPU": 1},
+                                 remote=lambda fn: Remote())
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    plan = make_plan("cuda", None, executor="ray", cpu_count=16, gpu_count=1).with_jobs_per_gpu(3, cores=16)
+    assert plan.jobs_per_gpu == 3
+    executor = make_executor(plan)
+    assert executor.free("gpu") == 3, "three jobs share the one GPU"
+    assert {"num_cpus": 1, "num_gpus": 1 / 3, "max_retries": 0} in options

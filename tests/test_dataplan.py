@@ -7,9 +7,8 @@ import pytest
 
 from benchmark.data.dataplan import DataPlan, dataset_fingerprint
 from benchmark.execution.resources import make_plan
-from benchmark.execution.runner import Runner
-from benchmark.store.results import ResultsStore
-from benchmark.execution.suite import REFERENCE_GRID, DatasetEntry, load_suite
+from benchmark.execution.plan import build_plan
+from benchmark.execution.suite import DatasetEntry, load_suite
 
 
 def plan_for(resample: str, name: str = "emotions", prefix: bool = False, cache=None, declaration=None) -> DataPlan:
@@ -52,22 +51,22 @@ def test_reference_protocol_prefix_fractions_nine_point_grid_no_standardisation(
     suite_file.write_text('name = "ref"\ndatasets = ["emotions"]\nmodels = ["mlp", "br"]\nfractions = [0.3, 1.0]\n'
                           'protocol = "reference"\ntrials = 0\n')
     suite = load_suite(str(suite_file))
-    assert suite.resolved_oracle_grid() == REFERENCE_GRID == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-    runner = Runner(suite, ResultsStore(tmp_path), None, None, make_plan("cpu", 1))
-    groups, _ = runner.groups()
-    group = next(g for g in groups if g.model.name == "mlp" and g.fraction == 0.3)
+    nine_points = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    assert suite.resolved_oracle_grid() == nine_points
+    plan = build_plan(suite, make_plan("cpu", 1))
+    group = next(g for g in plan.groups if g.model.name == "mlp" and g.fraction == 0.3)
     pool = group.data.parts(1.0, 0).train
     assert np.array_equal(group.data.parts(0.3, 0).train, pool[: int(len(pool) * 0.3)]), "a prefix of the pool"
-    job = runner.job(group, "cell", 0, dict(group.model.params))
-    assert list(job.oracle_grid) == REFERENCE_GRID
-    assert list(job.selection_grid) == REFERENCE_GRID, "checkpoints chosen on the nine-point grid"
+    job = plan.job(group, "cell", 0, dict(group.model.params))
+    assert list(job.oracle_grid) == nine_points
+    assert list(job.selection_grid) == nine_points, "checkpoints chosen on the nine-point grid"
     from benchmark.modelapi.base import get_model
 
     assert "standardize" in get_model("mlp").defaults and group.model.params["standardize"] is False
     assert group.model.params["epoch_selection"] == "reference"
     suite_file.write_text(suite_file.read_text().replace('protocol = "reference"', 'protocol = "harness"'))
-    harness = Runner(load_suite(str(suite_file)), ResultsStore(tmp_path), None, None, make_plan("cpu", 1))
-    group = next(g for g in harness.groups()[0] if g.model.name == "mlp")
+    harness = build_plan(load_suite(str(suite_file)), make_plan("cpu", 1))
+    group = next(g for g in harness.groups if g.model.name == "mlp")
     job = harness.job(group, "cell", 0, dict(group.model.params))
     assert list(job.selection_grid) == harness.suite.resolved_val_grid(), "one grid for selection and tuning"
     assert group.model.params.get("standardize", True) is not False

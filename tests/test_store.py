@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from benchmark.store.claims import claims_table
 from benchmark.report.inputs import metrics_long
-from benchmark.store.results import RUN_COLUMNS, ResultsStore, StoreError, runs_table
+from benchmark.store.results import ResultsStore, StoreError
+from benchmark.store.tables import RUN_COLUMNS, runs_table
 
 
 def _row(status="done", seed=0, fraction=0.5, value=0.5, **extra):

@@ -119,13 +119,13 @@ def test_unknown_suite_name_lists_shipped_ones():
 
 def test_dry_run_lists_cells_and_done_count(tmp_path, capsys):
     from benchmark.cli import main
+    from benchmark.execution.plan import build_plan
     from benchmark.execution.resources import make_plan
-    from benchmark.execution.runner import Runner
     from benchmark.store.results import ResultsStore
 
     store = ResultsStore(tmp_path)
     suite = load_suite("smoke", models="br,prior", datasets="emotions")
-    _, cells = Runner(suite, store, None, None, make_plan("cpu", 1)).groups()
+    cells = build_plan(suite, make_plan("cpu", 1)).cells()
     store.record({**cells[0]._asdict(), "status": "done"})
     store.record({**cells[1]._asdict(), "config": "another-budget", "status": "done"})  # not this suite's cell
     assert main(["run", "--suite", "smoke", "--models", "br,prior", "--datasets", "emotions",
@@ -136,13 +136,12 @@ def test_dry_run_lists_cells_and_done_count(tmp_path, capsys):
 
 
 def test_paper_suite_starts_from_the_published_settings(mirror_dir, tmp_path):
+    from benchmark.execution.plan import build_plan
     from benchmark.execution.resources import make_plan
-    from benchmark.execution.runner import Runner
-    from benchmark.store.results import ResultsStore
 
     suite = load_suite("paper", data_dir=str(mirror_dir), datasets="yeast,delicious", models="mpvae,cgmvae,mlp,br")
-    runner = Runner(suite, ResultsStore(tmp_path), None, None, make_plan("cpu", 1, data_dir=str(mirror_dir)))
-    plans = {(g.data.entry.name, g.model.name): g.model for g in runner.groups()[0]}
+    plan = build_plan(suite, make_plan("cpu", 1, data_dir=str(mirror_dir)))
+    plans = {(g.dataset, g.model.name): g.model for g in plan.groups}
     delicious = plans[("delicious", "mpvae")]
     assert delicious.params["n_train_samples"] == 5 and delicious.params["epochs"] == 200
     assert set(delicious.space) == {"lr", "dropout", "weight_decay"}, "only what the authors grid-searched"
@@ -156,9 +155,8 @@ def test_paper_suite_starts_from_the_published_settings(mirror_dir, tmp_path):
 def test_a_dataset_table_changes_only_that_dataset(mirror_dir, tmp_path):
     """[model.NAME.datasets.D] sets params and tune on D; other datasets keep the model's table
     and their cells' identity (config hash) is the same as without the dataset table."""
+    from benchmark.execution.plan import build_plan
     from benchmark.execution.resources import make_plan
-    from benchmark.execution.runner import Runner
-    from benchmark.store.results import ResultsStore
 
     head = ('name = "per-dataset"\ndatasets = ["yeast", "scene"]\nmodels = ["mlp"]\ntrials = 2\n'
             '[model.mlp]\nparams = { epochs = 7 }\ntune = ["lr", "dropout"]\n')
@@ -168,9 +166,8 @@ def test_a_dataset_table_changes_only_that_dataset(mirror_dir, tmp_path):
 
     def plans(path):
         suite = load_suite(str(path), data_dir=str(mirror_dir))
-        runner = Runner(suite, ResultsStore(tmp_path / path.stem), None, None,
-                        make_plan("cpu", 1, data_dir=str(mirror_dir)))
-        return {g.data.entry.name: g.model for g in runner.groups()[0]}
+        plan = build_plan(suite, make_plan("cpu", 1, data_dir=str(mirror_dir)))
+        return {g.dataset: g.model for g in plan.groups}
 
     before, after = plans(plain), plans(special)
     assert after["scene"].params == {"epochs": 3, "width": 64} and set(after["scene"].space) == {"lr"}
@@ -180,13 +177,12 @@ def test_a_dataset_table_changes_only_that_dataset(mirror_dir, tmp_path):
 
 
 def test_paper_suite_cuts_lamp_on_the_large_label_sets(mirror_dir, tmp_path):
+    from benchmark.execution.plan import build_plan
     from benchmark.execution.resources import make_plan
-    from benchmark.execution.runner import Runner
-    from benchmark.store.results import ResultsStore
 
     suite = load_suite("paper", data_dir=str(mirror_dir), datasets="yeast,bibtex,delicious", models="lamp")
-    runner = Runner(suite, ResultsStore(tmp_path), None, None, make_plan("cpu", 1, data_dir=str(mirror_dir)))
-    plans = {g.data.entry.name: g.model for g in runner.groups()[0]}
+    plan = build_plan(suite, make_plan("cpu", 1, data_dir=str(mirror_dir)))
+    plans = {g.dataset: g.model for g in plan.groups}
     assert plans["delicious"].params["label_block"] == 64 and plans["delicious"].params["epochs"] == 10
     assert plans["bibtex"].params == {"dim": 32, "n_layers": 1, "epochs": 30}
     assert plans["yeast"].params == {} and "dim" in plans["yeast"].space, "the paper's LaMP elsewhere"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from benchmark.vocabulary import THRESHOLD_PROTOCOLS
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -16,7 +18,7 @@ def register(subparsers) -> None:
     parser.add_argument("--results", default="results", help="results store: a directory, an .sqlite file or an SQLAlchemy URL (default: results)")
     parser.add_argument("--out", default=None,
                         help="output directory (default: reports, or reports/<protocol> for fixed/oracle)")
-    parser.add_argument("--protocol", default="val", choices=("val", "fixed", "oracle"),
+    parser.add_argument("--protocol", default="val", choices=THRESHOLD_PROTOCOLS,
                         help="threshold protocol (default: val); oracle is optimistic (thresholds tuned on the test set)")
     parser.add_argument("--suite", default=None, help="only runs recorded under this suite name (default: all)")
     parser.add_argument("--models", default=None,

@@ -49,33 +49,31 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
 
 
-def _dry_run(runner, show_cells: bool, with_estimate: bool) -> int:
+def _dry_run(plan, store, show_cells: bool, with_estimate: bool) -> int:
     from tabulate import tabulate
 
-    from benchmark.cost import estimate as cost
+    from benchmark.cost.estimate import estimate, format_hours
     from benchmark.execution.runner import dry_run_rows
 
-    suite = runner.suite
-    rows = dry_run_rows(runner)
+    suite, execution = plan.suite, plan.execution
+    rows = dry_run_rows(plan, store)
     if show_cells:
         print(tabulate(rows, headers=["dataset", "model", "fraction", "seed", "status"]))
     done = sum(r[-1] == "done" for r in rows)
     failed = sum(r[-1] == "failed" for r in rows)
     if with_estimate:
-        groups, _ = runner.groups()
-        result = cost.estimate(runner, groups, runner.store.done_cells(), notice=lambda t: print(f"notice: {t}"))
-        table = [(d, m, r["fits"], r["resource"], f"{r['seconds'] / 3600:.3f}")
-                 for (d, m), r in sorted(result["rows"].items())]
+        result = estimate(plan, list(plan.groups), store.done_cells(), notice=lambda t: print(f"notice: {t}"))
+        table = [(d, m, r.fits, r.resource, f"{r.seconds / 3600:.3f}") for (d, m), r in sorted(result.rows.items())]
         print(tabulate(table, headers=["dataset", "model", "fits", "runs on", "est. hours"]))
-        busy = {kind: sum(r["seconds"] for r in result["rows"].values() if r["resource"] == kind) for kind in ("cpu", "gpu")}
-        print(f"estimate: {busy['cpu'] / 3600:.2f} CPU-hours"
-              + (f" + {busy['gpu'] / 3600:.2f} GPU-hours" if busy["gpu"] else "")
-              + f"; wall {cost.format_hours(result['wall_seconds'])} on {runner.plan.describe()}"
-              + (f"; not estimated (calibration failed): {', '.join('/'.join(p) for p in result['failed'])}"
-                 if result["failed"] else ""))
+        gpu_hours = result.busy_seconds("gpu") / 3600
+        print(f"estimate: {result.busy_seconds('cpu') / 3600:.2f} CPU-hours"
+              + (f" + {gpu_hours:.2f} GPU-hours" if gpu_hours else "")
+              + f"; wall {format_hours(result.wall_seconds)} on {execution.describe()}"
+              + (f"; not estimated (calibration failed): {', '.join('/'.join(p) for p in result.failed)}"
+                 if result.failed else ""))
     print(f"suite {suite.name} ({suite.hash}): {len(rows)} cells, {done} done, {failed} failed, "
           f"{len(rows) - done} to run; trials {suite.trials}, epochs {suite.epochs or 'model default'}; "
-          f"{runner.plan.describe()}")
+          f"{execution.describe()}")
     return 0
 
 
@@ -97,25 +95,22 @@ def _stop_cleanly_on_signals() -> dict:
     return {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
-def _jobs_per_gpu_from_memory(suite, store, progress, plan):
+def _jobs_per_gpu_from_memory(plan, store, progress):
     """No --workers on a GPU machine: as many jobs per GPU as its free memory holds of the
-    largest calibrated peak of the suite's GPU jobs (``plan.jobs_per_gpu``); the
+    largest calibrated peak of the plan's GPU jobs (``resources.jobs_per_gpu``); the
     calibrations are cached, so the run's own estimate reuses them."""
-    from benchmark.cost import estimate as cost
+    from benchmark.cost.estimate import estimate
     from benchmark.execution.resources import gpu_free_bytes, jobs_per_gpu
-    from benchmark.execution.runner import Runner
 
-    probe = Runner(suite, store, None, progress, plan)
-    result = cost.estimate(probe, probe.groups()[0], store.done_cells(), notice=progress.notice)
-    peaks = cost.gpu_peaks(result)
+    peaks = estimate(plan, list(plan.groups), store.done_cells(), notice=progress.notice).gpu_peaks()
     if not peaks:
         return plan
-    devices = sorted(set(plan.gpu_devices))
+    devices = sorted(set(plan.execution.gpu_devices))
     free = min(gpu_free_bytes(d) for d in devices)
     jobs = jobs_per_gpu(free, peaks, os.cpu_count() or 1, len(devices))
     progress.notice(f"{jobs} job(s) per GPU: largest calibrated peak {max(peaks) / 2**20:.0f} MB, "
                     f"{free / 2**30:.1f} GB free (--workers N sets it)")
-    return plan.with_jobs_per_gpu(jobs)
+    return plan.with_execution(plan.execution.with_jobs_per_gpu(jobs))
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -124,26 +119,27 @@ def handle(args: argparse.Namespace) -> int:
 
     data_dir = os.path.abspath(args.data_dir) if args.data_dir else None  # travels in the plan and each job
     suite = load_suite(args.suite, data_dir=data_dir, **_overrides(args))
-    from benchmark.execution.executors import make_executor  # heavy imports only once the suite is valid
+    from sqlalchemy.exc import DBAPIError  # heavy imports only once the suite is valid
+
+    from benchmark.execution.executors import make_executor
+    from benchmark.execution.plan import build_plan
     from benchmark.execution.progress import RunProgress
     from benchmark.execution.runner import Runner
-    from sqlalchemy.exc import DBAPIError
-
     from benchmark.store.results import ResultsStore, StoreError, describe_db_error
 
-    plan = make_plan(suite.device, args.workers if args.workers is not None else suite.workers,
-                     args.executor, data_dir, args.address)
+    execution = make_plan(suite.device, args.workers if args.workers is not None else suite.workers,
+                          args.executor, data_dir, args.address)
+    plan = build_plan(suite, execution)
     store = ResultsStore(args.results)
     progress = RunProgress(quiet=args.quiet, verbose=args.verbose)
-    if plan.auto_gpu_jobs and not args.no_estimate:
-        plan = _jobs_per_gpu_from_memory(suite, store, progress, plan)
+    if execution.auto_gpu_jobs and not args.no_estimate:
+        plan = _jobs_per_gpu_from_memory(plan, store, progress)
     if args.dry_run:
         for notice in suite.notices:
             print(f"notice: {notice}")
-        return _dry_run(Runner(suite, store, None, progress, plan), show_cells=args.verbose,
-                        with_estimate=not args.no_estimate)
-    executor = make_executor(plan)
-    runner = Runner(suite, store, executor, progress, plan, wait_for_others=args.wait,
+        return _dry_run(plan, store, show_cells=args.verbose, with_estimate=not args.no_estimate)
+    executor = make_executor(plan.execution)
+    runner = Runner(plan, store, executor, progress, wait_for_others=args.wait,
                     estimate=not (args.quiet or args.no_estimate))
     previous_handlers = _stop_cleanly_on_signals()
     store_failed = False

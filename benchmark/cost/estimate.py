@@ -36,7 +36,9 @@ it with the measured time and scales the remaining estimate by that ratio.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import inspect
 import heapq
 import json
 import math
@@ -48,6 +50,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmark.data.sources import cache_dir
+from benchmark.execution.plan import GroupPlan, RunPlan
+from benchmark.execution.pool import configure_threads
+from benchmark.execution.tuning import LAG
+from benchmark.execution.worker import Pruning, run_job
+from benchmark.modelapi import discovery
+from benchmark.modelapi.base import get_model
+from benchmark.store import provenance
 
 CALIBRATION_ROWS = 1024
 CALIBRATION_EVAL_ROWS = 256
@@ -107,7 +118,6 @@ def _timed(job, peaks: list[int] | None = None, timings: list[tuple[float, float
     On a GPU: wall seconds, and the fit's peak torch allocation is appended to ``peaks``.
     On the CPU, ``(cpu, wall)`` seconds are appended to ``timings``.
     """
-    from benchmark.execution.worker import run_job
 
     import torch
 
@@ -142,8 +152,6 @@ class _Calibration:
     def fit(self, n: int, epochs: int | None = None, params: dict[str, Any] | None = None,
             peaks: list[int] | None = None, timings: list[tuple[float, float]] | None = None) -> float:
         """Seconds of one fit on the first ``n`` rows of the pool (``params`` over the fixed ones)."""
-        import dataclasses
-
         merged = {**self.fixed_params, **(params or {})}
         if epochs is not None:
             merged["epochs"] = epochs
@@ -151,12 +159,10 @@ class _Calibration:
         return _timed(job, peaks, timings)
 
 
-def _calibration(runner, group) -> _Calibration:
-    import dataclasses
-
-    base_job = runner.job(group, "cell", runner.trial_seed, dict(group.model.params))
-    device = runner.plan.device if group.model.resource == "gpu" else "cpu"
-    base_job = dataclasses.replace(base_job, device=device, data_dir=runner.plan.data_dir)
+def _calibration(plan: RunPlan, group: GroupPlan) -> _Calibration:
+    base_job = plan.job(group, "cell", plan.trial_seed, dict(group.model.params))
+    device = plan.execution.device if group.model.resource == "gpu" else "cpu"
+    base_job = dataclasses.replace(base_job, device=device)
     pool = base_job.train
     rng = np.random.default_rng(0)
     order = rng.permutation(pool)
@@ -169,13 +175,9 @@ def _calibration(runner, group) -> _Calibration:
     return _Calibration(base_job, order, len(pool), eval_scale, val_scale, dict(group.model.params))
 
 
-def calibrate(runner, group) -> FitCost:
+def calibrate(plan: RunPlan, group: GroupPlan) -> FitCost:
     """Time small fits of one group's model on its dataset (see the module docstring)."""
-    import dataclasses
-
-    from benchmark.modelapi.base import get_model
-
-    setup = _calibration(runner, group)
+    setup = _calibration(plan, group)
     peaks: list[int] = []
     timings: list[tuple[float, float]] = []
 
@@ -187,7 +189,7 @@ def calibrate(runner, group) -> FitCost:
     # the device: the full training set's are a few tens of MB more on the paper's
     # datasets, inside the share of free memory that plan.jobs_per_gpu leaves unused.
     return dataclasses.replace(cost, peak_gpu_bytes=max(peaks, default=0),
-                               parallelism=parallelism_of(timings[1:], runner.plan.cpu_threads))  # [0]: warm-up
+                               parallelism=parallelism_of(timings[1:], plan.execution.cpu_threads))  # [0]: warm-up
 
 
 def _calibrate_fits(cls, fit, pool_size: int, eval_scale: float, val_scale: float) -> FitCost:
@@ -226,8 +228,6 @@ class SpaceFactor:
     fixed: float = 1.0
 
     def apply(self, cost: FitCost) -> FitCost:
-        import dataclasses
-
         if not cost.epochs_trained:  # one fit is all the work
             return dataclasses.replace(cost, fixed=cost.fixed * self.fixed, per_row=cost.per_row * self.fixed)
         return dataclasses.replace(cost, fixed=cost.fixed * self.fixed, per_row=cost.per_row * self.epoch,
@@ -249,19 +249,17 @@ def space_draws(space: dict[str, Any], n: int = SPACE_DRAWS) -> list[dict[str, A
     return [dict(study.ask(space).params) for _ in range(n)]
 
 
-def calibrate_space(runner, group) -> SpaceFactor:
+def calibrate_space(plan: RunPlan, group: GroupPlan) -> SpaceFactor:
     """Time fits at :func:`space_draws` of the group's cost space against its fixed settings.
 
     Calibrating at the fixed settings alone missed what the tuned space costs: rf's trees
     and features, a network's width and batch size (an rf-dominated suite measured x3.1 its
     estimate). Draws that fail are left out; if all do, the factor is 1.
     """
-    from benchmark.modelapi.base import get_model
-
     space = cost_space(group)
     if not space:
         return SpaceFactor()
-    setup = _calibration(runner, group)
+    setup = _calibration(plan, group)
     top = min(setup.pool_size, CALIBRATION_ROWS // 2)  # a ratio of costs: half the rows keep 9 fits cheap
     cls = get_model(group.model.base)
     by_epochs = cls.trains_in_epochs and "epochs" in cls.defaults
@@ -299,11 +297,6 @@ FIT_ENGINE = ("execution/worker.py", "modelapi/base.py", "modelapi/torch_trainin
 
 
 def _code_version(model_name: str) -> str:
-    import inspect
-
-    from benchmark.modelapi import discovery
-    from benchmark.modelapi.base import get_model
-
     digest = hashlib.sha256()
     digest.update(Path(inspect.getfile(get_model(model_name))).read_bytes())
     for name in FIT_ENGINE:
@@ -312,8 +305,6 @@ def _code_version(model_name: str) -> str:
 
 
 def _machine(threads: int) -> str:
-    from benchmark.store import provenance
-
     return f"{provenance.device_name('cpu')}|threads={threads}"
 
 
@@ -399,25 +390,10 @@ def _file_lock(path: Path):
 
 
 def dataclasses_asdict(cost: FitCost) -> dict[str, Any]:
-    import dataclasses
-
     return dataclasses.asdict(cost)
 
 
 # ----------------------------------------------------------------------------- estimate
-
-def epochs_of(group) -> int | None:
-    """The epochs a fit of this group trains: fixed, or the middle of a tuned range."""
-    space = group.model.space.get("epochs")
-    if space is not None and hasattr(space, "low"):
-        return int(round((space.low + space.high) / 2))
-    epochs = group.model.params.get("epochs")
-    if epochs is None:
-        from benchmark.modelapi.base import get_model
-
-        epochs = get_model(group.model.base).defaults.get("epochs")
-    return int(epochs) if epochs else None
-
 
 @dataclass
 class Fit:
@@ -431,7 +407,7 @@ class Fit:
     job: tuple[str, int] = ("cell", 0)  # ("trial", index) or ("cell", seed): the runner's job
 
 
-def trial_epochs(suite, index: int, epochs: int | None, lag: int) -> float | None:
+def trial_epochs(pruning: Pruning | None, index: int, epochs: int | None, lag: int) -> float | None:
     """Epochs trial ``index`` is expected to train under the suite's pruner.
 
     The median pruner counts the completed trials its trial was sent (``0 .. index-1-lag``)
@@ -439,22 +415,20 @@ def trial_epochs(suite, index: int, epochs: int | None, lag: int) -> float | Non
     the epochs after warm-up a prunable trial trains :data:`MEDIAN_KEPT_SHARE` on average
     (measured). Hyperband is not modelled (its estimate errs high).
     """
-    if not epochs or suite.pruner != "median" or index < suite.pruner_startup_trials + lag:
+    if not epochs or pruning is None or pruning.pruner != "median" or index < pruning.startup + lag:
         return epochs
-    warm = min(suite.pruner_warmup_epochs, epochs)
+    warm = min(pruning.warmup, epochs)
     return warm + MEDIAN_KEPT_SHARE * (epochs - warm)
 
 
-def group_fits(runner, group, cost: FitCost, done: set) -> list[Fit]:
-    from benchmark.execution.tuning import LAG
-
+def group_fits(plan: RunPlan, group: GroupPlan, cost: FitCost, done: set) -> list[Fit]:
     seeds = [s for s in group.seeds if group.key(s) not in done]
     if not seeds:
         return []
-    n = len(group.data.parts(group.fraction, runner.trial_seed).train)
-    epochs = epochs_of(group)
-    trials = runner.suite.trials if group.model.tuned else 0
-    reused = runner.trial_seed if trials and runner.trial_seed in seeds else None
+    n = len(group.data.parts(group.fraction, plan.trial_seed).train)
+    epochs = group.model.epochs
+    trials = group.model.trials
+    reused = plan.trial_seed if trials and plan.trial_seed in seeds else None
     label = group.label
 
     def make(job: tuple[str, int], fit_epochs: float | None) -> Fit:
@@ -462,7 +436,7 @@ def group_fits(runner, group, cost: FitCost, done: set) -> list[Fit]:
                    cost.wall_seconds(n, fit_epochs), label if job[0] == "trial" else None,
                    cost.seconds(n, fit_epochs), job)
 
-    return ([make(("trial", k), trial_epochs(runner.suite, k, epochs, LAG)) for k in range(trials)]
+    return ([make(("trial", k), trial_epochs(group.model.pruning, k, epochs, LAG)) for k in range(trials)]
             + [make(("cell", seed), epochs) for seed in seeds if seed != reused])
 
 
@@ -492,21 +466,40 @@ def schedule_wall(fits: list[Fit], cpu_slots: int, gpu_slots: int, lag: int) -> 
     return wall
 
 
-def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=print,
-             time_spaces: bool = True) -> dict[str, Any]:
+@dataclass(frozen=True)
+class EstimateRow:
+    """One (dataset, model) of an estimate."""
+
+    fits: int
+    seconds: float  # CPU seconds (all threads), or GPU seconds on the GPU
+    resource: str
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a plan (or the part of it still to run) is expected to cost."""
+
+    rows: dict[tuple[str, str], EstimateRow]  # (dataset, model) -> fits and hours
+    wall_seconds: float  # on the plan's CPU and GPU slots
+    fits: list[Fit]
+    failed: list[tuple[str, str]]  # pairs whose calibration failed: not estimated
+    costs: dict[tuple[str, str], FitCost]  # at the fixed settings (GPU peaks)
+
+    def busy_seconds(self, resource: str) -> float:
+        return sum(r.seconds for r in self.rows.values() if r.resource == resource)
+
+    def gpu_peaks(self) -> list[int]:
+        """The calibrated peak GPU bytes of the pairs that run on the GPU."""
+        on_gpu = {(f.dataset, f.model) for f in self.fits if f.resource == "gpu"}
+        return [self.costs[pair].peak_gpu_bytes for pair in sorted(on_gpu)]
+
+
+def estimate(plan: RunPlan, groups: list[GroupPlan], done: set, notice=print, time_spaces: bool = True) -> Estimate:
     """Per (dataset, model): fits and CPU/GPU hours; the total wall time for the plan's slots."""
-    from benchmark.data.sources import cache_dir
-    from benchmark.execution.pool import configure_threads
-    from benchmark.execution.tuning import LAG
-
-    plan = runner.plan
-    gpu = ""
-    if plan.uses_gpu:
-        from benchmark.store import provenance
-
-        gpu = provenance.device_name(plan.device)
-    cache = CostCache(cache_dir() / "cost", plan.cpu_threads, gpu)
-    configure_threads(plan.cpu_threads)
+    execution = plan.execution
+    gpu = provenance.device_name(execution.device) if execution.uses_gpu else ""
+    cache = CostCache(cache_dir() / "cost", execution.cpu_threads, gpu)
+    configure_threads(execution.cpu_threads)
     fits: list[Fit] = []
     costs: dict[tuple[str, str], FitCost] = {}  # at the fixed settings (GPU peaks)
     spaced: dict[tuple[str, str], FitCost] = {}  # scaled to the tuned space
@@ -518,7 +511,7 @@ def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=p
             if cost is None:
                 notice(f"calibrating {pair[1]} on {pair[0]} (a few small fits; cached afterwards)")
                 try:
-                    cost = calibrate(runner, group)
+                    cost = calibrate(plan, group)
                 except Exception as exc:  # noqa: BLE001 - the model fails here; the run would record it
                     last = str(exc).strip().splitlines()
                     notice(f"{pair[1]} on {pair[0]}: calibration failed ({last[-1] if last else exc}); not estimated")
@@ -529,18 +522,18 @@ def estimate(runner, groups, done: set, calibrate_missing: bool = True, notice=p
         if pair in failed:
             continue
         if pair not in spaced:
-            spaced[pair] = _over_space(runner, group, costs[pair], cache, notice, time_spaces)
-        fits += group_fits(runner, group, spaced[pair], done)
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
+            spaced[pair] = _over_space(plan, group, costs[pair], cache, notice, time_spaces)
+        fits += group_fits(plan, group, spaced[pair], done)
+    rows: dict[tuple[str, str], EstimateRow] = {}
     for fit in fits:
-        row = rows.setdefault((fit.dataset, fit.model), {"fits": 0, "seconds": 0.0, "resource": fit.resource})
-        row["fits"] += 1
-        row["seconds"] += fit.cpu_seconds  # CPU (all threads) or GPU hours
-    wall = schedule_wall(fits, plan.cpu_workers, len(plan.gpu_devices), LAG)
-    return {"rows": rows, "wall_seconds": wall, "fits": fits, "failed": sorted(failed), "costs": costs}
+        row = rows.get((fit.dataset, fit.model), EstimateRow(0, 0.0, fit.resource))
+        rows[(fit.dataset, fit.model)] = EstimateRow(row.fits + 1, row.seconds + fit.cpu_seconds, fit.resource)
+    wall = schedule_wall(fits, execution.cpu_workers, len(execution.gpu_devices), LAG)
+    return Estimate(rows, wall, fits, sorted(failed), costs)
 
 
-def _over_space(runner, group, cost: FitCost, cache: CostCache, notice, time_spaces: bool = True) -> FitCost:
+def _over_space(plan: RunPlan, group: GroupPlan, cost: FitCost, cache: CostCache, notice,
+                time_spaces: bool = True) -> FitCost:
     """``cost`` scaled to the group's tuned space (its factor calibrated once, then cached;
     without ``time_spaces`` only a cached factor is used)."""
     if not group.model.tuned or not cost_space(group):
@@ -551,18 +544,12 @@ def _over_space(runner, group, cost: FitCost, cache: CostCache, notice, time_spa
     if factor is None:
         notice(f"timing {group.model.name} on {group.data.entry.name} at {SPACE_DRAWS} draws of its tuned space")
         try:
-            factor = calibrate_space(runner, group)
+            factor = calibrate_space(plan, group)
         except Exception as exc:  # noqa: BLE001 - the fixed settings' cost stands
             notice(f"{group.model.name} on {group.data.entry.name}: space timing failed ({exc}); fixed settings used")
             return cost
         cache.put_space(group, factor)
     return factor.apply(cost)
-
-
-def gpu_peaks(result: dict[str, Any]) -> list[int]:
-    """The calibrated peak GPU bytes of the GPU fits in an :func:`estimate` result."""
-    on_gpu = {(f.dataset, f.model) for f in result["fits"] if f.resource == "gpu"}
-    return [result["costs"][pair].peak_gpu_bytes for pair in sorted(on_gpu)]
 
 
 def format_hours(seconds: float) -> str:

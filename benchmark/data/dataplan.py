@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-RESAMPLE_MODES = ("model", "subset", "split")
 _SEED_STRIDE = 1_000_003
 
 

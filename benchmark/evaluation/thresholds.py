@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmark.vocabulary import THRESHOLD_PROTOCOLS
 from benchmark.evaluation.metrics import (
     METRICS,
     THRESHOLDED_METRICS,
@@ -42,7 +43,6 @@ VAL_GRID: np.ndarray = np.round(np.arange(1, 20) * 0.05, 2)  # 0.05, 0.10, ..., 
 # per-epoch validation macro-F1 that selects checkpoints, as in the reference.
 ORACLE_GRID: np.ndarray = np.round(np.arange(1, 10) * 0.1, 1)  # 0.1, 0.2, ..., 0.9
 FIXED_THRESHOLD: float = 0.5
-PROTOCOLS: tuple[str, ...] = ("fixed", "val", "oracle")
 
 
 def as_grid(grid) -> np.ndarray:
@@ -220,7 +220,7 @@ def evaluate_protocols(
         chosen["oracle"][metric] = float(ogrid[_best_index(oracle_values, ogrid)])
 
     result = {}
-    for protocol in PROTOCOLS:
+    for protocol in THRESHOLD_PROTOCOLS:
         values = {m: test_value(m, t) for m, t in chosen[protocol].items()}
         values.update(ranking)
         result[protocol] = {

@@ -130,7 +130,7 @@ def _ray_job(job: Job) -> JobResult:
 class RayExecutor:
     """Jobs as Ray tasks; the driver alone talks to the store and the studies."""
 
-    def __init__(self, plan: ExecutionPlan, jobs_per_gpu: int = 1):
+    def __init__(self, plan: ExecutionPlan):
         try:
             import ray
         except ImportError:
@@ -150,12 +150,12 @@ class RayExecutor:
         gpus = int(ray.cluster_resources().get("GPU", 0))
         if plan.uses_gpu and gpus == 0:
             raise BenchmarkError("CUDA requested but the Ray cluster has no GPU")
-        self._slots = {"gpu": gpus * jobs_per_gpu if plan.uses_gpu else 0}
+        self._slots = {"gpu": gpus * plan.jobs_per_gpu if plan.uses_gpu else 0}
         self._slots["cpu"] = max(1, (cpus - self._slots["gpu"]) // plan.cpu_threads) if plan.address else plan.cpu_workers
         remote = ray.remote(_ray_job)
         self._tasks = {
             "cpu": remote.options(num_cpus=plan.cpu_threads, num_gpus=0, max_retries=0),
-            "gpu": remote.options(num_cpus=1, num_gpus=1 / jobs_per_gpu, max_retries=0),
+            "gpu": remote.options(num_cpus=1, num_gpus=1 / plan.jobs_per_gpu, max_retries=0),
         }
         self._pending: dict[Any, str] = {}
 
@@ -163,7 +163,7 @@ class RayExecutor:
         return self._slots[resource] - sum(r == resource for r in self._pending.values())
 
     def submit(self, job: Job, resource: str = "cpu"):
-        device = "cuda" if resource == "gpu" else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES per task
+        device = "cuda:0" if resource == "gpu" else "cpu"  # Ray shows each task its own GPU as cuda:0
         threads = 1 if resource == "gpu" else self.plan.cpu_threads
         ref = self._tasks[resource].remote(_stamp(job, device, threads, self.plan.data_dir))
         self._pending[ref] = resource

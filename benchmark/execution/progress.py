@@ -9,10 +9,11 @@ output is not a terminal, rich prints plain lines without the live bar.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from benchmark.store.tables import CellRow
 
 
 def _clock(seconds: float) -> str:
@@ -98,20 +99,19 @@ class RunProgress:
             value = f" objective {score:.4f}" if score is not None else ""
             self.console.print(f"  trial {number} of {group}: {result.state}{value}")
 
-    def cell_finished(self, row: dict[str, Any], reused: bool = False) -> None:
+    def cell_finished(self, row: CellRow, reused: bool = False) -> None:
         if self._progress is not None:
             self._progress.advance(self._task)
         if self.quiet:
             return
-        cell = f"{row['dataset']}/{row['model']}/{row['fraction']:g}/seed {row['seed']}"
-        if row["status"] == "done":
-            metrics = (row.get("metrics") or {}).get("val", {})
+        cell = f"{row.dataset}/{row.model}/{row.fraction:g}/seed {row.seed}"
+        if row.status == "done":
+            metrics = (row.metrics or {}).get("val", {})
             scores = " ".join(f"{m} {metrics[m]:.4f}" for m in ("maF1", "miF1", "ebF1") if metrics.get(m) is not None)
-            fit = row.get("fit_seconds")
-            timing = f" fit {fit:.2f}s" if fit is not None else ""
-            self.console.print(f"[green]done[/]   {cell}  {scores}{timing}  trials {row.get('n_trials', 0)}")
+            timing = f" fit {row.fit_seconds:.2f}s" if row.fit_seconds is not None else ""
+            self.console.print(f"[green]done[/]   {cell}  {scores}{timing}  trials {row.n_trials or 0}")
         else:
-            last = (row.get("error") or "").strip().splitlines()
+            last = (row.error or "").strip().splitlines()
             self.console.print(f"[red]failed[/] {cell}  {last[-1] if last else ''}")
 
     def summary(self, summary) -> None:

@@ -21,10 +21,10 @@ Policy:
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
 from benchmark.errors import BenchmarkError
+from benchmark.vocabulary import resolve_gpus
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class ExecutionPlan:
     data_dir: str | None = None
     address: str | None = None
     auto_gpu_jobs: bool = False  # jobs per GPU not given: chosen from memory (see jobs_per_gpu)
+    jobs_per_gpu: int = 1  # jobs sharing one GPU: every executor reads it (slots, Ray's num_gpus share)
 
     @property
     def device(self) -> str:
@@ -58,7 +59,8 @@ class ExecutionPlan:
         devices = tuple(dict.fromkeys(self.gpu_devices))
         slots = tuple(d for d in devices for _ in range(jobs))
         cores = max(1, cores or os.cpu_count() or 1)
-        return replace(self, gpu_devices=slots, cpu_workers=max(1, cores - len(slots)), auto_gpu_jobs=False)
+        return replace(self, gpu_devices=slots, cpu_workers=max(1, cores - len(slots)), auto_gpu_jobs=False,
+                       jobs_per_gpu=jobs)
 
     def describe(self) -> str:
         text = f"{self.cpu_workers} CPU worker(s) x {self.cpu_threads} thread(s)"
@@ -101,27 +103,6 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def resolve_gpus(device: str, gpu_count: int | None = None) -> list[str]:
-    """The CUDA devices a device setting selects ([] for the CPU); validates the request."""
-    name = str(device or "auto").strip().lower()
-    if name == "cpu":
-        return []
-    if name not in ("auto", "cuda", "gpu") and not re.fullmatch(r"cuda:\d+", name):
-        raise BenchmarkError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:<index>")
-    count = cuda_device_count() if gpu_count is None else gpu_count
-    if name == "auto":
-        return [f"cuda:{i}" for i in range(count)]
-    if count == 0:
-        raise BenchmarkError(f"device {device!r} requested but CUDA is not available on this machine "
-                             "(use --device cpu or auto)")
-    if name in ("cuda", "gpu"):
-        return [f"cuda:{i}" for i in range(count)]
-    index = int(name.split(":")[1])
-    if index >= count:
-        raise BenchmarkError(f"device {device!r} requested but only {count} CUDA device(s) exist")
-    return [name]
-
-
 def make_plan(device: str, workers: int | str | None, executor: str = "local", data_dir: str | None = None,
               address: str | None = None, cpu_count: int | None = None, gpu_count: int | None = None) -> ExecutionPlan:
     """Decide the plan from the user's settings (flags over suite values) and this machine."""
@@ -130,13 +111,14 @@ def make_plan(device: str, workers: int | str | None, executor: str = "local", d
     if workers is not None and workers != "auto" and int(workers) < 1:
         raise BenchmarkError("--workers must be >= 1")
     cores = max(1, cpu_count or os.cpu_count() or 1)
-    gpus = resolve_gpus(device, gpu_count)
+    gpus = resolve_gpus(device, cuda_device_count if gpu_count is None else lambda: gpu_count)
     data_dir = os.path.abspath(data_dir) if data_dir else None
     if gpus:
         auto = workers in (None, "auto")
         per_gpu = 1 if auto else int(workers)
         slots = tuple(d for d in gpus for _ in range(per_gpu))
         cpu_workers = max(1, cores - len(slots))
-        return ExecutionPlan(executor, cpu_workers, 1, slots, 1, data_dir, address, auto_gpu_jobs=auto)
+        return ExecutionPlan(executor, cpu_workers, 1, slots, 1, data_dir, address, auto_gpu_jobs=auto,
+                             jobs_per_gpu=per_gpu)
     n = cores if workers == "auto" else int(workers or 1)
     return ExecutionPlan(executor, n, max(1, cores // n), (), 1, data_dir, address)

@@ -76,6 +76,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchmarkError, ParseError, UnknownNameError
+from benchmark.vocabulary import (DEVICE_CHOICES, OBJECTIVES, PRUNERS, RESAMPLE_MODES, SPLIT_PROTOCOLS,
+                                  parse_device)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -95,11 +97,6 @@ DATASET_TABLE_KEYS = {"params", "tune"}
 OVERRIDABLE = (
     "datasets", "models", "fractions", "seeds", "trials", "epochs", "device", "split_seed", "val_size",
 )
-OBJECTIVES = ("mean_f1", "maF1", "miF1", "ebF1")
-RESAMPLE = ("model", "subset", "split")
-PROTOCOLS = ("harness", "reference")
-PRUNERS = ("median", "hyperband", "none")
-REFERENCE_GRID = [round(0.1 * i, 1) for i in range(1, 10)]
 REFERENCE_MODEL_PARAMS = {"standardize": False, "epoch_selection": "reference"}
 
 
@@ -192,9 +189,8 @@ class Suite:
     def resolved_oracle_grid(self) -> list[float]:
         from benchmark.evaluation.thresholds import ORACLE_GRID
 
-        if self.oracle_grid is not None:
-            return [float(t) for t in self.oracle_grid]
-        return list(REFERENCE_GRID) if self.protocol == "reference" else [float(t) for t in ORACLE_GRID]
+        grid = self.oracle_grid if self.oracle_grid is not None else ORACLE_GRID  # the reference's nine points too
+        return [float(t) for t in grid]
 
     def resolved(self) -> dict[str, Any]:
         """The content the hash covers: everything that changes what a cell computes."""
@@ -327,10 +323,10 @@ def _workers(value: Any) -> int | str:
 
 
 def _device(value: Any) -> str:
-    text = str(value)
-    if text not in ("auto", "cpu", "cuda", "gpu") and not re.fullmatch(r"cuda:\d+", text):
-        raise SuiteError(f"device must be auto, cpu, cuda or cuda:i, not {value!r}")
-    return text
+    try:
+        return parse_device(value)
+    except BenchmarkError:
+        raise SuiteError(f"device must be {DEVICE_CHOICES}, not {value!r}") from None
 
 
 # ----------------------------------------------------------------------------- models
@@ -587,8 +583,8 @@ def load_suite(name_or_path: str, data_dir: str | None = None, **overrides: Any)
         val_grid=_grid(raw, "val_grid"),
         oracle_grid=_grid(raw, "oracle_grid"),
         objective=_choice(raw, "objective", "mean_f1", OBJECTIVES),
-        resample=_choice(raw, "resample", "subset", RESAMPLE),
-        protocol=_choice(raw, "protocol", "harness", PROTOCOLS),
+        resample=_choice(raw, "resample", "subset", RESAMPLE_MODES),
+        protocol=_choice(raw, "protocol", "harness", SPLIT_PROTOCOLS),
         budget_seconds=parse_duration(raw.get("budget")),
         include_available=include,
         workers=_workers(raw.get("workers", 1)),

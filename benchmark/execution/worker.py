@@ -11,6 +11,7 @@ the three threshold protocols and never raises: a failure comes back as a result
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import traceback
@@ -20,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-OBJECTIVES = ("mean_f1", "maF1", "miF1", "ebF1")
+from benchmark.store.tables import json_safe, now_iso
+
 F1_METRICS = ("ebF1", "miF1", "maF1")
 
 
@@ -64,12 +66,47 @@ class Job:
     label: str = ""
 
 
+@dataclass(frozen=True)
+class FitRecord:
+    """What one fit measured: the worker's answer, carried into the study (a trial's user
+    attribute, for the seed that reuses it) and into the stored cell row."""
+
+    params: dict[str, Any]
+    metrics: dict[str, dict[str, float]]  # threshold protocol -> metric -> value
+    thresholds: dict[str, dict[str, float]]  # threshold protocol -> metric -> threshold
+    val_score: float
+    best_epoch: int | None
+    n_epochs: int | None
+    fit_seconds: float
+    predict_seconds: float
+    seconds_per_epoch: float | None
+    device: str
+    versions: dict[str, str]
+    n_train: int
+    n_val: int
+    n_test: int
+    started_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe data (non-finite numbers as None), as a study's user attribute holds it."""
+        return json_safe(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FitRecord":
+        """The record back from plain data; an unknown or missing field is an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"fit record with unknown fields {unknown}")
+        return cls(**data)
+
+
 @dataclass
 class JobResult:
     state: str  # complete | pruned | failed
     val_score: float | None = None
     intermediate: dict[int, float] = field(default_factory=dict)
-    record: dict[str, Any] | None = None
+    record: FitRecord | None = None
     error: str | None = None
     started_at: str | None = None
     artifacts: dict[str, np.ndarray] = field(default_factory=dict)  # small arrays kept beside the store
@@ -113,8 +150,6 @@ def run_job(job: Job) -> JobResult:
     """Train and evaluate one configuration; never raises (except KeyboardInterrupt)."""
     import optuna
 
-    from benchmark.store.results import json_safe, now_iso
-
     pruner = None
     started_at = now_iso()
     try:
@@ -130,10 +165,11 @@ def run_job(job: Job) -> JobResult:
             from benchmark.execution.tuning import EpochPruner
 
             pruner = EpochPruner(job.pruning, list(job.history))
-        record = _fit_and_evaluate(job, model, X, Y, pruner)
-        return JobResult("complete", val_score=record["val_score"],
+        record = FitRecord.from_dict(json_safe({**_fit_and_evaluate(job, model, X, Y, pruner),
+                                                "started_at": started_at}))
+        return JobResult("complete", val_score=record.val_score,
                          intermediate=dict(pruner.intermediate) if pruner else {},
-                         record=json_safe(record), started_at=started_at,
+                         record=record, started_at=started_at,
                          artifacts=model_artifacts(job, model, Y) if job.kind == "cell" else {})
     except optuna.TrialPruned:
         return JobResult("pruned", intermediate=dict(pruner.intermediate) if pruner else {}, started_at=started_at)

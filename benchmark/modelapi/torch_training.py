@@ -70,6 +70,7 @@ from torch import nn
 from benchmark.errors import BenchmarkError
 from benchmark.modelapi.base import EpochCallback, Model
 from benchmark.evaluation.thresholds import best_over_grid
+from benchmark.vocabulary import parse_device, resolve_gpus
 
 #: Densify a CSR feature matrix on the device when n * F * 4 bytes stays under this.
 DENSE_BUDGET_BYTES = 1 << 30
@@ -116,29 +117,16 @@ EPOCH_SELECTION_RULES: tuple[str, ...] = ("reference", "smoothed", "val_loss", "
 
 
 def resolve_device(device: str | None = "auto") -> str:
-    """Turn "auto" | "cpu" | "cuda" | "cuda:i" into a concrete torch device string.
-
-    "auto" (or None) picks "cuda" when a GPU is available, else "cpu". An explicit CUDA
-    request on a machine without one (or an out-of-range index) is a BenchmarkError, so a
-    run never silently falls back to the CPU when the user asked for a GPU.
-    """
-    name = "auto" if device is None else str(device).strip().lower()
+    """A concrete torch device for a device setting: "auto" (or None) picks "cuda" when a
+    GPU is available, else "cpu"; an explicit CUDA request this machine cannot serve is a
+    BenchmarkError, so a fit never silently falls back to the CPU."""
+    name = parse_device(device)
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu":
         return "cpu"
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise BenchmarkError(f"device {device!r} requested but CUDA is not available on this machine")
-        if name != "cuda":
-            index_text = name.split(":", 1)[1]
-            if not index_text.isdigit():
-                raise BenchmarkError(f"bad device {device!r}; expected cuda:<index>")
-            count = torch.cuda.device_count()
-            if int(index_text) >= count:
-                raise BenchmarkError(f"device {device!r} requested but only {count} CUDA device(s) exist")
-        return name
-    raise BenchmarkError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:<index>")
+    resolve_gpus(name, lambda: torch.cuda.device_count() if torch.cuda.is_available() else 0)  # raises if unserved
+    return name
 
 
 def set_threads(n_threads: int | None) -> None:

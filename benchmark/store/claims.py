@@ -21,21 +21,10 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from benchmark.store.results import metadata
+from benchmark.store.tables import claims_table
 
 LEASE_SECONDS = 15 * 60  # a claim not refreshed for this long is considered abandoned
 HEARTBEAT_SECONDS = 60.0
-
-claims_table = sa.Table(
-    "mlcbench_claims",
-    metadata,
-    sa.Column("key", sa.String(600), primary_key=True),
-    sa.Column("owner", sa.String(300), nullable=False),
-    sa.Column("host", sa.String(200), nullable=False),
-    sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("refreshed", sa.Float, nullable=False),  # unix time of the last refresh
-)
-
 
 def pid_alive(pid: int) -> bool:
     try:

@@ -29,131 +29,32 @@ SQLAlchemy URL (``postgresql+psycopg://...``) shares one store between machines.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
-import math
 import os
 import socket
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from benchmark.atomic import atomic_write
 from benchmark.errors import BenchmarkError
+from benchmark.store.claims import ClaimRegistry
+from benchmark.store.tables import (CELL_KEY, JSON_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION, CellKey, CellRow, cell_key,
+                                     metadata, now_iso, planned_table, runs_table, schema_table)
 
 DEFAULT_FILENAME = "mlcbench.sqlite"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
-SCHEMA_VERSION = 2
-
-metadata = sa.MetaData()
-
-CELL_KEY = ("dataset", "model", "fraction", "seed", "config")
+SCHEMA_LOCK_ID = 7_251_946_031  # pg_advisory_lock key of schema creation (any constant)
 
 
 class StoreError(BenchmarkError):
     """The results store cannot be opened or written (bad URL, path, driver, corrupt file)."""
 
-
-class CellKey(NamedTuple):
-    dataset: str
-    model: str
-    fraction: float
-    seed: int
-    config: str = ""
-
-
-runs_table = sa.Table(
-    "mlcbench_runs",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("dataset", sa.String(200), nullable=False),
-    sa.Column("model", sa.String(200), nullable=False),
-    sa.Column("fraction", sa.Float, nullable=False),
-    sa.Column("seed", sa.Integer, nullable=False),
-    sa.Column("config", sa.String(80), nullable=False, server_default=""),  # identity hash
-    sa.Column("status", sa.String(16), nullable=False),  # done | failed
-    sa.Column("error", sa.Text),  # traceback of a failed cell
-    sa.Column("params", sa.JSON),
-    sa.Column("metrics", sa.JSON),  # protocol -> metric -> value
-    sa.Column("thresholds", sa.JSON),  # protocol -> metric -> threshold
-    sa.Column("val_score", sa.Float),  # the tuning objective, for the chosen configuration
-    sa.Column("best_epoch", sa.Integer),
-    sa.Column("n_epochs", sa.Integer),
-    sa.Column("fit_seconds", sa.Float),
-    sa.Column("predict_seconds", sa.Float),
-    sa.Column("seconds_per_epoch", sa.Float),
-    sa.Column("device", sa.String(200)),
-    sa.Column("versions", sa.JSON),
-    sa.Column("git_commit", sa.String(80)),
-    sa.Column("suite", sa.String(200)),
-    sa.Column("suite_hash", sa.String(64)),
-    sa.Column("settings", sa.JSON),  # the configuration the config hash was computed from
-    sa.Column("artifacts", sa.String(500)),  # .npz beside the store (relative to artifacts_dir), or NULL
-    sa.Column("n_trials", sa.Integer),
-    sa.Column("n_train", sa.Integer),
-    sa.Column("n_val", sa.Integer),
-    sa.Column("n_test", sa.Integer),
-    sa.Column("host", sa.String(200)),
-    sa.Column("run_id", sa.String(64)),
-    sa.Column("started_at", sa.String(40)),
-    sa.Column("finished_at", sa.String(40)),
-    sa.UniqueConstraint(*CELL_KEY, name="uq_mlcbench_runs_cell_config"),
-)
-
-planned_table = sa.Table(
-    "mlcbench_planned",
-    metadata,
-    sa.Column("dataset", sa.String(200), primary_key=True),
-    sa.Column("model", sa.String(200), primary_key=True),
-    sa.Column("fraction", sa.Float, primary_key=True),
-    sa.Column("seed", sa.Integer, primary_key=True),
-    sa.Column("config", sa.String(80), primary_key=True, server_default=""),
-    sa.Column("suite", sa.String(200), primary_key=True),
-    sa.Column("suite_hash", sa.String(64)),
-    sa.Column("planned_at", sa.String(40)),
-)
-
-schema_table = sa.Table(
-    "mlcbench_schema",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("migrated_at", sa.String(40)),
-)
-
-SCHEMA_LOCK_ID = 7_251_946_031  # pg_advisory_lock key of schema creation (any constant)
-RUN_COLUMNS = [c.name for c in runs_table.columns if c.name != "id"]
-JSON_COLUMNS = [c.name for c in runs_table.columns if isinstance(c.type, sa.JSON)]
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def normalize_fraction(fraction: float) -> float:
-    """Fractions are part of the unique key: round them so 0.1 always equals 0.1."""
-    return round(float(fraction), 6)
-
-
-def cell_key(dataset: str, model: str, fraction: float, seed: int, config: str = "") -> CellKey:
-    return CellKey(str(dataset), str(model), normalize_fraction(fraction), int(seed), str(config or ""))
-
-
-def json_safe(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python, NaN/inf to None."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-# ----------------------------------------------------------------------------- opening
 
 def resolve_url(url_or_dir: str | os.PathLike = "results", create: bool = True) -> str:
     """A directory (or a ``.sqlite``/``.db`` file path) means an SQLite file; URLs pass.
@@ -271,8 +172,6 @@ def schema_lock(engine: sa.Engine):
 
 def _migrate(engine: sa.Engine) -> None:
     """Create the tables, or bring a store of an older layout to ``SCHEMA_VERSION``."""
-    import benchmark.store.claims  # noqa: F401 - registers mlcbench_claims in ``metadata``: created here too
-
     with schema_lock(engine):
         _create_or_migrate(engine)
 
@@ -330,7 +229,8 @@ class ResultsStore:
             self.engine.dispose()
             raise StoreError(describe_db_error(self.url, exc)) from None
         self.host = socket.gethostname()
-        self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.owner_tag = uuid.uuid4().hex[:12]
+        self.owner = f"{self.host}:{os.getpid()}:{self.owner_tag}"
 
     def __repr__(self) -> str:
         return f"ResultsStore({self.url!r})"
@@ -346,27 +246,16 @@ class ResultsStore:
         return Path(os.environ.get("MLCBENCH_ARTIFACTS_DIR", "results/artifacts")).resolve()
 
     def save_artifacts(self, key: CellKey, arrays: dict[str, Any]) -> str:
-        """Write a cell's arrays atomically (temp file, then rename); returns the relative path."""
-        import tempfile
+        """Write a cell's arrays under a name of this run's own; returns the relative path.
 
-        import numpy as np
-
-        relative = f"{key.config}/{key.dataset}/{key.model}/f{key.fraction:g}-s{key.seed}.npz"
-        target = self.artifacts_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez_compressed(handle, **arrays)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        The name carries the run's id, so a run that loses the race for a cell (its row is
+        dropped) cannot overwrite the winner's file; it removes its own.
+        """
+        relative = f"{key.config}/{key.dataset}/{key.model}/f{key.fraction:g}-s{key.seed}-{self.owner_tag}.npz"
+        atomic_write(self.artifacts_dir / relative, lambda handle: np.savez_compressed(handle, **arrays))
         return relative
 
     def load_artifacts(self, relative: str) -> dict[str, Any]:
-        import numpy as np
-
         with np.load(self.artifacts_dir / relative) as data:
             return {name: data[name] for name in data.files}
 
@@ -376,20 +265,23 @@ class ResultsStore:
 
     def claims(self, **kwargs):
         """This store's claim registry (leases of running groups), owned by this store's run."""
-        from benchmark.store.claims import ClaimRegistry
-
         return ClaimRegistry(self.engine, self.owner, self.host, **kwargs)
 
     # ------------------------------------------------------------------ writing
-    def record(self, row: dict[str, Any]) -> bool:
+    def record(self, row: CellRow | dict[str, Any], artifacts: dict[str, Any] | None = None) -> bool:
         """Store one finished cell in one transaction; return False if it was dropped.
 
         A ``done`` row already there wins (another run finished the cell first); a
-        ``failed`` row is replaced by the new result.
+        ``failed`` row is replaced by the new result. ``artifacts`` (arrays of a done
+        cell) are written first, under a name of this run's own, so the row never points
+        at a missing file; a dropped row's file is removed.
         """
-        values = {name: json_safe(row.get(name)) for name in RUN_COLUMNS}
-        key = cell_key(*(row.get(k, "") for k in CELL_KEY))
-        values.update(key._asdict())
+        row = CellRow.of(row)
+        if artifacts and row.status == "done":
+            row = dataclasses.replace(row, artifacts=self.save_artifacts(cell_key(
+                row.dataset, row.model, row.fraction, row.seed, row.config), artifacts))
+        values = row.values()
+        key = cell_key(*(values[k] for k in CELL_KEY))
         if values["status"] not in ("done", "failed"):
             raise ValueError(f"status must be 'done' or 'failed', not {values['status']!r}")
         values["finished_at"] = values.get("finished_at") or now_iso()
@@ -407,7 +299,9 @@ class ResultsStore:
                         conn.execute(runs_table.insert().values(**values))
                 except IntegrityError:
                     stored = False
-        return stored  # a dropped row's artifact path is the winner's (same cell, same file name)
+        if not stored and row.artifacts:
+            self._remove_artifact(row.artifacts)  # ours: the winner's row names its own file
+        return stored
 
     def plan(self, cells: Iterable[tuple], suite: str, suite_hash: str) -> None:
         """Remember the cells a run means to compute (insert-or-ignore)."""

@@ -1,0 +1,176 @@
+"""The run plan: a suite and the command line, decided once, as frozen data.
+
+:func:`build_plan` resolves everything a run needs to know before it starts: each
+dataset's data plan (fingerprint, split, subsets), each model's plan on each dataset
+(fixed params, tuned space, trial budget, epochs, resource, identity), the groups of
+cells, the threshold grids and the pruner. The runner, the dry run, the cost estimate
+and the progress display all read this one object; none of them derives a setting again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from benchmark.data.dataplan import DataPlan, dataset_fingerprint
+from benchmark.data.sources import cache_dir
+from benchmark.evaluation.thresholds import ORACLE_GRID
+from benchmark.execution.resources import ExecutionPlan
+from benchmark.execution.suite import DatasetEntry, ModelConfig, Suite
+from benchmark.execution.worker import Job, Pruning
+from benchmark.modelapi.base import get_model
+from benchmark.store.identity import config_hash, group_settings, study_hash
+from benchmark.store.tables import CellKey, cell_key
+
+#: what ``protocol = "reference"`` fixes in every model that declares it (the authors' code)
+REFERENCE_MODEL_PARAMS = {"standardize": False, "epoch_selection": "reference"}
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """What one model column computes on one dataset: its fixed params, space and identity."""
+
+    name: str  # as stored and reported (a variant's own name)
+    base: str  # the registered model whose code runs
+    resource: str  # vocabulary.Resource: the pool its jobs go to
+    params: dict[str, Any]
+    space: dict[str, Any]  # empty when not tuned
+    trials: int  # the study's budget; 0 = no study (fixed params)
+    epochs: int | None  # epochs a fit trains: the fixed value, or the middle of a tuned range
+    max_epochs: int | None  # the most a fit may train (the pruner's horizon)
+    pruning: Pruning | None  # the pruner trials report to (None: not tuned)
+    settings: dict[str, Any]
+    config: str
+    study: str
+
+    @property
+    def tuned(self) -> bool:
+        return self.trials > 0
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """The cells of one (dataset, model, fraction): tuned together, then one fit per seed."""
+
+    data: DataPlan
+    model: ModelPlan
+    fraction: float
+    seeds: tuple[int, ...]
+
+    @property
+    def dataset(self) -> str:
+        return self.data.entry.name
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}/{self.model.name}/{self.fraction:g}"
+
+    @property
+    def claim_key(self) -> str:
+        return f"group|{self.dataset}|{self.model.name}|{self.fraction:g}|{self.model.config}"
+
+    @property
+    def study_name(self) -> str:
+        return f"mlcbench|{self.dataset}|{self.model.name}|fraction={self.fraction:g}|{self.model.study}"
+
+    def key(self, seed: int) -> CellKey:
+        return cell_key(self.dataset, self.model.name, self.fraction, seed, self.model.config)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything one run computes, and how; built once by :func:`build_plan`."""
+
+    suite: Suite  # its name, hash and notices are recorded; nothing is re-derived from it
+    execution: ExecutionPlan
+    groups: tuple[GroupPlan, ...]
+    trial_seed: int  # trials train with this fixed model seed (the split seed)
+    val_grid: tuple[float, ...]
+    oracle_grid: tuple[float, ...]
+    selection_grid: tuple[float, ...]  # the thresholds epoch selection scores checkpoints on
+    objective: str
+    budget_seconds: float | None
+
+    def cells(self) -> list[CellKey]:
+        return [group.key(seed) for group in self.groups for seed in group.seeds]
+
+    def with_execution(self, execution: ExecutionPlan) -> "RunPlan":
+        return dataclasses.replace(self, execution=execution)
+
+    def job(self, group: GroupPlan, kind: str, seed: int, params: dict[str, Any], history: tuple = ()) -> Job:
+        """The worker's job for one fit of ``group`` (a tuning trial or a seed's cell)."""
+        parts = group.data.parts(group.fraction, seed)
+        return Job(kind=kind, dataset=group.data.entry.ref(), model=group.model.base, params=params, seed=seed,
+                   train=parts.train, val=parts.val, test=parts.test, val_grid=self.val_grid,
+                   oracle_grid=self.oracle_grid, objective=self.objective,
+                   pruning=group.model.pruning if kind == "trial" else None, history=history, label=group.label,
+                   selection_grid=self.selection_grid, data_dir=self.execution.data_dir)
+
+
+def build_plan(suite: Suite, execution: ExecutionPlan) -> RunPlan:
+    """Resolve a loaded suite on one execution plan into the run's frozen plan."""
+    reference = suite.protocol == "reference"
+    val_grid = tuple(suite.resolved_val_grid())
+    groups = []
+    for entry in suite.datasets:
+        data = _data_plan(suite, entry, execution.data_dir)
+        for config in suite.models:
+            model = _model_plan(suite, execution, data, config)
+            groups += [GroupPlan(data, model, fraction, tuple(suite.seeds)) for fraction in suite.fractions]
+    return RunPlan(suite=suite, execution=execution, groups=tuple(groups), trial_seed=suite.split_seed,
+                   val_grid=val_grid, oracle_grid=tuple(suite.resolved_oracle_grid()),
+                   selection_grid=tuple(float(t) for t in ORACLE_GRID) if reference else val_grid,
+                   objective=suite.objective, budget_seconds=suite.budget_seconds)
+
+
+def _data_plan(suite: Suite, entry: DatasetEntry, data_dir: str | None) -> DataPlan:
+    return DataPlan(entry, dataset_fingerprint(entry, data_dir), data_dir, suite.split_seed, suite.val_size,
+                    suite.resample, suite.protocol == "reference", cache_dir() / "splits")
+
+
+def _model_plan(suite: Suite, execution: ExecutionPlan, data: DataPlan, config: ModelConfig) -> ModelPlan:
+    cls = get_model(config.base)
+    params, space = _params_and_space(suite, cls, data.entry.name, config)
+    trials = suite.trials if not config.fixed and suite.trials > 0 and space else 0
+    epochs, max_epochs = _epochs(cls, params, space, tuned=bool(trials))
+    space = space if trials else {}
+    pruning = (Pruning(suite.pruner, suite.pruner_startup_trials, suite.pruner_warmup_epochs, max_epochs)
+               if trials else None)
+    settings = group_settings(suite, data.entry.name, data.fingerprint, config.name, config.base, params,
+                              space, trials, max_epochs)
+    return ModelPlan(config.name, config.base, execution.resource_for(cls), params, space, trials, epochs,
+                     max_epochs, pruning, settings, config_hash(settings), study_hash(settings))
+
+
+def _params_and_space(suite: Suite, cls, dataset: str, config: ModelConfig) -> tuple[dict, dict]:
+    """The fixed params (reference settings, suite epochs, protocol, the suite's table) and
+    the space searched over the rest (only ``tune`` where the suite lists it)."""
+    params: dict[str, Any] = {}
+    if config.reference:
+        params.update(cls.reference_params(dataset) or {})
+    if suite.epochs is not None and "epochs" in cls.defaults:
+        params["epochs"] = suite.epochs
+    if suite.protocol == "reference":
+        params.update({k: v for k, v in REFERENCE_MODEL_PARAMS.items() if k in cls.defaults})
+    fixed, tune = config.on(dataset)
+    params.update(fixed)
+    if tune is not None:  # only these are searched; everything else stays fixed
+        space = {k: cls.search_space[k] for k in tune}
+        return {k: v for k, v in params.items() if k not in space}, space
+    return params, {k: d for k, d in cls.search_space.items() if k not in params}
+
+
+def _epochs(cls, params: dict[str, Any], space: dict[str, Any], tuned: bool) -> tuple[int | None, int | None]:
+    """(epochs a fit is expected to train, the most it may train); None without epochs.
+
+    The only place epochs are derived: a fixed value (params, else the model's default), or
+    over a tuned range its middle (expected). The most is the top of the model's range
+    whether or not the plan tunes it (it is part of the cell's identity as it always was).
+    """
+    fixed = int(params.get("epochs", cls.defaults.get("epochs", 0)) or 0) or None
+    ranged = space.get("epochs")
+    most = (int(getattr(ranged, "high", fixed or 0)) or fixed) if ranged is not None else fixed
+    if tuned and ranged is not None and hasattr(ranged, "low"):
+        return int(round((ranged.low + ranged.high) / 2)), most
+    return fixed, most
