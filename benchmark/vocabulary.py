@@ -7,8 +7,8 @@ modules can never accept different spellings of the same setting.
 
 from __future__ import annotations
 
-import re
 import difflib
+import re
 from typing import Callable, Literal, get_args
 
 from benchmark.errors import BenchmarkError

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from benchmark.data.dataplan import DataPlan, dataset_fingerprint
 from benchmark.execution.resources import make_plan
 from benchmark.execution.plan import build_plan
-from benchmark.execution.suite import DatasetEntry, load_suite
+from benchmark.data.refs import DatasetRef
+from benchmark.execution.suite import load_suite
 
 
 def plan_for(resample: str, name: str = "emotions", prefix: bool = False, cache=None, declaration=None) -> DataPlan:
-    entry = DatasetEntry(name, declaration)
+    entry = DatasetRef(name, declaration)
     return DataPlan(entry, dataset_fingerprint(entry, None), None, 0, 0.15, resample, prefix, cache)
 
 

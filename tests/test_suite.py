@@ -86,9 +86,9 @@ params = { C = 0.25 }
     assert suite.model("br").fixed and suite.model("br").params == {"C": 0.25}
     assert not suite.model("prior").fixed
 
-    from benchmark.execution.worker import load_job_dataset
+    from benchmark.data.refs import load_ref
 
-    dataset = load_job_dataset(entry.ref(), None)
+    dataset = load_ref(entry, None)
     assert dataset.n_labels == 6 and dataset.n_instances == 593
 
 

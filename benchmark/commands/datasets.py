@@ -19,7 +19,23 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
+
+from tabulate import tabulate
+
+from benchmark.data.sources import (
+    catalog,
+    check_file,
+    fetch_file,
+    formats,
+    get_spec,
+    load_dataset,
+    locate,
+    sha256_of,
+    unavailable_formats,
+)
+from benchmark.errors import DatasetError
 
 DATA_DIR_HELP = "a directory laid out like the dataset mirror (default: $MLCBENCH_DATA_DIR)"
 
@@ -59,8 +75,6 @@ def register(subparsers, full: bool = True) -> None:
 
 def format_options() -> list:
     """Every format's ``datasets info`` flags (first declaration of a flag wins)."""
-    from benchmark.data.sources import formats
-
     seen, options = set(), []
     for fmt in formats().values():
         for option in fmt.cli_options:
@@ -72,8 +86,6 @@ def format_options() -> list:
 
 def availability(spec, data_dir) -> str:
     """Where the dataset's files are, or what is needed to get them."""
-    from benchmark.data.sources import locate
-
     if not spec.files:
         return "generated"
     origins, need_download, no_url = [], 0, []
@@ -94,10 +106,6 @@ def availability(spec, data_dir) -> str:
 
 
 def list_datasets(args) -> int:
-    from tabulate import tabulate
-
-    from benchmark.data.sources import catalog, formats, unavailable_formats
-
     table = formats()
     rows = []
     for name, spec in catalog().items():
@@ -126,11 +134,6 @@ def path_params(args) -> dict:
 
 def resolve_info_spec(args):
     """A catalog name, or a data file path (resolved once, against the current directory)."""
-    from dataclasses import replace
-
-    from benchmark.data.sources import formats, get_spec
-    from benchmark.errors import DatasetError
-
     params = path_params(args)
     path = Path(args.name).expanduser()
     if path.is_file():
@@ -163,8 +166,6 @@ def info_record(dataset, spec) -> dict:
 
 
 def show_info(args) -> int:
-    from benchmark.data.sources import load_dataset
-
     spec = resolve_info_spec(args)
     dataset = load_dataset(spec, data_dir=args.data_dir)
     record = info_record(dataset, spec)
@@ -192,9 +193,6 @@ def show_info(args) -> int:
 
 
 def fetch_datasets(args) -> int:
-    from benchmark.data.sources import check_file, fetch_file, get_spec
-    from benchmark.errors import DatasetError
-
     specs = [get_spec(name) for name in args.names]  # unknown names fail before any download
     failures = 0
     for spec in specs:
@@ -215,10 +213,6 @@ def fetch_datasets(args) -> int:
 
 
 def verify_datasets(args) -> int:
-    from tabulate import tabulate
-
-    from benchmark.data.sources import catalog, get_spec, locate, sha256_of
-
     specs = [get_spec(name) for name in args.names] if args.names else list(catalog().values())
     rows, counts = [], {"ok": 0, "mismatch": 0, "missing": 0, "unchecked": 0}
     for spec in specs:

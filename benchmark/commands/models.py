@@ -11,6 +11,10 @@ import argparse
 import json
 from typing import Any
 
+from tabulate import tabulate
+
+from benchmark.modelapi.base import get_model, model_declarations
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("models", help="list the registered models and their hyperparameters")
@@ -50,8 +54,6 @@ def _number(value: float | int) -> str:
 
 def render_table(descriptions: list[dict[str, Any]]) -> str:
     """One row per hyperparameter; model columns are filled on each model's first row."""
-    from tabulate import tabulate
-
     rows = []
     for desc in descriptions:
         head = [desc["name"], desc["family"], _yes(desc["uses_gpu"]), _yes(desc["trains_in_epochs"])]
@@ -71,8 +73,6 @@ def _yes(flag: bool) -> str:
 
 
 def list_models(args: argparse.Namespace) -> int:
-    from benchmark.modelapi.base import model_declarations
-
     declarations, unavailable = model_declarations()
     descriptions = list(declarations.values())
     if args.json:
@@ -95,8 +95,6 @@ def _public(desc: dict[str, Any]) -> dict[str, Any]:
 
 
 def show_model(args: argparse.Namespace) -> int:
-    from benchmark.modelapi.base import get_model, model_declarations
-
     declarations, _ = model_declarations()
     if args.name not in declarations:
         get_model(args.name)  # unknown name: UnknownNameError with suggestions, exit 2

@@ -5,6 +5,19 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import threading
+
+from sqlalchemy.exc import DBAPIError
+from tabulate import tabulate
+
+from benchmark.cost.estimate import estimate, format_hours
+from benchmark.execution import resources
+from benchmark.execution.executors import make_executor
+from benchmark.execution.plan import build_plan
+from benchmark.execution.progress import RunProgress
+from benchmark.execution.runner import Runner, dry_run_rows
+from benchmark.execution.suite import load_suite
+from benchmark.store.results import ResultsStore, StoreError, describe_db_error
 
 
 def register(subparsers) -> None:
@@ -50,11 +63,6 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def _dry_run(plan, store, show_cells: bool, with_estimate: bool) -> int:
-    from tabulate import tabulate
-
-    from benchmark.cost.estimate import estimate, format_hours
-    from benchmark.execution.runner import dry_run_rows
-
     suite, execution = plan.suite, plan.execution
     rows = dry_run_rows(plan, store)
     if show_cells:
@@ -88,7 +96,6 @@ def _stop_cleanly_on_signals() -> dict:
     def interrupt(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         return {}  # only the main thread may install handlers
@@ -99,36 +106,25 @@ def _jobs_per_gpu_from_memory(plan, store, progress):
     """No --workers on a GPU machine: as many jobs per GPU as its free memory holds of the
     largest calibrated peak of the plan's GPU jobs (``resources.jobs_per_gpu``); the
     calibrations are cached, so the run's own estimate reuses them."""
-    from benchmark.cost.estimate import estimate
-    from benchmark.execution.resources import gpu_free_bytes, jobs_per_gpu
-
     peaks = estimate(plan, list(plan.groups), store.done_cells(), notice=progress.notice).gpu_peaks()
     if not peaks:
         return plan
     devices = sorted(set(plan.execution.gpu_devices))
-    free = min(gpu_free_bytes(d) for d in devices)
-    jobs = jobs_per_gpu(free, peaks, os.cpu_count() or 1, len(devices))
+    free = min(resources.gpu_free_bytes(d) for d in devices)
+    jobs = resources.jobs_per_gpu(free, peaks, os.cpu_count() or 1, len(devices))
     progress.notice(f"{jobs} job(s) per GPU: largest calibrated peak {max(peaks) / 2**20:.0f} MB, "
                     f"{free / 2**30:.1f} GB free (--workers N sets it)")
     return plan.with_execution(plan.execution.with_jobs_per_gpu(jobs))
 
 
 def handle(args: argparse.Namespace) -> int:
-    from benchmark.execution.resources import make_plan
-    from benchmark.execution.suite import load_suite
-
+    resources.check_settings(args.workers, args.executor)  # before the suite imports any model file
     data_dir = os.path.abspath(args.data_dir) if args.data_dir else None  # travels in the plan and each job
     suite = load_suite(args.suite, data_dir=data_dir, **_overrides(args))
-    from sqlalchemy.exc import DBAPIError  # heavy imports only once the suite is valid
 
-    from benchmark.execution.executors import make_executor
-    from benchmark.execution.plan import build_plan
-    from benchmark.execution.progress import RunProgress
-    from benchmark.execution.runner import Runner
-    from benchmark.store.results import ResultsStore, StoreError, describe_db_error
 
-    execution = make_plan(suite.device, args.workers if args.workers is not None else suite.workers,
-                          args.executor, data_dir, args.address)
+    execution = resources.make_plan(suite.device, args.workers if args.workers is not None else suite.workers,
+                                    args.executor, data_dir, args.address)
     plan = build_plan(suite, execution)
     store = ResultsStore(args.results)
     progress = RunProgress(quiet=args.quiet, verbose=args.verbose)

@@ -38,8 +38,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import inspect
 import heapq
+import inspect
 import json
 import math
 import os
@@ -56,9 +56,13 @@ from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.pool import configure_threads
 from benchmark.execution.tuning import LAG
 from benchmark.execution.worker import Pruning, run_job
+from benchmark.lazy import lazy
 from benchmark.modelapi import discovery
 from benchmark.modelapi.base import get_model
 from benchmark.store import provenance
+
+optuna = lazy("optuna")
+torch = lazy("torch")
 
 CALIBRATION_ROWS = 1024
 CALIBRATION_EVAL_ROWS = 256
@@ -119,7 +123,6 @@ def _timed(job, peaks: list[int] | None = None, timings: list[tuple[float, float
     On the CPU, ``(cpu, wall)`` seconds are appended to ``timings``.
     """
 
-    import torch
 
     on_gpu = job.device != "cpu"
     measure_memory = on_gpu and torch.cuda.is_available()  # not for a mocked device list (tests)
@@ -242,8 +245,6 @@ def cost_space(group) -> dict[str, Any]:
 
 def space_draws(space: dict[str, Any], n: int = SPACE_DRAWS) -> list[dict[str, Any]]:
     """``n`` reproducible uniform draws from ``space`` (Optuna's random sampler, seed 0)."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     return [dict(study.ask(space).params) for _ in range(n)]
@@ -341,9 +342,7 @@ class CostCache:
         self.put_entry(self.key(group), dataclasses_asdict(cost))
 
     def space_key(self, group) -> str:
-        from optuna.distributions import distribution_to_json
-
-        space = sorted((k, distribution_to_json(d)) for k, d in cost_space(group).items())
+        space = sorted((k, optuna.distributions.distribution_to_json(d)) for k, d in cost_space(group).items())
         content = [self.key(group), space, SPACE_DRAWS]
         return "space-" + hashlib.sha256(json.dumps(content).encode()).hexdigest()[:20]
 

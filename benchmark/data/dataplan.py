@@ -28,6 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.data.refs import DatasetRef, load_ref
+from benchmark.data.sources import DatasetSpec, get_spec, locate, sha256_of
+from benchmark.data.splits import make_split, nested_fractions
+
 _SEED_STRIDE = 1_000_003
 
 
@@ -43,10 +47,8 @@ class Parts:
     test: np.ndarray
 
 
-def dataset_fingerprint(entry, data_dir: str | None) -> dict[str, str]:
+def dataset_fingerprint(entry: DatasetRef, data_dir: str | None) -> dict[str, str]:
     """``{role: sha256}`` of a dataset's files (the catalog's checksums where it has them)."""
-    from benchmark.data.sources import DatasetSpec, get_spec, locate, sha256_of
-
     spec = DatasetSpec.from_dict(dict(entry.declaration), Path("/")) if entry.declaration else get_spec(entry.name)
     digests = {}
     for role, ref in sorted(spec.files.items()):
@@ -61,7 +63,7 @@ def dataset_fingerprint(entry, data_dir: str | None) -> dict[str, str]:
 class DataPlan:
     """Split and subsets of one dataset under one suite's split settings."""
 
-    def __init__(self, entry, fingerprint: dict[str, str], data_dir: str | None, split_seed: int,
+    def __init__(self, entry: DatasetRef, fingerprint: dict[str, str], data_dir: str | None, split_seed: int,
                  val_size: float, resample: str, prefix_fractions: bool, cache: Path | None):
         self.entry = entry
         self.fingerprint = fingerprint
@@ -110,11 +112,8 @@ class DataPlan:
         return parts
 
     def _compute(self, fraction: float, split_seed: int, subset_seed: int) -> Parts:
-        from benchmark.execution.worker import load_job_dataset
-        from benchmark.data.splits import make_split, nested_fractions
-
         if self._dataset is None:
-            self._dataset = load_job_dataset(self.entry.ref(), self.data_dir)
+            self._dataset = load_ref(self.entry, self.data_dir)
         split = make_split(self._dataset, seed=split_seed, val_size=self.val_size)
         pool = split.train
         if fraction >= 1:

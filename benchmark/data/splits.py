@@ -30,9 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from iterstrat.ml_stratifiers import IterativeStratification
 
 from benchmark.errors import BenchmarkError, DatasetError
+from benchmark.lazy import lazy
+
+ml_stratifiers = lazy("iterstrat.ml_stratifiers")
 
 # Streams derived from one split seed, so that the split and the fractions never share
 # random numbers (changing the validation share does not reshuffle the fractions).
@@ -87,7 +89,7 @@ def stratified_assignment(Y: np.ndarray, ratios, rng: np.random.RandomState) -> 
     ratios = np.asarray(ratios, dtype=float)
     order = rng.permutation(n)
     present = Y[:, Y.any(axis=0)]  # absent labels never steer the algorithm, only cost time
-    parts_in_order = IterativeStratification(labels=present[order], r=ratios, random_state=rng)
+    parts_in_order = ml_stratifiers.IterativeStratification(labels=present[order], r=ratios, random_state=rng)
     parts = np.empty(n, dtype=np.intp)
     parts[order] = parts_in_order
     return _fix_sizes(Y, parts, ratios, rng)

@@ -24,12 +24,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import time
+from multiprocessing.connection import wait as wait_any
 from typing import Any
 
 from benchmark.errors import BenchmarkError
-from benchmark.execution.worker import Job, JobResult, run_job
-from benchmark.execution.resources import ExecutionPlan
 from benchmark.execution.pool import WorkerPool, configure_threads
+from benchmark.execution.resources import ExecutionPlan
+from benchmark.execution.worker import Job, JobResult, run_job
 
 
 def _stamp(job: Job, device: str, n_threads: int | None, data_dir: str | None) -> Job:
@@ -93,9 +95,6 @@ class LocalExecutor:
         return (device, handle)
 
     def wait(self, timeout: float | None = None) -> list[tuple[tuple[str, int], JobResult]]:
-        import time
-        from multiprocessing.connection import wait as wait_any
-
         busy = {name: pool for name, pool in self._pools.items() if pool.busy()}
         if not busy:
             return []
@@ -112,9 +111,6 @@ class LocalExecutor:
 
     def collect_finished(self):
         return [((name, h), r) for name, pool in self._pools.items() for h, r in pool.wait(0)]
-
-    def worker_pids(self) -> dict[str, list[int]]:
-        return {name: pool.pids() for name, pool in self._pools.items()}
 
     def shutdown(self, cancel: bool = False) -> None:
         for pool in self._pools.values():

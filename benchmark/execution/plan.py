@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmark.data.dataplan import DataPlan, dataset_fingerprint
+from benchmark.data.refs import DatasetRef
 from benchmark.data.sources import cache_dir
 from benchmark.evaluation.thresholds import ORACLE_GRID
 from benchmark.execution.resources import ExecutionPlan
-from benchmark.execution.suite import DatasetEntry, ModelConfig, Suite
+from benchmark.execution.suite import ModelConfig, Suite
 from benchmark.execution.worker import Job, Pruning
 from benchmark.modelapi.base import get_model
 from benchmark.store.identity import config_hash, group_settings, study_hash
@@ -101,7 +102,7 @@ class RunPlan:
     def job(self, group: GroupPlan, kind: str, seed: int, params: dict[str, Any], history: tuple = ()) -> Job:
         """The worker's job for one fit of ``group`` (a tuning trial or a seed's cell)."""
         parts = group.data.parts(group.fraction, seed)
-        return Job(kind=kind, dataset=group.data.entry.ref(), model=group.model.base, params=params, seed=seed,
+        return Job(kind=kind, dataset=group.data.entry, model=group.model.base, params=params, seed=seed,
                    train=parts.train, val=parts.val, test=parts.test, val_grid=self.val_grid,
                    oracle_grid=self.oracle_grid, objective=self.objective,
                    pruning=group.model.pruning if kind == "trial" else None, history=history, label=group.label,
@@ -124,7 +125,7 @@ def build_plan(suite: Suite, execution: ExecutionPlan) -> RunPlan:
                    objective=suite.objective, budget_seconds=suite.budget_seconds)
 
 
-def _data_plan(suite: Suite, entry: DatasetEntry, data_dir: str | None) -> DataPlan:
+def _data_plan(suite: Suite, entry: DatasetRef, data_dir: str | None) -> DataPlan:
     return DataPlan(entry, dataset_fingerprint(entry, data_dir), data_dir, suite.split_seed, suite.val_size,
                     suite.resample, suite.protocol == "reference", cache_dir() / "splits")
 

@@ -21,10 +21,13 @@ Policy:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from benchmark.errors import BenchmarkError
+from benchmark.lazy import lazy
 from benchmark.vocabulary import resolve_gpus
+
+torch = lazy("torch")
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,6 @@ class ExecutionPlan:
 
     def with_jobs_per_gpu(self, jobs: int, cores: int | None = None) -> "ExecutionPlan":
         """The same plan with ``jobs`` worker slots per GPU (CPU workers keep the other cores)."""
-        from dataclasses import replace
-
         devices = tuple(dict.fromkeys(self.gpu_devices))
         slots = tuple(d for d in devices for _ in range(jobs))
         cores = max(1, cores or os.cpu_count() or 1)
@@ -92,24 +93,25 @@ def jobs_per_gpu(free_bytes: int, peak_bytes: list[int], cores: int, n_gpus: int
 
 def gpu_free_bytes(device: str) -> int:
     """Free memory of one CUDA device now (bytes)."""
-    import torch
-
     return int(torch.cuda.mem_get_info(torch.device(device))[0])
 
 
 def cuda_device_count() -> int:
-    import torch
-
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_settings(workers: int | str | None, executor: str = "local") -> None:
+    """The plain checks of how to run, made before anything is loaded (one line each)."""
+    if executor not in ("local", "ray"):
+        raise BenchmarkError(f"unknown executor {executor!r}; expected local or ray")
+    if workers is not None and workers != "auto" and int(workers) < 1:
+        raise BenchmarkError("--workers must be >= 1")
 
 
 def make_plan(device: str, workers: int | str | None, executor: str = "local", data_dir: str | None = None,
               address: str | None = None, cpu_count: int | None = None, gpu_count: int | None = None) -> ExecutionPlan:
     """Decide the plan from the user's settings (flags over suite values) and this machine."""
-    if executor not in ("local", "ray"):
-        raise BenchmarkError(f"unknown executor {executor!r}; expected local or ray")
-    if workers is not None and workers != "auto" and int(workers) < 1:
-        raise BenchmarkError("--workers must be >= 1")
+    check_settings(workers, executor)
     cores = max(1, cpu_count or os.cpu_count() or 1)
     gpus = resolve_gpus(device, cuda_device_count if gpu_count is None else lambda: gpu_count)
     data_dir = os.path.abspath(data_dir) if data_dir else None

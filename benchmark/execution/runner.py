@@ -21,8 +21,7 @@ from benchmark.execution.tuning import StudyDriver
 from benchmark.execution.worker import JobResult
 from benchmark.store import provenance
 from benchmark.store.results import ResultsStore
-from benchmark.store.tables import now_iso
-from benchmark.store.tables import CellRow
+from benchmark.store.tables import CellRow, now_iso
 
 EXIT_FAILED = 1
 EXIT_LEFT_TO_OTHERS = 3

@@ -75,9 +75,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.data.refs import DatasetRef
+from benchmark.data.sources import DatasetSpec, catalog, get_format, get_spec
 from benchmark.errors import BenchmarkError, ParseError, UnknownNameError
-from benchmark.vocabulary import (DEVICE_CHOICES, OBJECTIVES, PRUNERS, RESAMPLE_MODES, SPLIT_PROTOCOLS,
-                                  parse_device)
+from benchmark.evaluation.thresholds import ORACLE_GRID, VAL_GRID
+from benchmark.lazy import lazy
+from benchmark.modelapi.base import get_model, model_declarations
+from benchmark.vocabulary import (
+    DEVICE_CHOICES,
+    OBJECTIVES,
+    PRUNERS,
+    RESAMPLE_MODES,
+    SPLIT_PROTOCOLS,
+    parse_device,
+)
+
+optuna = lazy("optuna")
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -102,23 +115,6 @@ REFERENCE_MODEL_PARAMS = {"standardize": False, "epoch_selection": "reference"}
 
 class SuiteError(BenchmarkError):
     """A suite file or an override is invalid."""
-
-
-@dataclass
-class DatasetEntry:
-    """A dataset a suite uses: a catalog name, or a declaration by path.
-
-    ``declaration`` is the ``[[dataset]]`` table with paths made absolute, the
-    plain data a worker needs to rebuild the spec (``DatasetSpec.from_dict``).
-    """
-
-    name: str
-    declaration: dict[str, Any] | None = None
-
-    def ref(self):
-        from benchmark.execution.worker import DatasetRef
-
-        return DatasetRef(self.name, self.declaration)
 
 
 @dataclass
@@ -155,7 +151,7 @@ class DatasetSettings:
 @dataclass
 class Suite:
     name: str
-    datasets: list[DatasetEntry]
+    datasets: list[DatasetRef]
     models: list[ModelConfig]
     fractions: list[float]
     seeds: list[int]
@@ -182,13 +178,9 @@ class Suite:
         return next(m for m in self.models if m.name == name)
 
     def resolved_val_grid(self) -> list[float]:
-        from benchmark.evaluation.thresholds import VAL_GRID
-
         return [float(t) for t in (self.val_grid if self.val_grid is not None else VAL_GRID)]
 
     def resolved_oracle_grid(self) -> list[float]:
-        from benchmark.evaluation.thresholds import ORACLE_GRID
-
         grid = self.oracle_grid if self.oracle_grid is not None else ORACLE_GRID  # the reference's nine points too
         return [float(t) for t in grid]
 
@@ -333,25 +325,23 @@ def _device(value: Any) -> str:
 
 def check_param(model: str, cls, name: str, value: Any) -> None:
     """A fixed hyperparameter against the model's declared default type and search space."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
     default = cls.defaults[name]
     dist = cls.search_space.get(name)
 
     def fail(expected: str):
         raise SuiteError(f"[model.{model}] {name} = {value!r}: expected {expected}")
 
-    if isinstance(dist, CategoricalDistribution):
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
         if value not in dist.choices:
             fail(f"one of {list(dist.choices)}")
         return
     if isinstance(default, bool):
         if not isinstance(value, bool):
             fail("true or false")
-    elif isinstance(default, int) or isinstance(dist, IntDistribution):
+    elif isinstance(default, int) or isinstance(dist, optuna.distributions.IntDistribution):
         if isinstance(value, bool) or not isinstance(value, int):
             fail("an integer")
-    elif isinstance(default, float) or isinstance(dist, FloatDistribution):
+    elif isinstance(default, float) or isinstance(dist, optuna.distributions.FloatDistribution):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             fail("a number")
     elif isinstance(default, str) and not isinstance(value, str):
@@ -367,17 +357,12 @@ def check_param(model: str, cls, name: str, value: Any) -> None:
             fail(f"a number >= 0 (its search space is {low}..{dist.high})")
 
 
-def _model_config(name: str, table: dict[str, Any], known: dict[str, type],
-                  declared: frozenset[str] = frozenset()) -> ModelConfig:
-    from benchmark.modelapi.base import get_model
-
+def _model_config(name: str, table: dict[str, Any], declared: frozenset[str] = frozenset()) -> ModelConfig:
     unknown = set(table) - MODEL_TABLE_KEYS
     if unknown:
         raise SuiteError(f"[model.{name}]: unknown keys {sorted(unknown)} (allowed: {', '.join(sorted(MODEL_TABLE_KEYS))})")
     base = str(table.get("base", name))
-    if base != name and base not in known:
-        get_model(base)  # unknown base: fails with suggestions
-    cls = known.get(base) or get_model(base)
+    cls = get_model(base)  # an unknown base fails with suggestions
     trials = table.get("trials")
     if trials not in (None, 0) or isinstance(trials, bool):
         raise SuiteError(f"[model.{name}]: trials may only be 0 (fixed params); the trial budget is the "
@@ -428,8 +413,6 @@ def _dataset_settings(name: str, base: str, cls, dataset: str, table: Any,
     unknown = sorted(set(table) - DATASET_TABLE_KEYS)
     if unknown:
         raise SuiteError(f"{where}: unknown keys {unknown} (allowed: {', '.join(sorted(DATASET_TABLE_KEYS))})")
-    from benchmark.data.sources import catalog
-
     known = set(catalog()) | declared
     if dataset not in known:  # a typo would otherwise silently leave the dataset on the model's settings
         close = difflib.get_close_matches(dataset, sorted(known), n=1, cutoff=0.6)
@@ -440,11 +423,11 @@ def _dataset_settings(name: str, base: str, cls, dataset: str, table: Any,
 
 
 def _resolve_models(raw: dict[str, Any], tables: dict[str, Any]) -> list[ModelConfig]:
-    from benchmark.modelapi.base import available_models
-
+    """The suite's model columns. Names are checked against the cached declarations first,
+    so a mistyped name fails before any model file (and torch) is imported."""
     if not isinstance(tables, dict):
         raise SuiteError("[model] must be a table of model tables")
-    known = available_models()
+    known = model_declarations()[0]
     variants = {name for name, table in tables.items() if isinstance(table, dict) and "base" in table}
     declared = frozenset(raw.get("_declared", ()))  # [[dataset]] names, before --datasets filters them
     wanted = raw.get("models", "all")
@@ -452,16 +435,13 @@ def _resolve_models(raw: dict[str, Any], tables: dict[str, Any]) -> list[ModelCo
         names = list(known) + sorted(variants - set(known))
     else:
         names = _as_list(wanted, str, "models")
-    configs = []
     for name in names:
         table = tables.get(name, {})
         if not isinstance(table, dict):
             raise SuiteError(f"[model.{name}] must be a table")
         if name not in known and "base" not in table:
-            from benchmark.modelapi.base import get_model
-
-            get_model(name)  # unknown names fail here with suggestions
-        configs.append(_model_config(name, table, known, declared))
+            get_model(name)  # unknown names fail here with suggestions, importing nothing
+    configs = [_model_config(name, tables.get(name, {}), declared) for name in names]
     unused = set(tables) - set(names)
     if unused:
         raise SuiteError(f"[model.*] tables for models not in the suite: {sorted(unused)}")
@@ -470,9 +450,7 @@ def _resolve_models(raw: dict[str, Any], tables: dict[str, Any]) -> list[ModelCo
 
 # ----------------------------------------------------------------------------- datasets
 
-def _declared_datasets(tables: list[dict[str, Any]], base_dir: Path) -> list[DatasetEntry]:
-    from benchmark.data.sources import DatasetSpec
-
+def _declared_datasets(tables: list[dict[str, Any]], base_dir: Path) -> list[DatasetRef]:
     entries = []
     for table in tables:
         if not isinstance(table, dict) or "name" not in table:
@@ -484,28 +462,26 @@ def _declared_datasets(tables: list[dict[str, Any]], base_dir: Path) -> list[Dat
         declaration = dict(table)
         for role, ref in spec.files.items():  # workers get absolute paths
             declaration[role] = str(ref.absolute)
-        entries.append(DatasetEntry(name=spec.name, declaration=declaration))
+        entries.append(DatasetRef(name=spec.name, declaration=declaration))
     return entries
 
 
-def _resolve_datasets(raw: dict[str, Any], data_dir: str | None, notices: list[str]) -> list[DatasetEntry]:
-    from benchmark.data.sources import catalog, get_format, get_spec
-
+def _resolve_datasets(raw: dict[str, Any], data_dir: str | None, notices: list[str]) -> list[DatasetRef]:
     declared = _declared_datasets(raw.get("dataset", []), Path(raw["_base_dir"]))
     declared_names = {d.name for d in declared}
-    entries: list[DatasetEntry] = []
+    entries: list[DatasetRef] = []
     names = raw.get("datasets", [])
     for name in _as_list(names, str, "datasets") if names else []:
         if name in declared_names:
             continue
         get_spec(name)  # unknown names fail with suggestions
-        entries.append(DatasetEntry(name=name))
+        entries.append(DatasetRef(name=name))
     entries += declared
     for name in _as_list(raw.get("optional_datasets", []), str, "optional_datasets") if raw.get("optional_datasets") else []:
         if any(e.name == name for e in entries):
             continue
         if get_spec(name).is_available(data_dir):
-            entries.append(DatasetEntry(name=name))
+            entries.append(DatasetRef(name=name))
         else:
             notices.append(f"skipping dataset {name}: its files are not in the data directory")
     if raw.get("include_available"):
@@ -513,7 +489,7 @@ def _resolve_datasets(raw: dict[str, Any], data_dir: str | None, notices: list[s
             if not get_format(spec.format).for_benchmarks:
                 continue  # generated data is for tests, not for the benchmark
             if not any(e.name == name for e in entries) and spec.is_available(data_dir):
-                entries.append(DatasetEntry(name=name))
+                entries.append(DatasetRef(name=name))
     if not entries:
         raise SuiteError("the suite has no dataset")
     return entries

@@ -34,12 +34,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import optuna
 import sqlalchemy as sa
-from optuna.distributions import distribution_to_json, json_to_distribution
-from optuna.trial import TrialState
 
+from benchmark.lazy import lazy
 from benchmark.store.results import schema_lock
+
+optuna = lazy("optuna")
 
 TPE_STARTUP_TRIALS = 10  # Optuna's default: random search first, then TPE
 LAG = 4  # trial k is conditioned on trials 0..k-1-LAG; up to LAG+1 trials of a study in flight
@@ -72,7 +72,7 @@ def trial_to_dict(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """A finished trial as plain data (what a worker or the sampler needs)."""
     return {
         "params": dict(trial.params),
-        "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
+        "distributions": {k: optuna.distributions.distribution_to_json(d) for k, d in trial.distributions.items()},
         "value": trial.value,
         "intermediate": {int(k): float(v) for k, v in trial.intermediate_values.items()},
         "state": trial.state.name,
@@ -80,11 +80,11 @@ def trial_to_dict(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
 
 
 def trial_from_dict(data: dict[str, Any]) -> optuna.trial.FrozenTrial:
-    state = TrialState[data["state"]]
+    state = optuna.trial.TrialState[data["state"]]
     return optuna.trial.create_trial(
         params=data["params"],
-        distributions={k: json_to_distribution(v) for k, v in data["distributions"].items()},
-        value=data["value"] if state == TrialState.COMPLETE else None,
+        distributions={k: optuna.distributions.json_to_distribution(v) for k, v in data["distributions"].items()},
+        value=data["value"] if state == optuna.trial.TrialState.COMPLETE else None,
         intermediate_values={int(k): v for k, v in data["intermediate"].items()},
         state=state,
     )
@@ -143,20 +143,20 @@ class StudyDriver:
 
     def _abandon_stale_trials(self) -> None:
         """Trials left RUNNING (or WAITING) by a killed run: FAIL, index free to be asked again."""
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-            if trial.state == TrialState.WAITING:
+        for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)):
+            if trial.state == optuna.trial.TrialState.WAITING:
                 trial = self.study.ask()  # pop the enqueued trial so it can be closed
             optuna.trial.Trial(self.study, trial._trial_id).set_user_attr(INTERRUPTED_ATTR, True)
-            self.study.tell(trial.number, state=TrialState.FAIL)
+            self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
     def _finished(self) -> dict[int, optuna.trial.FrozenTrial]:
         """Used-up indices and their trials (the latest trial of an index wins)."""
         used = {}
         for trial in self.study.get_trials(deepcopy=False):
             index = trial.user_attrs.get(INDEX_ATTR)
-            if index is None or trial.state in (TrialState.RUNNING, TrialState.WAITING):
+            if index is None or trial.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING):
                 continue
-            if trial.state == TrialState.FAIL and trial.user_attrs.get(INTERRUPTED_ATTR):
+            if trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs.get(INTERRUPTED_ATTR):
                 continue
             used[int(index)] = trial
         return used
@@ -171,15 +171,12 @@ class StudyDriver:
         """Trials ``0 .. index-1-LAG`` that count for the sampler and the pruner."""
         finished = self._finished() if finished is None else finished
         visible = [finished[i] for i in sorted(finished) if i < index - LAG]
-        return [trial_to_dict(t) for t in visible if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        return [trial_to_dict(t) for t in visible if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
 
     def can_ask(self) -> bool:
         finished = self._finished()
         index = self._next_index(finished)
         return index is not None and all(i in finished for i in range(index - LAG))
-
-    def done(self) -> bool:
-        return not self.in_flight and len(self._finished().keys() & set(range(self.budget))) == self.budget
 
     def counted(self) -> int:
         finished = self._finished()
@@ -207,18 +204,18 @@ class StudyDriver:
         if state == "complete":
             self.study.tell(trial, float(value))
         elif state == "pruned":
-            self.study.tell(trial, state=TrialState.PRUNED)
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
-            self.study.tell(trial, state=TrialState.FAIL)
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
     def best(self) -> optuna.trial.FrozenTrial | None:
         """The best complete trial within the budget (ties: the lowest index)."""
         finished = self._finished()
-        complete = [finished[i] for i in sorted(finished) if i < self.budget and finished[i].state == TrialState.COMPLETE]
+        complete = [finished[i] for i in sorted(finished) if i < self.budget and finished[i].state == optuna.trial.TrialState.COMPLETE]
         return max(complete, key=lambda t: t.value) if complete else None
 
     def abandon_in_flight(self) -> None:
         for index in list(self.in_flight):
             trial = self.in_flight.pop(index)
             trial.set_user_attr(INTERRUPTED_ATTR, True)
-            self.study.tell(trial, state=TrialState.FAIL)
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)

@@ -16,22 +16,22 @@ import math
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmark.data.refs import DatasetRef, load_ref
+from benchmark.evaluation.thresholds import best_over_grid, evaluate_protocols
+from benchmark.execution.tuning import EpochPruner
+from benchmark.lazy import lazy
+from benchmark.modelapi.base import get_model
+from benchmark.store import provenance
 from benchmark.store.tables import json_safe, now_iso
 
+optuna = lazy("optuna")
+sparse = lazy("scipy.sparse")
+
 F1_METRICS = ("ebF1", "miF1", "maF1")
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    """How a worker finds a dataset: a catalog name, or a declaration with absolute paths."""
-
-    name: str
-    declaration: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,34 +112,12 @@ class JobResult:
     artifacts: dict[str, np.ndarray] = field(default_factory=dict)  # small arrays kept beside the store
 
 
-_DATA_CACHE: dict[Any, Any] = {}
-_DATA_CACHE_SIZE = 2
-
-
-def load_job_dataset(ref: DatasetRef, data_dir: str | None):
-    """The job's dataset, parsed once per worker process (two most recent kept)."""
-    from benchmark.data.sources import DatasetSpec, load_dataset
-
-    key = (ref.name, repr(sorted((ref.declaration or {}).items())), data_dir)
-    if key not in _DATA_CACHE:
-        if len(_DATA_CACHE) >= _DATA_CACHE_SIZE:
-            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
-        if ref.declaration:
-            spec = DatasetSpec.from_dict(dict(ref.declaration), Path("/"))  # paths are absolute already
-            _DATA_CACHE[key] = load_dataset(spec, data_dir=data_dir)
-        else:
-            _DATA_CACHE[key] = load_dataset(ref.name, data_dir=data_dir)
-    return _DATA_CACHE[key]
-
-
 def objective_value(y_val, s_val, objective: str, grid) -> float:
     """The tuning objective on validation data: one F1 at its best grid threshold, or their mean.
 
     ``mean_f1`` (the default) averages example-, micro- and macro-F1, each at its own
     best threshold, so that no configuration wins by trading one of them away.
     """
-    from benchmark.evaluation.thresholds import best_over_grid
-
     metrics = F1_METRICS if objective == "mean_f1" else (objective,)
     values = [best_over_grid(y_val, s_val, m, grid)[0] for m in metrics]
     value = float(np.mean(values))
@@ -148,22 +126,17 @@ def objective_value(y_val, s_val, objective: str, grid) -> float:
 
 def run_job(job: Job) -> JobResult:
     """Train and evaluate one configuration; never raises (except KeyboardInterrupt)."""
-    import optuna
-
     pruner = None
     started_at = now_iso()
     try:
-        dataset = load_job_dataset(job.dataset, job.data_dir)
+        dataset = load_ref(job.dataset, job.data_dir)
         X, Y = dataset.X, dataset.Y
-        from benchmark.modelapi.base import get_model
 
         cls = get_model(job.model)
         model = cls(seed=job.seed, device=job.device, n_threads=job.n_threads, **job.params)
         if job.selection_grid is not None and hasattr(model, "selection_grid"):
             model.selection_grid = tuple(job.selection_grid)
         if job.kind == "trial" and job.pruning is not None and cls.trains_in_epochs:
-            from benchmark.execution.tuning import EpochPruner
-
             pruner = EpochPruner(job.pruning, list(job.history))
         record = FitRecord.from_dict(json_safe({**_fit_and_evaluate(job, model, X, Y, pruner),
                                                 "started_at": started_at}))
@@ -185,10 +158,9 @@ def model_artifacts(job: Job, model, Y) -> dict[str, np.ndarray]:
     embed = getattr(model, "label_embeddings", None)
     if embed is None:
         return {}
-    import scipy.sparse as sp
 
     Y_train = Y[job.train]
-    Y_train = Y_train.toarray() if sp.issparse(Y_train) else np.asarray(Y_train)
+    Y_train = Y_train.toarray() if sparse.issparse(Y_train) else np.asarray(Y_train)
     Y_train = (Y_train > 0).astype(np.float64)
     return {"label_embeddings": np.asarray(embed(), dtype=np.float32),
             "cooccurrence": (Y_train.T @ Y_train).astype(np.int64),
@@ -196,9 +168,6 @@ def model_artifacts(job: Job, model, Y) -> dict[str, np.ndarray]:
 
 
 def _fit_and_evaluate(job: Job, model, X, Y, pruner) -> dict[str, Any]:
-    from benchmark.store import provenance
-    from benchmark.evaluation.thresholds import evaluate_protocols
-
     train, val, test = job.train, job.val, job.test
     started = time.perf_counter()
     model.fit(X[train], Y[train], X[val], Y[val], on_epoch=pruner)

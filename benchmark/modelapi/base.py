@@ -108,15 +108,10 @@ DECLARATIONS_VERSION = 1
 def available_models() -> dict[str, type[Model]]:
     """Every concrete ``Model`` subclass defined in the model folders, by name.
 
-    Imports every model file; files that fail to import are left out (see
-    :func:`unavailable_models`).
+    Imports every model file; files that fail to import are left out (the
+    declarations, :func:`model_declarations`, name them with their reason).
     """
     return REGISTRY.scan()[0]
-
-
-def unavailable_models() -> list[discovery.Unavailable]:
-    """Model files that fail to import, each with its one-line reason."""
-    return model_declarations()[1]
 
 
 def get_model(name: str) -> type[Model]:

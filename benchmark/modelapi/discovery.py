@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import platformdirs
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = REPO_ROOT / "models"
 DATASETS_DIR = REPO_ROOT / "datasets"
@@ -66,7 +68,6 @@ def cache_dir() -> Path:
     value = os.environ.get("MLCBENCH_CACHE_DIR")
     if value:
         return Path(value).expanduser()
-    import platformdirs
 
     return Path(platformdirs.user_cache_dir("mlc-bench"))
 
@@ -80,11 +81,6 @@ def package_files(package: str) -> dict[str, Path]:
             if not path.name.startswith("_"):
                 files.setdefault(path.stem, path)
     return dict(sorted(files.items()))
-
-
-def import_all(package: str) -> list[types.ModuleType]:
-    """Import every public ``*.py`` file of an alias package, in name order (raises)."""
-    return [importlib.import_module(f"{package}.{stem}") for stem in package_files(package)]
 
 
 @dataclass(frozen=True)

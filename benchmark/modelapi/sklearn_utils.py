@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import StandardScaler
 
 from benchmark.errors import BenchmarkError
+from sklearn.multioutput import ClassifierChain
 
 #: rows per dense block; 4096 rows x 10,000 columns of float32 is 160 MB
 DEFAULT_CHUNK_ROWS = 4096
@@ -178,6 +179,4 @@ def fit_estimator(estimator, X, y):
 
 def fit_chain(estimator, order, chain_method: str, X, Y):
     """One scikit-learn ClassifierChain; training links see the true earlier labels."""
-    from sklearn.multioutput import ClassifierChain
-
     return ClassifierChain(estimator, order=order, chain_method=chain_method).fit(X, Y)

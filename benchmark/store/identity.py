@@ -18,6 +18,10 @@ import hashlib
 import json
 from typing import Any
 
+from benchmark.lazy import lazy
+
+optuna = lazy("optuna")
+
 # Bump when the harness changes what a cell computes for the same settings.
 PROTOCOL_VERSION = 2
 
@@ -28,9 +32,7 @@ def _digest(content: Any) -> str:
 
 
 def space_json(search_space: dict[str, Any]) -> dict[str, Any]:
-    from optuna.distributions import distribution_to_json
-
-    return {name: json.loads(distribution_to_json(d)) for name, d in sorted(search_space.items())}
+    return {name: json.loads(optuna.distributions.distribution_to_json(d)) for name, d in sorted(search_space.items())}
 
 
 def group_settings(suite, dataset: str, fingerprint: dict[str, str], model: str, base_model: str,

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from importlib import metadata
 
+from benchmark.lazy import lazy
 from benchmark.modelapi.discovery import REPO_ROOT
+
+torch = lazy("torch")
 
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch", "optuna", "pandas", "sqlalchemy", "mlc-bench")
 
@@ -45,8 +48,6 @@ def git_commit() -> str | None:
 def device_name(device: str) -> str:
     """A human name for the device a cell ran on (GPU model, or the CPU)."""
     if device.startswith("cuda"):
-        import torch
-
         if not torch.cuda.is_available():  # a model that declares GPU use but ran without CUDA (tests)
             return device
         index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()

@@ -39,13 +39,29 @@ from typing import Any, Iterable
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError
 
 from benchmark.atomic import atomic_write
 from benchmark.errors import BenchmarkError
+from benchmark.lazy import lazy
 from benchmark.store.claims import ClaimRegistry
-from benchmark.store.tables import (CELL_KEY, JSON_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION, CellKey, CellRow, cell_key,
-                                     metadata, now_iso, planned_table, runs_table, schema_table)
+from benchmark.store.tables import (
+    CELL_KEY,
+    JSON_COLUMNS,
+    RUN_COLUMNS,
+    SCHEMA_VERSION,
+    CellKey,
+    CellRow,
+    cell_key,
+    metadata,
+    now_iso,
+    planned_table,
+    runs_table,
+    schema_table,
+)
+
+pd = lazy("pandas")
 
 DEFAULT_FILENAME = "mlcbench.sqlite"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -81,9 +97,6 @@ def resolve_url(url_or_dir: str | os.PathLike = "results", create: bool = True) 
 
 
 def _check_url(url: str) -> None:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -353,8 +366,6 @@ class ResultsStore:
 
     def runs_frame(self, status: str | None = None):
         """Every stored cell as a DataFrame (columns: ``RUN_COLUMNS``)."""
-        import pandas as pd
-
         query = sa.select(*[runs_table.c[name] for name in RUN_COLUMNS]).order_by(
             runs_table.c.dataset, runs_table.c.model, runs_table.c.fraction, runs_table.c.seed,
             runs_table.c.finished_at,
@@ -372,8 +383,6 @@ class ResultsStore:
 
     def planned_frame(self):
         """Every cell some run planned: dataset, model, fraction, seed, config, suite."""
-        import pandas as pd
-
         cols = [c.name for c in planned_table.columns]
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(sa.select(planned_table))]
