@@ -141,6 +141,15 @@ def _variance_text(runs: pd.DataFrame) -> str:
     return "; ".join(VARIANCE_TEXT.get(m, str(m)) for m in sorted(modes, key=str))
 
 
+def _resample_modes(runs: pd.DataFrame) -> set[str]:
+    """The resample modes recorded in these runs' settings (empty for stores without them)."""
+    modes = set()
+    for settings in runs.get("settings", pd.Series(dtype=object)):
+        if isinstance(settings, dict) and isinstance(settings.get("split"), dict) and settings["split"].get("resample"):
+            modes.add(str(settings["split"]["resample"]))
+    return modes
+
+
 def _first_line(error) -> str:
     """The line that names the error: a traceback's final exception line, else the first line."""
     text = "" if error is None or (isinstance(error, float) and np.isnan(error)) else str(error).strip()
@@ -415,18 +424,48 @@ class _Builder:
 
     def _efficiency(self) -> None:
         self.blocks.append(Heading("Data efficiency"))
-        self.blocks.append(Paragraph(
-            f"Smallest training fraction at which each model's mean learning curve reaches the best "
-            f"baseline's (best model other than {self.focus}) mean score at the table fraction, "
-            "linearly interpolated between measured fractions; `≤ f`: already reached at the smallest "
-            "measured fraction f; `not reached`: never within the measured fractions."))
         frame = efficiency.data_efficiency(self.summary, self.focus, self.metrics, self.fractions)
         csv_link = self._write("efficiency/data_efficiency.csv", frame.to_csv(index=False))
+        if self.focus not in self.models:
+            self.blocks.append(Paragraph(f"Per-baseline data efficiency cannot be computed: no finished "
+                                         f"`{self.focus}` runs in the store."))
+            self.blocks.append(Links("Every model against the best baseline, as CSV:", [("data_efficiency.csv", csv_link)]))
+            return
+        modes = _resample_modes(self.inputs.runs[self.inputs.runs["model"] == self.focus])
+        spread = bool(modes) and modes <= {"subset", "split"}
+        per = efficiency.per_baseline(self.long, self.summary, self.focus, self.metrics, self.fractions)
+        per_link = self._write("efficiency/per_baseline.csv", per.to_csv(index=False))
+        baselines = [m for m in self.models if m != self.focus]
+        spread_text = (
+            "In parentheses, the lowest–highest of the same fraction read off each seed's own curve: the seeds "
+            f"redraw the training subsets (`resample = {', '.join(sorted(modes))}`), so the range shows how much "
+            "the answer depends on the subset drawn; `n.r.`: some seed never reaches it."
+            if spread else
+            "No spread over seeds is shown: the seeds do not redraw the training subsets ("
+            + (f"`resample = {', '.join(sorted(modes))}`" if modes else "no resample mode recorded")
+            + "), so every seed's curve runs over the same examples; per-seed values are in the CSV.")
+        self.blocks.append(Paragraph(
+            f"For each other model B: the smallest training fraction at which {self.focus}'s mean learning curve "
+            f"(mean over seeds per fraction) reaches B's mean score at the table fraction, linearly interpolated "
+            "between measured fractions; `≤ f`: already reached at the smallest measured fraction f; `not reached`: "
+            f"never within the measured fractions (not even at full data). The `{efficiency.BEST_BASELINE}` row "
+            f"compares with the best model other than {self.focus} on each dataset. " + spread_text))
         if self.summary["fraction"].nunique() < 2:
             self.blocks.append(Paragraph("Only one training fraction has results: the fractions below are not informative."))
+        verdicts = efficiency.verdicts(per, self.main_metrics, self.focus)
+        if verdicts:
+            self.blocks.append(Bullets([f"**{d}**: {text}" for d, text in verdicts.items()]))
+        if not per.empty and self.main_metrics:
+            png, pdf = efficiency.plot_heatmap(per, self.main_metrics, self.datasets, baselines, self.focus,
+                                               self.out / "figures" / "efficiency_per_baseline", self.caption)
+            self.blocks.append(Image(self._rel(png), f"fraction of the training data {self.focus} needs per baseline"))
+            self.blocks.append(Links("Heatmap:", [("PNG", self._rel(png)), ("PDF", self._rel(pdf))]))
         for metric in self.main_metrics:
-            self.blocks.append(Table(_efficiency_table(frame[frame["metric"] == metric], metric, self.datasets, self.models)))
-        self.blocks.append(Links("All metrics as CSV:", [("data_efficiency.csv", csv_link)]))
+            self.blocks.append(Table(_per_baseline_table(per[per["metric"] == metric], metric, self.datasets,
+                                                         baselines, self.focus, spread)))
+        self.blocks.append(Links("All metrics as CSV:", [("per_baseline.csv", per_link),
+                                                          ("data_efficiency.csv (every model against the best "
+                                                           "baseline)", csv_link)]))
 
     def _failures_and_missing(self) -> None:
         self.blocks.append(Heading("Failed and missing cells"))
@@ -549,18 +588,29 @@ def _paired_table(tests: pd.DataFrame, metric: str, datasets, baselines, focus) 
     return TextTable(f"{metric}: {focus} − baseline, mean over {seeds}", ["Dataset"] + list(baselines), rows)
 
 
-def _efficiency_table(frame: pd.DataFrame, metric: str, datasets, models) -> TextTable:
+def _per_baseline_table(frame: pd.DataFrame, metric: str, datasets, baselines, focus, spread: bool) -> TextTable:
+    """Baselines as rows (the best baseline first), datasets as columns, then the <= 50% count."""
+    index = frame.set_index(["dataset", "baseline"]) if not frame.empty else None
     rows = []
-    index = frame.set_index(["dataset", "model"]) if not frame.empty else None
-    for dataset in datasets:
-        sub = frame[frame["dataset"] == dataset]
-        target = "n/a" if sub.empty else f"{sub['target'].iloc[0]:.3f} ({sub['target_model'].iloc[0]})"
-        row = [Cell(dataset), Cell(target)]
-        for model in models:
-            if index is None or (dataset, model) not in index.index:
+    for baseline in [efficiency.BEST_BASELINE] + list(baselines):
+        row = [Cell(baseline)]
+        for dataset in datasets:
+            if index is None or (dataset, baseline) not in index.index:
                 row.append(Cell("n/a"))
-            else:
-                row.append(Cell(efficiency.describe(index.loc[(dataset, model)])))
+                continue
+            r = index.loc[(dataset, baseline)]
+            text = efficiency.describe_with_spread(r, spread)
+            if baseline == efficiency.BEST_BASELINE:
+                text += f" · {r['target_model']}"
+            row.append(Cell(text, mean=None if np.isnan(r["fraction_needed"]) else float(r["fraction_needed"])))
         rows.append(row)
-    return TextTable(f"{metric}: training fraction needed to reach the best baseline's full-data mean",
-                     ["Dataset", "target (best baseline)"] + list(models), rows)
+    n_body = len(rows)
+    count = [Cell(f"reached with ≤ {efficiency.CLAIM_FRACTION:.0%}")]
+    for dataset in datasets:
+        sub = frame[(frame["dataset"] == dataset) & (frame["baseline"] != efficiency.BEST_BASELINE)]
+        hits = sum(efficiency.reached_within(r) for r in sub.to_dict("records"))
+        count.append(Cell(f"{hits} of {len(sub)}" if len(sub) else "n/a"))
+    rows.append(count)
+    seeds = f"; in parentheses the range over seeds" if spread else ""
+    return TextTable(f"{metric}: training fraction {focus} needs to reach each model's full-data mean{seeds}",
+                     ["Baseline"] + list(datasets), rows, n_body_rows=n_body)
