@@ -167,7 +167,9 @@ class _Builder:
     def __init__(self, inputs: ReportInputs, out_dir: Path, protocol: str, focus: str, metrics, published=None):
         self.inputs, self.out, self.protocol, self.focus = inputs, out_dir, protocol, focus
         self.store = inputs.store  # for artifacts (label embeddings); None for frames built by hand
-        self.published = None if published is None else published_figures.compare(inputs.runs, published)
+        ours = None if published is None else published[published["protocol"].isin(PROTOCOLS)]
+        self.published = None if ours is None or ours.empty else published_figures.compare(inputs.runs, ours)
+        self.published_other = None if published is None else published[published["protocol"] == published_figures.OTHER]
         self.result = ReportResult(out_dir=out_dir, protocol=protocol)
         self.long = metrics_long(inputs.runs, protocol)
         if metrics:
@@ -210,6 +212,7 @@ class _Builder:
         self._ablation()
         self._embeddings()
         self._published()
+        self._published_other()
         self._curves()
         self._significance()
         self._efficiency()
@@ -364,6 +367,45 @@ class _Builder:
         self.blocks.append(Table(published_figures.comparison_table(comparison), show_title=False))
         self.blocks.append(Links("As CSV:", [("published_comparison.csv",
                                              self._write("published_comparison.csv", comparison.to_csv(index=False)))]))
+
+    def _published_other(self) -> None:
+        """Figures of other protocols: a labelled block beside the harness's rows, never ranked with them."""
+        other = self.published_other
+        if other is None or other.empty:
+            return
+        self.blocks.append(Heading("Published figures under other protocols"))
+        shown = other[other["dataset"].isin(self.datasets)]
+        left = sorted(set(other["dataset"]) - set(self.datasets))
+        block = published_figures.other_protocol(other, self.full, self.datasets, self.models, self.metrics)
+        self.blocks.append(Paragraph(
+            f"{len(other)} published figure(s) under a protocol that is not this harness's (`protocol = other`), "
+            f"{len(shown)} of them on this report's datasets"
+            + (f" (the rest, on {', '.join(left)}, are not shown: this report has no runs there)" if left else "")
+            + ". They are shown beside the harness's rows as a separate block: not ranked with them, not in the "
+            "average ranks, the CD diagrams or the paired tests, and no significance is claimed across protocols. "
+            f"The harness's rows are this report's: {self.protocol} protocol, mean ± sample sd over seeds at the "
+            "table fraction."))
+        for source, group in shown.groupby("source", sort=True):
+            self.blocks.append(Heading(source, 3))
+            for note in dict.fromkeys(group["protocol_note"]):
+                self.blocks.append(Paragraph(
+                    f"**Protocol difference.** {source}'s protocol: {note} This report's: each dataset's published "
+                    "train/test split (where it has one) with a seeded, stratified validation share of the training "
+                    "part, hyperparameters tuned by Optuna on that validation share, "
+                    f"{tables.PROTOCOL_LABELS[self.protocol]}, mean over seeds (see the header)."))
+            mine = block[block["source"] == source]
+            families = mine[mine["harness_model"] != ""][["method", "harness_model"]].drop_duplicates()
+            if not families.empty:
+                pairs = ", ".join(f"{m} ~ {', '.join(g['harness_model'])}" for m, g in families.groupby("method", sort=False))
+                self.blocks.append(Paragraph(f"Same family as a harness model (Δ column): {pairs}. Same family is "
+                                             "not same implementation: base learners and settings differ."))
+            for metric in self.main_metrics:
+                if (mine["metric"] == metric).any():
+                    self.blocks.append(Table(published_figures.other_protocol_table(
+                        mine, self.full, source, metric, self.datasets, self.models, self.protocol)))
+        if not block.empty:
+            self.blocks.append(Links("Every metric as CSV:", [("published_other.csv",
+                                                               self._write("published_other.csv", block.to_csv(index=False)))]))
 
     def _curves(self) -> None:
         self.blocks.append(Heading("Learning curves"))
