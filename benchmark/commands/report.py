@@ -13,7 +13,11 @@ def register(subparsers) -> None:
             "efficiency, and index.md/index.html linking everything."
         ),
     )
-    parser.add_argument("--results", default="results", help="results store: a directory, an .sqlite file or an SQLAlchemy URL (default: results)")
+    parser.add_argument("--results", action="append", default=None,
+                        help="results store: a directory, an .sqlite file or an SQLAlchemy URL (default: results); "
+                             "repeat it to merge several stores where their cells are comparable (same dataset files, "
+                             "split, validation share, resample mode and threshold grids), e.g. your model's store "
+                             "beside reports/quick/store")
     parser.add_argument("--out", default=None,
                         help="output directory (default: reports, or reports/<protocol> for fixed/oracle)")
     parser.add_argument("--protocol", default="val", choices=("val", "fixed", "oracle"),
@@ -83,7 +87,8 @@ def handle(args) -> int:
 
     out = args.out or ("reports" if args.protocol == "val" else f"reports/{args.protocol}")
     _check_writable(out)
-    result = build_report(args.results, out, protocol=args.protocol, focus=args.focus, suite=args.suite,
+    results = args.results or ["results"]
+    result = build_report(results[0] if len(results) == 1 else results, out, protocol=args.protocol, focus=args.focus, suite=args.suite,
                           metrics=metrics, all_configs=args.all_configs, published=args.published,
                           models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None)
     print(

@@ -40,6 +40,7 @@ from benchmark.report.inputs import (
     ReportInputs,
     full_fraction,
     inputs_from_store,
+    inputs_from_stores,
     metrics_long,
     order_metrics,
     order_models,
@@ -71,6 +72,8 @@ def _as_inputs(source, suite: str | None, all_configs: bool = False) -> ReportIn
         return source
     if isinstance(source, pd.DataFrame):
         return ReportInputs(runs=source)
+    if isinstance(source, (list, tuple)):
+        return inputs_from_stores(source, suite=suite, all_configs=all_configs)
     if hasattr(source, "runs_frame"):
         planned = source.planned_frame() if hasattr(source, "planned_frame") else None
         return ReportInputs(runs=source.runs_frame(), planned=planned, source=type(source).__name__)
@@ -90,8 +93,8 @@ def build_report(
 ) -> ReportResult:
     """Write the report for ``protocol`` under ``out_dir`` and return what was written.
 
-    ``source``: a results directory or URL, a ``ResultsStore``, :class:`ReportInputs` or a
-    runs frame. ``metrics`` restricts the report to these metrics (default: all stored).
+    ``source``: a results directory or URL, a list of them (merged where comparable, see
+    ``inputs.merge_inputs``), a ``ResultsStore``, :class:`ReportInputs` or a runs frame. ``metrics`` restricts the report to these metrics (default: all stored).
     ``published``: a CSV path or frame of published figures (``report.published``) shown
     beside the harness's in the tables and in their own section.
     """
@@ -280,6 +283,16 @@ class _Builder:
             f"Configurations: {distinct('config')} (one per suite, dataset and model: the latest unless "
             "`--all-configs`)",
         ] + [f"Note: {note}" for note in self.inputs.notes]))
+        if self.inputs.store_summary:
+            self.blocks.append(Heading("Stores", 3))
+            self.blocks.append(Paragraph(
+                "Cells of several stores are merged only where comparable: the same dataset files (sha256), "
+                "split seed, validation share, resample mode, split protocol and threshold grids as the first "
+                "store with that dataset, at a (fraction, seed) it has, and not already in an earlier store."))
+            self.blocks.append(Bullets(self.inputs.store_summary))
+            self.blocks.append(Paragraph("Left out: none." if not self.inputs.merge_notes else "Left out, and why:"))
+            if self.inputs.merge_notes:
+                self.blocks.append(Bullets(self.inputs.merge_notes))
 
     def _tables(self) -> None:
         self.blocks.append(Heading("Tables"))
