@@ -29,6 +29,9 @@ def register(subparsers) -> None:
                         help="show every stored configuration (default: each suite's latest per dataset and model)")
     parser.add_argument("--focus", default="cgmvae",
                         help="model compared with every baseline in the paired tests and data efficiency (default: cgmvae)")
+    parser.add_argument("--highlight", default=None,
+                        help="comma-separated models drawn strong, beside the focus model, over muted others "
+                             "in the learning curves (with more than 8 models)")
     parser.add_argument("--metrics", default=None,
                         help="comma-separated metrics to report, any case, e.g. maF1,miF1 (default: every stored metric)")
     parser.add_argument("--published", default=None, metavar="FILE.csv",
@@ -90,6 +93,7 @@ def handle(args) -> int:
     results = args.results or ["results"]
     result = build_report(results[0] if len(results) == 1 else results, out, protocol=args.protocol, focus=args.focus, suite=args.suite,
                           metrics=metrics, all_configs=args.all_configs, published=args.published,
+                          highlight=[m.strip() for m in args.highlight.split(",") if m.strip()] if args.highlight else None,
                           models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None)
     print(
         f"report ({result.protocol} protocol): {result.n_done} finished, {result.n_failed} failed, "

@@ -29,7 +29,7 @@ from benchmark.report.formatting import (
     to_markdown,
     transposed,
 )
-from benchmark.report.index import Bullets, Heading, Image, Links, Paragraph, Table, linked_paths, write_index
+from benchmark.report.index import Bullets, Heading, Image, Links, Paragraph, Raw, Table, linked_paths, write_index
 from benchmark.report.inputs import (
     CELL_KEY,
     FOCUS_MODEL,
@@ -90,13 +90,15 @@ def build_report(
     all_configs: bool = False,
     models: list[str] | None = None,
     published=None,
+    highlight: list[str] | None = None,
 ) -> ReportResult:
     """Write the report for ``protocol`` under ``out_dir`` and return what was written.
 
     ``source``: a results directory or URL, a list of them (merged where comparable, see
     ``inputs.merge_inputs``), a ``ResultsStore``, :class:`ReportInputs` or a runs frame. ``metrics`` restricts the report to these metrics (default: all stored).
     ``published``: a CSV path or frame of published figures (``report.published``) shown
-    beside the harness's in the tables and in their own section.
+    beside the harness's in the tables and in their own section. ``highlight``: models drawn
+    strong, beside the focus model, over muted others in the learning curves.
     """
     import matplotlib
 
@@ -110,7 +112,7 @@ def build_report(
     figures = published_figures.load_published(published) if published is not None else None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return _Builder(inputs, out_dir, protocol, focus, metrics, figures).build()
+    return _Builder(inputs, out_dir, protocol, focus, metrics, figures, highlight).build()
 
 
 def _require_results(inputs: ReportInputs, protocol: str) -> None:
@@ -167,8 +169,10 @@ def _first_line(error) -> str:
 
 
 class _Builder:
-    def __init__(self, inputs: ReportInputs, out_dir: Path, protocol: str, focus: str, metrics, published=None):
+    def __init__(self, inputs: ReportInputs, out_dir: Path, protocol: str, focus: str, metrics, published=None,
+                 highlight=None):
         self.inputs, self.out, self.protocol, self.focus = inputs, out_dir, protocol, focus
+        self.highlight = list(highlight or [])
         self.store = inputs.store  # for artifacts (label embeddings); None for frames built by hand
         ours = None if published is None else published[published["protocol"].isin(PROTOCOLS)]
         self.published = None if ours is None or ours.empty else published_figures.compare(inputs.runs, ours)
@@ -424,8 +428,15 @@ class _Builder:
         self.blocks.append(Heading("Learning curves"))
         if self.summary["fraction"].nunique() < 2:
             self.blocks.append(Paragraph("Only one training fraction has results: learning curves show single points."))
-        figures = curves.learning_curves(self.summary, self.models, self.out / "figures", self.caption)
-        self.blocks.append(Paragraph("Mean over seeds; the band is ± one sample standard deviation (no band with one seed)."))
+        strong = [self.focus] + [m for m in self.highlight if m != self.focus]
+        figures = curves.learning_curves(self.summary, self.models, self.out / "figures", self.caption, strong)
+        muted = len(self.models) > curves.MUTE_ABOVE and any(m in self.models for m in strong)
+        self.blocks.append(Paragraph(
+            "Mean over seeds; the band is ± one sample standard deviation (no band with one seed)."
+            + (f" With {len(self.models)} models, {', '.join(m for m in strong if m in self.models)} "
+               "are drawn strong with their bands over the others, muted (`--highlight a,b` adds models)."
+               if muted else "")))
+        self._interactive(strong)
         for dataset, kinds in figures.items():
             self.blocks.append(Heading(dataset, 3))
             if "main" in kinds:
@@ -435,6 +446,22 @@ class _Builder:
             for kind, (png, pdf) in kinds.items():
                 links += [(f"{kind} metrics PNG", self._rel(png)), (f"{kind} metrics PDF", self._rel(pdf))]
             self.blocks.append(Links("Files:", links))
+
+    def _interactive(self, strong: list[str]) -> None:
+        """index.html only: learning curves to explore (dataset, metric, protocol, models)."""
+        from benchmark.report.interactive import SECTION_ID, curves_data, explorer_html
+        from matplotlib.colors import to_hex
+
+        styles = curves.emphasised(curves.model_styles(self.models), [m for m in strong if m in self.models])
+        colours = {m: to_hex(style["color"]) for m, style in styles.items()}
+        data = curves_data(self.inputs.runs, self.models, [m for m in strong if m in self.models], colours,
+                           self.protocol, self.metrics)
+        if not data["points"]:
+            return
+        self.blocks.append(Heading("Interactive learning curves", 3))
+        self.blocks.append(Raw(explorer_html(data), "In `index.html`: the same curves to explore (dataset, metric, "
+                                                   "threshold protocol; toggle and highlight models; hover for "
+                                                   "mean ± std), offline."))
 
     def _significance(self) -> None:
         self.blocks += [Heading("Significance"), Heading("Friedman test and Nemenyi post-hoc across datasets", 3)]
