@@ -129,3 +129,66 @@ def test_bad_published_files_are_clear_errors(tmp_path):
         build_report(results, tmp_path / "r3", published=bad)
     with pytest.raises(ReportError, match="does not exist"):
         build_report(results, tmp_path / "r4", published=tmp_path / "nope.csv")
+
+
+# ---------------------------------------------------------------- other protocols (issue 22)
+
+STUDY = REPO_ROOT / "reports" / "published" / "bogatinovski2022.csv"
+QUICK = REPO_ROOT / "reports" / "quick" / "store"
+
+
+def test_study_file_loads_with_other_protocol_and_its_stated_protocol():
+    pub = load_published(STUDY)
+    assert len(pub) == 3013 and set(pub["protocol"]) == {"other"}
+    assert pub["model"].nunique() == 28 and "RFPCT" in set(pub["model"])  # methods the harness lacks are fine
+    notes = set(pub["protocol_note"])
+    assert len(notes) == 1 and "3-fold cross-validation" in notes.pop()
+
+
+def test_other_protocol_needs_its_protocol_stated(tmp_path):
+    bad = tmp_path / "study.csv"
+    bad.write_text("dataset,model,metric,protocol,value,source\nyeast,BR,ebF1,other,0.5,x\n")
+    with pytest.raises(ReportError, match="data row 1: protocol 'other' needs the source's protocol stated"):
+        load_published(bad)
+    (tmp_path / "study.protocol.md").write_text("5-fold CV, threshold 0.5.\n")
+    assert load_published(bad)["protocol_note"].tolist() == ["5-fold CV, threshold 0.5."]
+    with_column = tmp_path / "inline.csv"
+    with_column.write_text("dataset,model,metric,protocol,value,source,protocol_note,same_family_as\n"
+                           "yeast,MyBR,ebF1,other,0.5,x,their own split,br\n")
+    pub = load_published(with_column)
+    assert pub["protocol_note"].item() == "their own split" and pub["same_family_as"].item() == "br"
+
+
+@pytest.mark.skipif(not (QUICK / "mlcbench.sqlite").exists(), reason="no committed quick store")
+def test_quick_store_beside_the_study_as_a_separate_unranked_block(tmp_path):
+    import json
+    import sqlite3
+
+    out = tmp_path / "report"
+    build_report(QUICK, out, protocol="val", focus="cgmvae", metrics=["ebF1", "P@1"], published=STUDY)
+    index = (out / "index.md").read_text()
+    assert "## Published figures under other protocols" in index
+    assert "## Published figures\n" not in index  # no figure under our protocols: no same-protocol section
+    section = index.split("## Published figures under other protocols", 1)[1].split("\n## ", 1)[0]
+    assert "**Protocol difference.** Bogatinovski et al. 2022's protocol: the published train/test split" in section
+    assert "not ranked with them" in section and "no significance is claimed across protocols" in section
+    with sqlite3.connect(QUICK / "mlcbench.sqlite") as conn:
+        rows = conn.execute("SELECT dataset, model, metrics FROM mlcbench_runs WHERE status = 'done' "
+                            "AND fraction = 1.0").fetchall()
+    br = [json.loads(m)["val"]["ebF1"] for d, model, m in rows if d == "emotions" and model == "br"]
+    rf = [json.loads(m)["val"]["ebF1"] for d, model, m in rows if d == "scene" and model == "rf"]
+    other = pd.read_csv(out / "published_other.csv")
+    cell = other[(other["dataset"] == "emotions") & (other["method"] == "BR") & (other["metric"] == "ebF1")]
+    assert cell["published"].item() == 0.650 and cell["harness_model"].item() == "br"
+    assert cell["difference"].item() == pytest.approx(np.mean(br) - 0.650, abs=1e-12)
+    pct = other[(other["dataset"] == "scene") & (other["method"] == "RFPCT") & (other["metric"] == "ebF1")]
+    assert pct["difference"].item() == pytest.approx(np.mean(rf) - 0.757, abs=1e-12)
+    rakel = other[(other["dataset"] == "yeast") & (other["method"] == "RAkEL2") & (other["metric"] == "ebF1")]
+    assert rakel["harness_model"].tolist() == ["rakeld", "rakelo"]
+    assert set(other["dataset"]) == {"emotions", "scene", "yeast"}  # the study's other 11 datasets are left out
+    assert "| BR (family: br) | 0.650 | br +0.005 |" in section
+    assert "| TREMLCnew | 0.693 |  |" in section  # a method without a harness family: value, no difference
+    # nothing of the study enters the harness's tables, ranks or tests
+    assert "TREMLC" not in (out / "tables" / "ebF1.md").read_text()
+    assert "TREMLC" not in (out / "significance" / "friedman.csv").read_text()
+    assert "TREMLC" not in (out / "significance" / "paired_seed_tests.csv").read_text()

@@ -15,7 +15,11 @@ def register(subparsers) -> None:
             "efficiency, and index.md/index.html linking everything."
         ),
     )
-    parser.add_argument("--results", default="results", help="results store: a directory, an .sqlite file or an SQLAlchemy URL (default: results)")
+    parser.add_argument("--results", action="append", default=None,
+                        help="results store: a directory, an .sqlite file or an SQLAlchemy URL (default: results); "
+                             "repeat it to merge several stores where their cells are comparable (same dataset files, "
+                             "split, validation share, resample mode and threshold grids), e.g. your model's store "
+                             "beside reports/quick/store")
     parser.add_argument("--out", default=None,
                         help="output directory (default: reports, or reports/<protocol> for fixed/oracle)")
     parser.add_argument("--protocol", default="val", choices=THRESHOLD_PROTOCOLS,
@@ -27,6 +31,9 @@ def register(subparsers) -> None:
                         help="show every stored configuration (default: each suite's latest per dataset and model)")
     parser.add_argument("--focus", default="cgmvae",
                         help="model compared with every baseline in the paired tests and data efficiency (default: cgmvae)")
+    parser.add_argument("--highlight", default=None,
+                        help="comma-separated models drawn strong, beside the focus model, over muted others "
+                             "in the learning curves (with more than 8 models)")
     parser.add_argument("--metrics", default=None,
                         help="comma-separated metrics to report, any case, e.g. maF1,miF1 (default: every stored metric)")
     parser.add_argument("--published", default=None, metavar="FILE.csv",
@@ -85,8 +92,10 @@ def handle(args) -> int:
 
     out = args.out or ("reports" if args.protocol == "val" else f"reports/{args.protocol}")
     _check_writable(out)
-    result = build_report(args.results, out, protocol=args.protocol, focus=args.focus, suite=args.suite,
+    results = args.results or ["results"]
+    result = build_report(results[0] if len(results) == 1 else results, out, protocol=args.protocol, focus=args.focus, suite=args.suite,
                           metrics=metrics, all_configs=args.all_configs, published=args.published,
+                          highlight=[m.strip() for m in args.highlight.split(",") if m.strip()] if args.highlight else None,
                           models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None)
     print(
         f"report ({result.protocol} protocol): {result.n_done} finished, {result.n_failed} failed, "

@@ -29,7 +29,7 @@ from benchmark.report.formatting import (
     to_markdown,
     transposed,
 )
-from benchmark.report.index import Bullets, Heading, Image, Links, Paragraph, Table, linked_paths, write_index
+from benchmark.report.index import Bullets, Heading, Image, Links, Paragraph, Raw, Table, linked_paths, write_index
 from benchmark.report.inputs import (
     CELL_KEY,
     FOCUS_MODEL,
@@ -40,6 +40,7 @@ from benchmark.report.inputs import (
     ReportInputs,
     full_fraction,
     inputs_from_store,
+    inputs_from_stores,
     metrics_long,
     order_metrics,
     order_models,
@@ -71,6 +72,8 @@ def _as_inputs(source, suite: str | None, all_configs: bool = False) -> ReportIn
         return source
     if isinstance(source, pd.DataFrame):
         return ReportInputs(runs=source)
+    if isinstance(source, (list, tuple)):
+        return inputs_from_stores(source, suite=suite, all_configs=all_configs)
     if hasattr(source, "runs_frame"):
         planned = source.planned_frame() if hasattr(source, "planned_frame") else None
         return ReportInputs(runs=source.runs_frame(), planned=planned, source=type(source).__name__)
@@ -87,13 +90,15 @@ def build_report(
     all_configs: bool = False,
     models: list[str] | None = None,
     published=None,
+    highlight: list[str] | None = None,
 ) -> ReportResult:
     """Write the report for ``protocol`` under ``out_dir`` and return what was written.
 
-    ``source``: a results directory or URL, a ``ResultsStore``, :class:`ReportInputs` or a
-    runs frame. ``metrics`` restricts the report to these metrics (default: all stored).
+    ``source``: a results directory or URL, a list of them (merged where comparable, see
+    ``inputs.merge_inputs``), a ``ResultsStore``, :class:`ReportInputs` or a runs frame. ``metrics`` restricts the report to these metrics (default: all stored).
     ``published``: a CSV path or frame of published figures (``report.published``) shown
-    beside the harness's in the tables and in their own section.
+    beside the harness's in the tables and in their own section. ``highlight``: models drawn
+    strong, beside the focus model, over muted others in the learning curves.
     """
     import matplotlib
 
@@ -107,7 +112,7 @@ def build_report(
     figures = published_figures.load_published(published) if published is not None else None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return _Builder(inputs, out_dir, protocol, focus, metrics, figures).build()
+    return _Builder(inputs, out_dir, protocol, focus, metrics, figures, highlight).build()
 
 
 def _require_results(inputs: ReportInputs, protocol: str) -> None:
@@ -141,6 +146,15 @@ def _variance_text(runs: pd.DataFrame) -> str:
     return "; ".join(VARIANCE_TEXT.get(m, str(m)) for m in sorted(modes, key=str))
 
 
+def _resample_modes(runs: pd.DataFrame) -> set[str]:
+    """The resample modes recorded in these runs' settings (empty for stores without them)."""
+    modes = set()
+    for settings in runs.get("settings", pd.Series(dtype=object)):
+        if isinstance(settings, dict) and isinstance(settings.get("split"), dict) and settings["split"].get("resample"):
+            modes.add(str(settings["split"]["resample"]))
+    return modes
+
+
 def _first_line(error) -> str:
     """The line that names the error: a traceback's final exception line, else the first line."""
     text = "" if error is None or (isinstance(error, float) and np.isnan(error)) else str(error).strip()
@@ -155,10 +169,14 @@ def _first_line(error) -> str:
 
 
 class _Builder:
-    def __init__(self, inputs: ReportInputs, out_dir: Path, protocol: str, focus: str, metrics, published=None):
+    def __init__(self, inputs: ReportInputs, out_dir: Path, protocol: str, focus: str, metrics, published=None,
+                 highlight=None):
         self.inputs, self.out, self.protocol, self.focus = inputs, out_dir, protocol, focus
+        self.highlight = list(highlight or [])
         self.store = inputs.store  # for artifacts (label embeddings); None for frames built by hand
-        self.published = None if published is None else published_figures.compare(inputs.runs, published)
+        ours = None if published is None else published[published["protocol"].isin(PROTOCOLS)]
+        self.published = None if ours is None or ours.empty else published_figures.compare(inputs.runs, ours)
+        self.published_other = None if published is None else published[published["protocol"] == published_figures.OTHER]
         self.result = ReportResult(out_dir=out_dir, protocol=protocol)
         self.long = metrics_long(inputs.runs, protocol)
         if metrics:
@@ -201,6 +219,7 @@ class _Builder:
         self._ablation()
         self._embeddings()
         self._published()
+        self._published_other()
         self._curves()
         self._significance()
         self._efficiency()
@@ -268,6 +287,16 @@ class _Builder:
             f"Configurations: {distinct('config')} (one per suite, dataset and model: the latest unless "
             "`--all-configs`)",
         ] + [f"Note: {note}" for note in self.inputs.notes]))
+        if self.inputs.store_summary:
+            self.blocks.append(Heading("Stores", 3))
+            self.blocks.append(Paragraph(
+                "Cells of several stores are merged only where comparable: the same dataset files (sha256), "
+                "split seed, validation share, resample mode, split protocol and threshold grids as the first "
+                "store with that dataset, at a (fraction, seed) it has, and not already in an earlier store."))
+            self.blocks.append(Bullets(self.inputs.store_summary))
+            self.blocks.append(Paragraph("Left out: none." if not self.inputs.merge_notes else "Left out, and why:"))
+            if self.inputs.merge_notes:
+                self.blocks.append(Bullets(self.inputs.merge_notes))
 
     def _tables(self) -> None:
         self.blocks.append(Heading("Tables"))
@@ -356,12 +385,58 @@ class _Builder:
         self.blocks.append(Links("As CSV:", [("published_comparison.csv",
                                              self._write("published_comparison.csv", comparison.to_csv(index=False)))]))
 
+    def _published_other(self) -> None:
+        """Figures of other protocols: a labelled block beside the harness's rows, never ranked with them."""
+        other = self.published_other
+        if other is None or other.empty:
+            return
+        self.blocks.append(Heading("Published figures under other protocols"))
+        shown = other[other["dataset"].isin(self.datasets)]
+        left = sorted(set(other["dataset"]) - set(self.datasets))
+        block = published_figures.other_protocol(other, self.full, self.datasets, self.models, self.metrics)
+        self.blocks.append(Paragraph(
+            f"{len(other)} published figure(s) under a protocol that is not this harness's (`protocol = other`), "
+            f"{len(shown)} of them on this report's datasets"
+            + (f" (the rest, on {', '.join(left)}, are not shown: this report has no runs there)" if left else "")
+            + ". They are shown beside the harness's rows as a separate block: not ranked with them, not in the "
+            "average ranks, the CD diagrams or the paired tests, and no significance is claimed across protocols. "
+            f"The harness's rows are this report's: {self.protocol} protocol, mean ± sample sd over seeds at the "
+            "table fraction."))
+        for source, group in shown.groupby("source", sort=True):
+            self.blocks.append(Heading(source, 3))
+            for note in dict.fromkeys(group["protocol_note"]):
+                self.blocks.append(Paragraph(
+                    f"**Protocol difference.** {source}'s protocol: {note} This report's: each dataset's published "
+                    "train/test split (where it has one) with a seeded, stratified validation share of the training "
+                    "part, hyperparameters tuned by Optuna on that validation share, "
+                    f"{tables.PROTOCOL_LABELS[self.protocol]}, mean over seeds (see the header)."))
+            mine = block[block["source"] == source]
+            families = mine[mine["harness_model"] != ""][["method", "harness_model"]].drop_duplicates()
+            if not families.empty:
+                pairs = ", ".join(f"{m} ~ {', '.join(g['harness_model'])}" for m, g in families.groupby("method", sort=False))
+                self.blocks.append(Paragraph(f"Same family as a harness model (Δ column): {pairs}. Same family is "
+                                             "not same implementation: base learners and settings differ."))
+            for metric in self.main_metrics:
+                if (mine["metric"] == metric).any():
+                    self.blocks.append(Table(published_figures.other_protocol_table(
+                        mine, self.full, source, metric, self.datasets, self.models, self.protocol)))
+        if not block.empty:
+            self.blocks.append(Links("Every metric as CSV:", [("published_other.csv",
+                                                               self._write("published_other.csv", block.to_csv(index=False)))]))
+
     def _curves(self) -> None:
         self.blocks.append(Heading("Learning curves"))
         if self.summary["fraction"].nunique() < 2:
             self.blocks.append(Paragraph("Only one training fraction has results: learning curves show single points."))
-        figures = curves.learning_curves(self.summary, self.models, self.out / "figures", self.caption)
-        self.blocks.append(Paragraph("Mean over seeds; the band is ± one sample standard deviation (no band with one seed)."))
+        strong = [self.focus] + [m for m in self.highlight if m != self.focus]
+        figures = curves.learning_curves(self.summary, self.models, self.out / "figures", self.caption, strong)
+        muted = len(self.models) > curves.MUTE_ABOVE and any(m in self.models for m in strong)
+        self.blocks.append(Paragraph(
+            "Mean over seeds; the band is ± one sample standard deviation (no band with one seed)."
+            + (f" With {len(self.models)} models, {', '.join(m for m in strong if m in self.models)} "
+               "are drawn strong with their bands over the others, muted (`--highlight a,b` adds models)."
+               if muted else "")))
+        self._interactive(strong)
         for dataset, kinds in figures.items():
             self.blocks.append(Heading(dataset, 3))
             if "main" in kinds:
@@ -371,6 +446,22 @@ class _Builder:
             for kind, (png, pdf) in kinds.items():
                 links += [(f"{kind} metrics PNG", self._rel(png)), (f"{kind} metrics PDF", self._rel(pdf))]
             self.blocks.append(Links("Files:", links))
+
+    def _interactive(self, strong: list[str]) -> None:
+        """index.html only: learning curves to explore (dataset, metric, protocol, models)."""
+        from benchmark.report.interactive import SECTION_ID, curves_data, explorer_html
+        from matplotlib.colors import to_hex
+
+        styles = curves.emphasised(curves.model_styles(self.models), [m for m in strong if m in self.models])
+        colours = {m: to_hex(style["color"]) for m, style in styles.items()}
+        data = curves_data(self.inputs.runs, self.models, [m for m in strong if m in self.models], colours,
+                           self.protocol, self.metrics)
+        if not data["points"]:
+            return
+        self.blocks.append(Heading("Interactive learning curves", 3))
+        self.blocks.append(Raw(explorer_html(data), "In `index.html`: the same curves to explore (dataset, metric, "
+                                                   "threshold protocol; toggle and highlight models; hover for "
+                                                   "mean ± std), offline."))
 
     def _significance(self) -> None:
         self.blocks += [Heading("Significance"), Heading("Friedman test and Nemenyi post-hoc across datasets", 3)]
@@ -415,18 +506,48 @@ class _Builder:
 
     def _efficiency(self) -> None:
         self.blocks.append(Heading("Data efficiency"))
-        self.blocks.append(Paragraph(
-            f"Smallest training fraction at which each model's mean learning curve reaches the best "
-            f"baseline's (best model other than {self.focus}) mean score at the table fraction, "
-            "linearly interpolated between measured fractions; `≤ f`: already reached at the smallest "
-            "measured fraction f; `not reached`: never within the measured fractions."))
         frame = efficiency.data_efficiency(self.summary, self.focus, self.metrics, self.fractions)
         csv_link = self._write("efficiency/data_efficiency.csv", frame.to_csv(index=False))
+        if self.focus not in self.models:
+            self.blocks.append(Paragraph(f"Per-baseline data efficiency cannot be computed: no finished "
+                                         f"`{self.focus}` runs in the store."))
+            self.blocks.append(Links("Every model against the best baseline, as CSV:", [("data_efficiency.csv", csv_link)]))
+            return
+        modes = _resample_modes(self.inputs.runs[self.inputs.runs["model"] == self.focus])
+        spread = bool(modes) and modes <= {"subset", "split"}
+        per = efficiency.per_baseline(self.long, self.summary, self.focus, self.metrics, self.fractions)
+        per_link = self._write("efficiency/per_baseline.csv", per.to_csv(index=False))
+        baselines = [m for m in self.models if m != self.focus]
+        spread_text = (
+            "In parentheses, the lowest–highest of the same fraction read off each seed's own curve: the seeds "
+            f"redraw the training subsets (`resample = {', '.join(sorted(modes))}`), so the range shows how much "
+            "the answer depends on the subset drawn; `n.r.`: some seed never reaches it."
+            if spread else
+            "No spread over seeds is shown: the seeds do not redraw the training subsets ("
+            + (f"`resample = {', '.join(sorted(modes))}`" if modes else "no resample mode recorded")
+            + "), so every seed's curve runs over the same examples; per-seed values are in the CSV.")
+        self.blocks.append(Paragraph(
+            f"For each other model B: the smallest training fraction at which {self.focus}'s mean learning curve "
+            f"(mean over seeds per fraction) reaches B's mean score at the table fraction, linearly interpolated "
+            "between measured fractions; `≤ f`: already reached at the smallest measured fraction f; `not reached`: "
+            f"never within the measured fractions (not even at full data). The `{efficiency.BEST_BASELINE}` row "
+            f"compares with the best model other than {self.focus} on each dataset. " + spread_text))
         if self.summary["fraction"].nunique() < 2:
             self.blocks.append(Paragraph("Only one training fraction has results: the fractions below are not informative."))
+        verdicts = efficiency.verdicts(per, self.main_metrics, self.focus)
+        if verdicts:
+            self.blocks.append(Bullets([f"**{d}**: {text}" for d, text in verdicts.items()]))
+        if not per.empty and self.main_metrics:
+            png, pdf = efficiency.plot_heatmap(per, self.main_metrics, self.datasets, baselines, self.focus,
+                                               self.out / "figures" / "efficiency_per_baseline", self.caption)
+            self.blocks.append(Image(self._rel(png), f"fraction of the training data {self.focus} needs per baseline"))
+            self.blocks.append(Links("Heatmap:", [("PNG", self._rel(png)), ("PDF", self._rel(pdf))]))
         for metric in self.main_metrics:
-            self.blocks.append(Table(_efficiency_table(frame[frame["metric"] == metric], metric, self.datasets, self.models)))
-        self.blocks.append(Links("All metrics as CSV:", [("data_efficiency.csv", csv_link)]))
+            self.blocks.append(Table(_per_baseline_table(per[per["metric"] == metric], metric, self.datasets,
+                                                         baselines, self.focus, spread)))
+        self.blocks.append(Links("All metrics as CSV:", [("per_baseline.csv", per_link),
+                                                          ("data_efficiency.csv (every model against the best "
+                                                           "baseline)", csv_link)]))
 
     def _failures_and_missing(self) -> None:
         self.blocks.append(Heading("Failed and missing cells"))
@@ -549,18 +670,29 @@ def _paired_table(tests: pd.DataFrame, metric: str, datasets, baselines, focus) 
     return TextTable(f"{metric}: {focus} − baseline, mean over {seeds}", ["Dataset"] + list(baselines), rows)
 
 
-def _efficiency_table(frame: pd.DataFrame, metric: str, datasets, models) -> TextTable:
+def _per_baseline_table(frame: pd.DataFrame, metric: str, datasets, baselines, focus, spread: bool) -> TextTable:
+    """Baselines as rows (the best baseline first), datasets as columns, then the <= 50% count."""
+    index = frame.set_index(["dataset", "baseline"]) if not frame.empty else None
     rows = []
-    index = frame.set_index(["dataset", "model"]) if not frame.empty else None
-    for dataset in datasets:
-        sub = frame[frame["dataset"] == dataset]
-        target = "n/a" if sub.empty else f"{sub['target'].iloc[0]:.3f} ({sub['target_model'].iloc[0]})"
-        row = [Cell(dataset), Cell(target)]
-        for model in models:
-            if index is None or (dataset, model) not in index.index:
+    for baseline in [efficiency.BEST_BASELINE] + list(baselines):
+        row = [Cell(baseline)]
+        for dataset in datasets:
+            if index is None or (dataset, baseline) not in index.index:
                 row.append(Cell("n/a"))
-            else:
-                row.append(Cell(efficiency.describe(index.loc[(dataset, model)])))
+                continue
+            r = index.loc[(dataset, baseline)]
+            text = efficiency.describe_with_spread(r, spread)
+            if baseline == efficiency.BEST_BASELINE:
+                text += f" · {r['target_model']}"
+            row.append(Cell(text, mean=None if np.isnan(r["fraction_needed"]) else float(r["fraction_needed"])))
         rows.append(row)
-    return TextTable(f"{metric}: training fraction needed to reach the best baseline's full-data mean",
-                     ["Dataset", "target (best baseline)"] + list(models), rows)
+    n_body = len(rows)
+    count = [Cell(f"reached with ≤ {efficiency.CLAIM_FRACTION:.0%}")]
+    for dataset in datasets:
+        sub = frame[(frame["dataset"] == dataset) & (frame["baseline"] != efficiency.BEST_BASELINE)]
+        hits = sum(efficiency.reached_within(r) for r in sub.to_dict("records"))
+        count.append(Cell(f"{hits} of {len(sub)}" if len(sub) else "n/a"))
+    rows.append(count)
+    seeds = f"; in parentheses the range over seeds" if spread else ""
+    return TextTable(f"{metric}: training fraction {focus} needs to reach each model's full-data mean{seeds}",
+                     ["Baseline"] + list(datasets), rows, n_body_rows=n_body)

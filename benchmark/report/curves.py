@@ -2,7 +2,10 @@
 
 The line is the mean over seeds, the band mean ± sample std. Each model keeps the same
 colour (seaborn's colour-blind palette), marker and line style in every figure, so the
-curves stay distinguishable in grayscale and for colour-blind readers.
+curves stay distinguishable in grayscale and for colour-blind readers. With more than
+``MUTE_ABOVE`` models, the focus model and any ``--highlight`` models are drawn strong
+(thick, with their band) over the others, muted (thin, pale, no band), so 15 curves stay
+readable.
 """
 
 from __future__ import annotations
@@ -18,6 +21,23 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h"]
 # Trivial references (the label-frequency predictor) do not set the y range: drawn far
 # below the learned models they would flatten every curve that matters.
 REFERENCE_MODELS = frozenset({"prior"})
+MUTE_ABOVE = 8  # more models than this: only the strong ones keep full colour and bands
+# Strong models' colours when the others are muted (tab20 would give the 15th model grey).
+STRONG_COLOURS = ["#d62728", "#1f4e9c", "#2ca02c", "#8c2dbf", "#e07b00", "#111111"]
+
+
+def emphasised(styles: dict, strong) -> dict:
+    """``styles`` with each strong model in one of ``STRONG_COLOURS`` (focus first)."""
+    out = {m: dict(style) for m, style in styles.items()}
+    for i, model in enumerate(m for m in strong if m in out):
+        out[model]["color"] = matplotlib_colour(STRONG_COLOURS[i % len(STRONG_COLOURS)])
+    return out
+
+
+def matplotlib_colour(hex_colour: str) -> tuple:
+    from matplotlib.colors import to_rgb
+
+    return to_rgb(hex_colour)
 LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2, 2, 2))]
 
 
@@ -38,7 +58,13 @@ def model_styles(models: list[str]) -> dict[str, dict]:
     }
 
 
-def _panel(ax, summary: pd.DataFrame, metric: str, models: list[str], styles: dict) -> None:
+def _muted(colour) -> tuple:
+    """A pale version of ``colour``: half-way to light grey."""
+    r, g, b = colour[:3]
+    return (0.5 * r + 0.4, 0.5 * g + 0.4, 0.5 * b + 0.4)
+
+
+def _panel(ax, summary: pd.DataFrame, metric: str, models: list[str], styles: dict, strong=frozenset()) -> None:
     fractions = sorted(summary["fraction"].unique())
     span: list[float] = []  # y values of the learned models, which set the axis range
     off_scale: list[str] = []
@@ -49,10 +75,12 @@ def _panel(ax, summary: pd.DataFrame, metric: str, models: list[str], styles: di
         x, mean = rows["fraction"].to_numpy(), rows["mean"].to_numpy()
         std = np.nan_to_num(rows["std"].to_numpy(dtype=float))
         style = styles[model]
-        ax.plot(x, mean, label=model, color=style["color"], marker=style["marker"],
-                linestyle=style["linestyle"], linewidth=1.6, markersize=6, markeredgecolor="black",
-                markeredgewidth=0.5)
-        if np.any(std > 0):
+        muted = bool(strong) and model not in strong
+        ax.plot(x, mean, label=model, color=_muted(style["color"]) if muted else style["color"], marker=style["marker"],
+                linestyle=style["linestyle"], linewidth=0.9 if muted else (2.6 if strong else 1.6),
+                markersize=4 if muted else 6, markeredgecolor="0.55" if muted else "black",
+                markeredgewidth=0.5, zorder=2 if muted else 3)
+        if np.any(std > 0) and not muted:
             ax.fill_between(x, mean - std, mean + std, color=style["color"], alpha=0.18, linewidth=0)
         if model in REFERENCE_MODELS:
             off_scale.append(f"{model}: {np.mean(mean):.3f}")
@@ -82,6 +110,7 @@ def plot_dataset(
     styles: dict,
     out_stem: Path,
     caption: str,
+    strong=frozenset(),
 ) -> list[Path]:
     """One figure (PNG and PDF) with a panel per metric for ``dataset``."""
     import matplotlib.pyplot as plt
@@ -98,7 +127,7 @@ def plot_dataset(
     height = 3.0 * nrows + 0.5 + legend_height
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
-        _panel(ax, data, metric, present, styles)
+        _panel(ax, data, metric, present, styles, strong)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     for row in axes:
@@ -117,13 +146,18 @@ def plot_dataset(
 
 
 def learning_curves(
-    summary: pd.DataFrame, models: list[str], out_dir: Path, caption: str
+    summary: pd.DataFrame, models: list[str], out_dir: Path, caption: str, strong=()
 ) -> dict[str, dict[str, list[Path]]]:
     """Per dataset a main figure (paper metrics) and, when present, one with the others.
+
+    ``strong``: models drawn strong over muted others when there are more than ``MUTE_ABOVE``.
 
     Returns ``{dataset: {"main": [png, pdf], "other": [png, pdf]}}``.
     """
     styles = model_styles(models)
+    ordered = [m for m in dict.fromkeys(strong) if m in models] if len(models) > MUTE_ABOVE else []
+    styles = emphasised(styles, ordered)
+    strong = frozenset(ordered)
     all_metrics = order_metrics(summary["metric"].unique())
     main = [m for m in all_metrics if m in MAIN_METRICS]
     other = [m for m in all_metrics if m not in MAIN_METRICS]
@@ -133,5 +167,5 @@ def learning_curves(
         for kind, metrics in (("main", main), ("other", other)):
             if metrics:
                 stem = out_dir / f"curve_{dataset}_{kind}"
-                figures[dataset][kind] = plot_dataset(summary, dataset, metrics, models, styles, stem, caption)
+                figures[dataset][kind] = plot_dataset(summary, dataset, metrics, models, styles, stem, caption, strong)
     return figures

@@ -50,7 +50,15 @@ class Table:
     show_title: bool = True
 
 
-Block = Heading | Paragraph | Bullets | Links | Image | Table
+@dataclass
+class Raw:
+    """HTML for index.html only (an interactive figure); index.md gets ``markdown`` instead."""
+
+    html: str
+    markdown: str
+
+
+Block = Heading | Paragraph | Bullets | Links | Image | Table | Raw
 
 
 def render_markdown(blocks: list[Block]) -> str:
@@ -71,6 +79,8 @@ def render_markdown(blocks: list[Block]) -> str:
                 out.append(f"**{block.table.title}**\n")
             out.append(to_markdown(block.table))
             out += [f"_{note}_\n" for note in block.table.notes]
+        elif isinstance(block, Raw):
+            out.append(block.markdown + "\n")
     return "\n".join(out)
 
 
@@ -106,6 +116,8 @@ def render_html(blocks: list[Block], title: str) -> str:
                 out.append(f"<p><b>{html.escape(block.table.title)}</b></p>")
             out.append(to_html(block.table))
             out += [f'<p class="note">{_inline_html(note)}</p>' for note in block.table.notes]
+        elif isinstance(block, Raw):
+            out.append(block.html)
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 

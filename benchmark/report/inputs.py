@@ -75,6 +75,9 @@ class ReportInputs:
     source: str = "frames"
     notes: list[str] = field(default_factory=list)
     store: object = None  # the ResultsStore read, when there is one (artifacts)
+    # Several stores merged (``merge_inputs``): one line per store, one per left-out group.
+    store_summary: list[str] = field(default_factory=list)
+    merge_notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         missing = [c for c in CELL_KEY + ["status", "metrics"] if c not in self.runs.columns]
@@ -94,7 +97,8 @@ class ReportInputs:
         if planned is not None and not planned.empty:
             planned = planned[planned["model"].isin(models)]
         return ReportInputs(runs=self.runs[self.runs["model"].isin(models)], planned=planned, source=self.source,
-                            notes=self.notes, store=self.store)
+                            notes=self.notes, store=self.store, store_summary=self.store_summary,
+                            merge_notes=self.merge_notes)
 
     @property
     def done(self) -> pd.DataFrame:
@@ -214,3 +218,133 @@ def inputs_from_store(results: str | Path, suite: str | None = None, all_configs
             keep = planned["config"].isin(set(runs["config"])) | (planned["config"] == "")
             planned = planned[keep | ~planned["suite"].isin(set(runs["suite"]))]
     return ReportInputs(runs=runs.reset_index(drop=True), planned=planned, source=location, notes=notes, store=store)
+
+
+# ---------------------------------------------------------------- several stores, one report
+
+# What makes two stores' cells of a dataset comparable: the same data, split and thresholds.
+# Budgets and search spaces may differ (a new model brings its own); the header notes a mix.
+COMPARABLE = (
+    ("dataset files", lambda s: s["dataset"]["files"]),
+    ("split seed", lambda s: s["split"]["split_seed"]),
+    ("validation share", lambda s: s["split"]["val_size"]),
+    ("resample mode", lambda s: s["split"]["resample"]),
+    ("split protocol", lambda s: s["split"].get("protocol")),
+    ("threshold grids", lambda s: s["grids"]),
+)
+
+
+def comparability(settings) -> dict | None:
+    """The settings two cells must share to sit in one table; None when the store did not record them."""
+    if not isinstance(settings, dict):
+        return None
+    try:
+        return {name: get(settings) for name, get in COMPARABLE}
+    except (KeyError, TypeError):
+        return None
+
+
+def _short_value(name: str, value) -> str:
+    if name == "dataset files" and isinstance(value, dict):
+        return "sha256 " + ", ".join(f"{k} {str(v)[:8]}" for k, v in sorted(value.items()))
+    if name == "threshold grids" and isinstance(value, dict):
+        return "; ".join(f"{k} {min(v):g}..{max(v):g} ({len(v)} points)" for k, v in sorted(value.items()) if v)
+    return str(value)
+
+
+def _differences(mine: dict, reference: dict, where: str) -> str:
+    """``split seed 1 here, 0 in <reference store>``; several differences joined by ``;``."""
+    return "; ".join(f"{name} {_short_value(name, mine[name])} here, {_short_value(name, reference[name])} in {where}"
+                     for name, _ in COMPARABLE if mine[name] != reference[name])
+
+
+class _Stores:
+    """Artifacts of a merged report: each relative path is read from the first store that has it."""
+
+    def __init__(self, stores):
+        self.stores = [s for s in stores if s is not None]
+
+    def load_artifacts(self, relative: str) -> dict:
+        for store in self.stores:
+            if (Path(store.artifacts_dir) / relative).is_file():
+                return store.load_artifacts(relative)
+        raise KeyError(relative)
+
+
+def merge_inputs(parts: list[ReportInputs]) -> ReportInputs:
+    """One report's inputs from several stores' (the first listed is the reference).
+
+    Per dataset, the reference is the first store with finished cells of it: its most common
+    comparability settings and its (fraction, seed) pairs. A later store's cell joins only if
+    it has the same settings, a (fraction, seed) the reference has, and a (dataset, model,
+    fraction, seed) no earlier store has; every other cell is left out, and ``notes`` get one
+    line per (store, dataset, reason) saying which and why.
+    """
+    import json
+
+    references: dict[str, tuple[dict, set, str]] = {}
+    kept_runs, kept_planned, notes, left_out, summary = [], [], [], [], []
+    seen: set[tuple] = set()
+    for part in parts:
+        runs = part.runs.copy()
+        signatures = [comparability(s) for s in runs.get("settings", pd.Series([None] * len(runs), index=runs.index))]
+        keys = [json.dumps(s, sort_keys=True, default=str) if s is not None else None for s in signatures]
+        runs["_signature"] = keys
+        done = runs[runs["status"] == "done"]
+        for dataset, rows in done.groupby("dataset"):
+            if dataset in references or rows["_signature"].isna().all():
+                continue
+            common = rows["_signature"].dropna().value_counts().index[0]
+            pairs = set(zip(rows["fraction"].round(9), rows["seed"]))
+            references[dataset] = (json.loads(common), pairs, part.source)
+        reasons = []
+        for row, signature in zip(runs.itertuples(index=False), signatures):
+            reference = references.get(row.dataset)
+            reason = None
+            if reference is not None and reference[2] != part.source:
+                if signature is None:
+                    reason = "no comparability settings recorded (a store written before cell identities)"
+                elif signature != reference[0]:
+                    reason = _differences(signature, reference[0], reference[2])
+                elif (round(row.fraction, 9), row.seed) not in reference[1]:
+                    reason = f"{reference[2]} has no cell of this dataset at their (fraction, seed)"
+            key = (row.dataset, row.model, round(row.fraction, 9), row.seed)
+            if reason is None and key in seen:
+                reason = "the same cell is already in an earlier store (the first listed wins)"
+            reasons.append(reason)
+        runs["_reason"] = reasons
+        kept = runs[runs["_reason"].isna()]
+        seen |= set(zip(kept["dataset"], kept["model"], kept["fraction"].round(9), kept["seed"]))
+        left = runs[runs["_reason"].notna()]
+        for (dataset, reason), rows in left.groupby(["dataset", "_reason"], sort=True):
+            models = ", ".join(sorted(set(rows["model"])))
+            at = (f" at fraction(s) {', '.join(f'{f:g}' for f in sorted(set(rows['fraction'])))}, "
+                  f"seed(s) {', '.join(str(x) for x in sorted(set(rows['seed'])))}")
+            left_out.append(f"{part.source}: {len(rows)} cell(s) of {dataset} ({models}){at} left out: {reason}")
+        summary.append(f"{part.source}: {len(kept)} cell(s) used ({', '.join(sorted(set(kept['model']))) or 'none'}), "
+                       f"{len(left)} left out")
+        kept_runs.append(kept.drop(columns=["_signature", "_reason"]))
+        planned = part.planned
+        if planned is not None and not planned.empty and not left.empty:
+            dropped = set(zip(left["dataset"], left["model"], left["fraction"].round(9), left["seed"]))
+            mask = [(d, m, round(float(f), 9), int(s)) not in dropped
+                    for d, m, f, s in zip(planned["dataset"], planned["model"], planned["fraction"], planned["seed"])]
+            planned = planned[mask]
+        if planned is not None:
+            kept_planned.append(planned)
+        notes += [f"{part.source}: {note}" for note in part.notes]
+    runs = pd.concat(kept_runs, ignore_index=True) if kept_runs else parts[0].runs.iloc[:0]
+    planned = pd.concat(kept_planned, ignore_index=True) if kept_planned else None
+    _note_mixed_settings(runs, notes)
+    merged = ReportInputs(runs=runs.sort_values(CELL_KEY).reset_index(drop=True), planned=planned,
+                          source=" + ".join(p.source for p in parts), notes=notes,
+                          store=_Stores([p.store for p in parts]), store_summary=summary, merge_notes=left_out)
+    return merged
+
+
+def inputs_from_stores(locations, suite: str | None = None, all_configs: bool = False) -> ReportInputs:
+    """Several stores (``report --results A --results B``) merged where their cells are comparable."""
+    locations = list(locations)
+    if len(locations) == 1:
+        return inputs_from_store(locations[0], suite=suite, all_configs=all_configs)
+    return merge_inputs([inputs_from_store(loc, suite=suite, all_configs=all_configs) for loc in locations])
