@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 
+DEFAULT_OUT = "results/report"  # beside the default store, ignored by git (.gitignore: /results/*)
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "report",
@@ -15,7 +18,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--results", default="results", help="results store: a directory, an .sqlite file or an SQLAlchemy URL (default: results)")
     parser.add_argument("--out", default=None,
-                        help="output directory (default: reports, or reports/<protocol> for fixed/oracle)")
+                        help=f"output directory (default: {DEFAULT_OUT}, or {DEFAULT_OUT}/<protocol> for "
+                             "fixed/oracle; an ignored folder, so the committed examples under reports/ stay as they are)")
     parser.add_argument("--protocol", default="val", choices=("val", "fixed", "oracle"),
                         help="threshold protocol (default: val); oracle is optimistic (thresholds tuned on the test set)")
     parser.add_argument("--suite", default=None, help="only runs recorded under this suite name (default: all)")
@@ -81,7 +85,7 @@ def handle(args) -> int:
 
     from benchmark.report import build_report
 
-    out = args.out or ("reports" if args.protocol == "val" else f"reports/{args.protocol}")
+    out = args.out or (DEFAULT_OUT if args.protocol == "val" else f"{DEFAULT_OUT}/{args.protocol}")
     _check_writable(out)
     result = build_report(args.results, out, protocol=args.protocol, focus=args.focus, suite=args.suite,
                           metrics=metrics, all_configs=args.all_configs, published=args.published,
