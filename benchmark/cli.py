@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 from benchmark.errors import BenchmarkError
@@ -58,7 +57,44 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `... | head`: the reader left; not an error worth a traceback
+    except BrokenPipeError as exc:
+        if not stdout_closed():  # a pipe of our own (a worker's, a server's): an error, never exit 0
+            print(f"error: {describe_broken_pipe(exc)}", file=sys.stderr)
+            return 1
+        import os
 
+        # `... | head`: the reader left; not an error worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        if args.command == "run" and not getattr(args, "dry_run", False):
+            return 1  # the run stopped before finishing its cells (the finished ones are recorded)
         return 0
+
+
+def stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (Linux: poll reports POLLERR)."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    try:  # pragma: no cover - no poll(): flushing a closed pipe raises again
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def describe_broken_pipe(exc: BaseException) -> str:
+    """One line: the error and where it happened (the innermost frame in the engine)."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "benchmark" in f.filename]
+    where = f" in {frames[-1].filename}:{frames[-1].lineno} ({frames[-1].name})" if frames else ""
+    return f"broken pipe{where}: {exc}; a connection of the harness itself closed (a bug: please report it)"

@@ -47,12 +47,12 @@ def test_corrupt_cache_is_rebuilt_not_trusted(private_cache, mirror_dir, capsys)
     data[middle : middle + 8] = b"\xff" * 8  # flip bytes inside an array
     npz.write_bytes(bytes(data))
     again = load_dataset("emotions", data_dir=mirror_dir)
-    assert "corrupt parsed cache" in capsys.readouterr().err
+    assert "unusable parsed-dataset cache entry" in capsys.readouterr().err
     np.testing.assert_array_equal(first.X, again.X)
     np.testing.assert_array_equal(first.Y, again.Y)
     npz.write_bytes(b"")  # truncated to nothing
     np.testing.assert_array_equal(load_dataset("emotions", data_dir=mirror_dir).X, first.X)
-    assert "corrupt parsed cache" in capsys.readouterr().err
+    assert "unusable parsed-dataset cache entry" in capsys.readouterr().err
     load_dataset("emotions", data_dir=mirror_dir)  # the rebuilt cache is trusted again
     assert capsys.readouterr().err == ""
 

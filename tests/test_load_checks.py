@@ -83,8 +83,9 @@ def test_genbase_structure_id_dropped_and_yes_no_one_column(tmp_path):
     assert dataset.feature_names == [f"PS{j:05d}=YES" for j in range(6)]
     np.testing.assert_array_equal(dataset.X, yes.astype(np.float32))
     np.testing.assert_array_equal(dataset.Y, Y)
-    assert "dropped 1 ID-like nominal attribute(s) (IDs, not features): protein" in dataset.notices
-    assert "6 two-valued nominal attribute(s) encoded as one 0/1 column each" in dataset.notices
+    assert ("dropped 1 ID-like attribute(s) (identifiers, not features): protein (30 declared values for 30 rows)"
+            in dataset.notices)
+    assert any(n.startswith("6 two-valued nominal attribute(s) encoded as one 0/1 column each") for n in dataset.notices)
     assert any(n.startswith("warning: 1 label(s) never positive") and n.endswith(": L3") for n in dataset.notices)
 
 

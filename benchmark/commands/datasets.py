@@ -1,7 +1,9 @@
 """``python -m benchmark datasets list | info NAME | fetch NAME... | verify [NAME...]``.
 
 - ``list``: every catalog dataset with its format, published size, split and where its
-  files are (data dir, bundled, cache) or whether they need a download.
+  files are (data dir, bundled, cache) or whether they need a download; below, the
+  notices of every dataset already parsed (dropped ID attributes, one-hot encodings,
+  imputed values), read from the parse cache.
 - ``info NAME [--json]``: load the dataset and print its statistics; ``--json`` prints one
   JSON object with name, n_instances, n_features, n_labels, cardinality, density,
   n_distinct_labelsets, n_zero_label_rows, n_train/n_val/n_test (the parts present) and
@@ -25,6 +27,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from benchmark.data.sources import (
+    cached_notices,
     catalog,
     check_file,
     fetch_file,
@@ -107,17 +110,23 @@ def availability(spec, data_dir) -> str:
 
 def list_datasets(args) -> int:
     table = formats()
-    rows = []
+    rows, notices = [], {}
     for name, spec in catalog().items():
         fmt = table.get(spec.format)
         summary = fmt.summary(spec) if fmt is not None else {"instances": "", "features": "", "labels": "",
                                                               "split": ""}
         files = availability(spec, args.data_dir) if fmt is not None else f"format {spec.format!r} unavailable"
         rows.append({"name": name, "format": spec.format, **summary, "files": files})
-    if args.json:
-        print(json.dumps(rows, indent=1))
+        notices[name] = cached_notices(spec) if fmt is not None else None
+    if args.json:  # "notices": null where the dataset was not parsed (by this code) yet
+        print(json.dumps([{**row, "notices": notices[row["name"]]} for row in rows], indent=1))
     else:
         print(tabulate(rows, headers="keys"))
+        parsed = {name: found for name, found in notices.items() if found}
+        if parsed:  # what reading changed (dropped IDs, encodings, imputation), as `datasets info` says
+            print("\nnotices (datasets parsed by this code; `datasets info NAME` parses one):")
+            for name, found in parsed.items():
+                print("\n".join(f"  {name}: {notice}" for notice in found))
         print(f"\nformats: {', '.join(sorted(table))}")
         for u in unavailable_formats():
             print(f"unavailable: {u.path} ({u.reason})")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from benchmark.vocabulary import THRESHOLD_PROTOCOLS
 
+DEFAULT_OUT = "results/report"  # beside the default store, ignored by git (.gitignore: /results/*)
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -21,7 +23,8 @@ def register(subparsers) -> None:
                              "split, validation share, resample mode and threshold grids), e.g. your model's store "
                              "beside reports/quick/store")
     parser.add_argument("--out", default=None,
-                        help="output directory (default: reports, or reports/<protocol> for fixed/oracle)")
+                        help=f"output directory (default: {DEFAULT_OUT}, or {DEFAULT_OUT}/<protocol> for "
+                             "fixed/oracle; an ignored folder, so the committed examples under reports/ stay as they are)")
     parser.add_argument("--protocol", default="val", choices=THRESHOLD_PROTOCOLS,
                         help="threshold protocol (default: val); oracle is optimistic (thresholds tuned on the test set)")
     parser.add_argument("--suite", default=None, help="only runs recorded under this suite name (default: all)")
@@ -90,7 +93,7 @@ def handle(args) -> int:
 
     from benchmark.report import build_report
 
-    out = args.out or ("reports" if args.protocol == "val" else f"reports/{args.protocol}")
+    out = args.out or (DEFAULT_OUT if args.protocol == "val" else f"{DEFAULT_OUT}/{args.protocol}")
     _check_writable(out)
     results = args.results or ["results"]
     result = build_report(results[0] if len(results) == 1 else results, out, protocol=args.protocol, focus=args.focus, suite=args.suite,

@@ -28,10 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.data.cachefiles import UnusableCacheEntry, warn_unusable
 from benchmark.data.refs import DatasetRef, load_ref
 from benchmark.data.sources import DatasetSpec, get_spec, locate, sha256_of
 from benchmark.data.splits import make_split, nested_fractions
 
+MIN_TEST_ROWS = 30  # fewer test rows than this: a warning with the cell's numbers
+SPLIT_CACHE_VERSION = 2  # 2: entries also hold the dataset's row count (checked on read)
 _SEED_STRIDE = 1_000_003
 
 
@@ -91,29 +94,53 @@ class DataPlan:
             self._memo[key] = self._cached(*key)
         return self._memo[key]
 
+    def dataset(self):
+        """The dataset itself (parsed once per process; the split cache spares a run this)."""
+        if self._dataset is None:
+            self._dataset = load_ref(self.entry, self.data_dir)
+        return self._dataset
+
+    def notices(self) -> list[str]:
+        """What reading the dataset changed or found (dropped ID attributes, one-hot encoded
+        nominals, imputed values, labels never positive): the dataset's ``notices``, for the
+        run's log."""
+        return list(self.dataset().notices)
+
+    def warnings(self, fraction: float, seed: int) -> list[str]:
+        """What a reader of the cell (fraction, seed)'s numbers must be told, one sentence each:
+        a test set under :data:`MIN_TEST_ROWS` rows, labels positive in the test set but never
+        in the training rows, imputed feature values in the split's rows. [] when none.
+
+        The runner stores these with the cell and prints them:
+        ``group.data.warnings(group.fraction, seed)``. Computed once per (split, subset)."""
+        split_seed, subset_seed = self.data_seed(seed)
+        key = ("warnings", round(float(fraction), 6), split_seed, subset_seed)
+        if key not in self._memo:
+            self._memo[key] = split_warnings(self.dataset(), self.parts(fraction, seed), fraction)
+        return list(self._memo[key])
+
     def _cache_file(self, fraction: float, split_seed: int, subset_seed: int) -> Path | None:
         if self.cache is None:
             return None
         source = json.dumps([self.entry.name, self.fingerprint, self.val_size, fraction, split_seed,
-                             subset_seed, self.prefix_fractions, 1], sort_keys=True)
+                             subset_seed, self.prefix_fractions, SPLIT_CACHE_VERSION], sort_keys=True)
         return self.cache / f"{self.entry.name}-{hashlib.sha256(source.encode()).hexdigest()[:20]}.npz"
 
     def _cached(self, fraction: float, split_seed: int, subset_seed: int) -> Parts:
         path = self._cache_file(fraction, split_seed, subset_seed)
         if path is not None and path.exists():
             try:
-                with np.load(path) as data:
-                    return Parts(data["train"], data["val"], data["test"])
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged cache file is recomputed
+                return read_parts(path)
+            except Exception as exc:  # noqa: BLE001 - truncated, garbage or implausible: absent
+                warn_unusable(path, "split", exc)
         parts = self._compute(fraction, split_seed, subset_seed)
         if path is not None:
-            _atomic_savez(path, train=parts.train, val=parts.val, test=parts.test)
+            _atomic_savez(path, train=parts.train, val=parts.val, test=parts.test,
+                          n_rows=np.asarray(self.dataset().n_instances, dtype=np.int64))
         return parts
 
     def _compute(self, fraction: float, split_seed: int, subset_seed: int) -> Parts:
-        if self._dataset is None:
-            self._dataset = load_ref(self.entry, self.data_dir)
+        self.dataset()
         split = make_split(self._dataset, seed=split_seed, val_size=self.val_size)
         pool = split.train
         if fraction >= 1:
@@ -124,6 +151,65 @@ class DataPlan:
             train = pool[nested_fractions(self._dataset.Y[pool], [fraction], seed=subset_seed)[fraction]]
         return Parts(np.asarray(train, dtype=np.int64), np.asarray(split.val, dtype=np.int64),
                      np.asarray(split.test, dtype=np.int64))
+
+
+def _names(names: list[str], limit: int = 8) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def split_warnings(dataset, parts: Parts, fraction: float = 1.0) -> list[str]:
+    """The warnings of :meth:`DataPlan.warnings` for one dataset and its parts."""
+    import scipy.sparse as sp
+
+    out = []
+    n_test = len(parts.test)
+    if n_test < MIN_TEST_ROWS:
+        out.append(f"the test set has only {n_test} rows (fewer than {MIN_TEST_ROWS}): one row moves a "
+                   f"per-example metric by up to {1 / max(n_test, 1):.0%}, so differences between models "
+                   "are mostly noise")
+    Y = dataset.Y
+    count = (lambda rows: np.asarray(Y[rows].sum(axis=0)).ravel()) if sp.issparse(Y) else \
+        (lambda rows: np.asarray(Y[rows]).sum(axis=0))
+    unseen = np.flatnonzero((count(parts.test) > 0) & (count(parts.train) == 0))
+    if unseen.size:
+        rows = f"{len(parts.train)} training rows" + (f" (fraction {fraction:g})" if fraction < 1 else "")
+        out.append(f"{unseen.size} label(s) positive in the test set but never in the {rows}: "
+                   f"{_names([dataset.label_names[j] for j in unseen])}; no model can learn them, "
+                   "they count (near 0) in macro-F1")
+    imputed = getattr(dataset, "imputed", None)
+    if imputed is not None and len(imputed):
+        rows = np.asarray(imputed)[:, 0]
+        per_part = {name: int(np.isin(rows, getattr(parts, name)).sum()) for name in ("train", "val", "test")}
+        if any(per_part.values()):
+            out.append(f"{sum(per_part.values())} feature value(s) of this split were missing and imputed "
+                       f"(train {per_part['train']}, validation {per_part['val']}, test {per_part['test']}); "
+                       "how: the dataset's notice")
+    return out
+
+
+def read_parts(path: Path) -> Parts:
+    """A cached split, checked: three 1-D integer index arrays within the dataset's rows
+    (``n_rows``, stored beside them), without repeats, disjoint, train and test non-empty.
+    Raises on anything else (a truncated file raises ``zipfile.BadZipFile`` or ``EOFError``)."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: np.asarray(data[name]) for name in ("train", "val", "test", "n_rows")}
+    n_rows = arrays.pop("n_rows")
+    if n_rows.shape != () or n_rows.dtype.kind not in "iu" or int(n_rows) <= 0:
+        raise UnusableCacheEntry(f"n_rows is {n_rows!r}")
+    n_rows = int(n_rows)
+    for name, index in arrays.items():
+        if index.ndim != 1 or index.dtype.kind not in "iu":
+            raise UnusableCacheEntry(f"{name} is a {index.dtype} array of shape {index.shape}, not row indices")
+        if index.size and (index.min() < 0 or index.max() >= n_rows):
+            raise UnusableCacheEntry(f"{name} holds indices outside the dataset's {n_rows} rows")
+        if np.unique(index).size != index.size:
+            raise UnusableCacheEntry(f"{name} repeats rows")
+    if not arrays["train"].size or not arrays["test"].size:
+        raise UnusableCacheEntry("an empty train or test part")
+    together = np.concatenate(list(arrays.values()))
+    if np.unique(together).size != together.size:
+        raise UnusableCacheEntry("its parts share rows")
+    return Parts(*(arrays[name].astype(np.int64) for name in ("train", "val", "test")))
 
 
 def _atomic_savez(path: Path, **arrays) -> None:

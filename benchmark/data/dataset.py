@@ -17,7 +17,9 @@ class MultiLabelDataset:
     ``"train"``/``"val"``/``"test"`` to row indices for datasets with a published
     split (empty otherwise). ``meta`` holds the ``.npy`` format's meta columns,
     kept apart from the features. ``row_sources`` lists ``(file, n_rows)`` in row
-    order, so that load checks can name the file a bad row came from.
+    order, so that load checks can name the file a bad row came from. ``imputed``: the
+    ``(row, column)`` cells whose value was missing in the file and was imputed by the
+    loader (None: nothing imputed), so that a split can say which of its parts hold them.
     """
 
     name: str
@@ -29,6 +31,7 @@ class MultiLabelDataset:
     meta: np.ndarray | None = None
     notices: list[str] = field(default_factory=list)
     row_sources: list[tuple[str, int]] = field(default_factory=list)
+    imputed: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.X.shape[0] != self.Y.shape[0]:

@@ -47,6 +47,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from benchmark.data.cachefiles import UnusableCacheEntry, atomic_write_bytes, warn_unusable
 from benchmark.data.dataset import MultiLabelDataset
 from benchmark.modelapi import discovery
 from benchmark.modelapi.discovery import DATASETS_DIR, DATASETS_PACKAGE
@@ -437,22 +438,50 @@ def _to_arrays(dataset: MultiLabelDataset) -> dict[str, np.ndarray]:
         arrays[f"split_{part}"] = np.asarray(index, dtype=np.int64)
     if dataset.meta is not None:
         arrays["meta"] = np.asarray(dataset.meta)
+    if dataset.imputed is not None:
+        arrays["imputed"] = np.asarray(dataset.imputed, dtype=np.int64).reshape(-1, 2)
     return arrays
 
 
 def _from_arrays(name: str, arrays: dict, info: dict) -> MultiLabelDataset:
+    """The dataset an entry holds, after checks that it is one this code could have written."""
+    implausible = UnusableCacheEntry
     n, n_labels = (int(v) for v in arrays["Y_shape"])
+    if n <= 0 or n_labels <= 0:
+        raise implausible(f"label matrix shape {(n, n_labels)}")
     Y = np.unpackbits(arrays["Y_bits"], axis=1, count=n_labels)
     if Y.shape != (n, n_labels):
-        raise ValueError(f"label matrix has shape {Y.shape}, expected {(n, n_labels)}")
+        raise implausible(f"label matrix has shape {Y.shape}, expected {(n, n_labels)}")
     if "X" in arrays:
         X = arrays["X"]
+        if X.ndim != 2 or X.dtype.kind != "f":
+            raise implausible(f"feature matrix of shape {X.shape} and dtype {X.dtype}")
     else:
         X = sp.csr_matrix((arrays["X_data"], arrays["X_indices"], arrays["X_indptr"]),
                           shape=tuple(int(v) for v in arrays["X_shape"]))
-    split = {part: arrays[f"split_{part}"] for part in info["split_parts"]}
-    return MultiLabelDataset(name, X, Y, info["feature_names"], info["label_names"],
-                             split=split, meta=arrays.get("meta"), notices=list(info["notices"]))
+        X.check_format(full_check=True)
+    if X.shape[0] != n:
+        raise implausible(f"{X.shape[0]} feature rows for {n} label rows")
+    names, labels, notices = info["feature_names"], info["label_names"], info["notices"]
+    if not (isinstance(names, list) and isinstance(labels, list) and isinstance(notices, list)
+            and all(isinstance(v, str) for v in [*names, *labels, *notices])):
+        raise implausible("feature names, label names or notices are not lists of strings")
+    if len(names) != X.shape[1] or len(labels) != n_labels:
+        raise implausible(f"{len(names)} feature names for {X.shape[1]} columns, "
+                          f"{len(labels)} label names for {n_labels} labels")
+    split = {}
+    for part in info["split_parts"]:
+        index = np.asarray(arrays[f"split_{part}"])
+        if index.ndim != 1 or index.dtype.kind not in "iu" or (index.size and (index.min() < 0 or index.max() >= n)):
+            raise implausible(f"split part {part!r} holds indices outside the {n} rows")
+        split[part] = index
+    imputed = arrays.get("imputed")
+    if imputed is not None and (imputed.ndim != 2 or imputed.shape[1] != 2 or
+                                (imputed.size and (imputed.min() < 0 or imputed[:, 0].max() >= n
+                                                   or imputed[:, 1].max() >= X.shape[1]))):
+        raise implausible("imputed cells outside the matrix")
+    return MultiLabelDataset(name, X, Y, names, labels, split=split, meta=arrays.get("meta"),
+                             notices=list(notices), imputed=imputed)
 
 
 def _cache_paths(name: str, key: str) -> tuple[Path, Path]:
@@ -460,35 +489,30 @@ def _cache_paths(name: str, key: str) -> tuple[Path, Path]:
     return base.with_suffix(".npz"), base.with_suffix(".json")
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_atomic_write = atomic_write_bytes
 
 
 def read_cache(name: str, key: str) -> MultiLabelDataset | None:
-    """The cached parse, or None when absent, stale or corrupt (never trusted blindly:
-    the arrays' content hash must equal the one recorded when they were written)."""
+    """The cached parse, or None when absent, stale, corrupt or implausible (never trusted
+    blindly: the arrays' content hash must equal the one recorded when they were written,
+    and the arrays must form a dataset, see :func:`_from_arrays`). An unusable entry is
+    warned about once and rebuilt by the caller, which overwrites it."""
     npz_path, json_path = _cache_paths(name, key)
     if not (npz_path.exists() and json_path.exists()):
         return None
     try:
         info = json.loads(json_path.read_text())
+        if not isinstance(info, dict):
+            raise UnusableCacheEntry(f"the JSON holds a {type(info).__name__}, not an object")
         if info.get("key") != key:
-            return None
+            raise UnusableCacheEntry("its key is not the one it is filed under")
         with np.load(npz_path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         if _array_digest(arrays) != info["content_sha256"]:
-            raise ValueError("content hash mismatch")
+            raise UnusableCacheEntry("content hash mismatch")
         return _from_arrays(name, arrays, info)
-    except Exception as exc:  # corrupt in any way: rebuild
-        print(f"warning: ignoring corrupt parsed cache {npz_path.name} ({exc}); rebuilding",
-              file=sys.stderr)
+    except Exception as exc:  # unreadable or implausible in any way: absent
+        warn_unusable(npz_path, "parsed-dataset", exc)
         return None
 
 
@@ -524,6 +548,50 @@ def resolve_spec(name_or_spec) -> DatasetSpec:
     return get_spec(str(name_or_spec))
 
 
+#: the engine files whose code shapes a parsed dataset (besides the format's own file)
+PARSER_FILES = ("arff.py", "dataset.py", "sources.py")
+
+
+@lru_cache(maxsize=None)
+def parser_code_version(format_cls: type[DatasetFormat]) -> str:
+    """sha256 of the code that turns files into a dataset: the format's module and
+    :data:`PARSER_FILES`. Part of the parse-cache key, so a changed parser never serves a
+    parse of the old one (``cache_version`` alone relied on someone remembering to bump it)."""
+    import inspect
+
+    digest = hashlib.sha256()
+    digest.update(Path(inspect.getfile(format_cls)).read_bytes())
+    for name in PARSER_FILES:
+        digest.update((Path(__file__).resolve().parent / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def parse_key(spec: DatasetSpec, format_cls: type[DatasetFormat], hashes: dict[str, str]) -> str:
+    """The parse-cache key: format, its version and code, parameters and the files' sha256."""
+    key_source = {"format": spec.format, "version": format_cls.cache_version,
+                  "code": parser_code_version(format_cls),
+                  "params": spec.params, "files": hashes, "name": spec.name}
+    return hashlib.sha256(json.dumps(key_source, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cached_notices(spec: DatasetSpec) -> list[str] | None:
+    """The notices of the dataset's current parse, read from the parse cache without
+    parsing or hashing anything (``datasets list``); None when it was not parsed by this
+    code yet (or a file has no catalog sha256, so the key needs the file hashed)."""
+    table = formats()
+    if spec.format not in table or not table[spec.format].cacheable or not spec.files:
+        return None
+    if any(not ref.sha256 for ref in spec.files.values()):
+        return None
+    key = parse_key(spec, table[spec.format], {role: ref.sha256 for role, ref in spec.files.items()})
+    try:
+        info = json.loads(_cache_paths(spec.name, key)[1].read_text())
+        notices = info["notices"] if info.get("key") == key else None
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+    return list(notices) if isinstance(notices, list) and all(isinstance(n, str) for n in notices) else None
+
+
 def load_dataset(name_or_spec, data_dir: str | Path | None = None, use_cache: bool = True) -> MultiLabelDataset:
     """Load a catalog dataset by name, or a :class:`DatasetSpec` / spec dict.
 
@@ -541,9 +609,7 @@ def load_dataset(name_or_spec, data_dir: str | Path | None = None, use_cache: bo
         paths[role] = local.path
     key = None
     if use_cache and format_cls.cacheable:
-        key_source = {"format": spec.format, "version": format_cls.cache_version,
-                      "params": spec.params, "files": hashes, "name": spec.name}
-        key = hashlib.sha256(json.dumps(key_source, sort_keys=True, default=str).encode()).hexdigest()
+        key = parse_key(spec, format_cls, hashes)
         cached = read_cache(spec.name, key)
         if cached is not None:
             return cached

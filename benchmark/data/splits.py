@@ -146,8 +146,10 @@ def make_split(dataset, seed: int = 0, val_size: float | None = None, test_size:
       published ``val`` too. Otherwise the validation set is a stratified ``val_size``
       share of the training file (default 0.15).
     - Without a published split: a stratified split with ``test_size`` of all rows for
-      test and ``val_size`` of the remaining rows for validation. The default
-      ``val_size`` there is 1/9, i.e. 80/10/10.
+      test and ``val_size`` of the remaining rows for validation: train/val/test shares
+      ``(1 - test_size)(1 - val_size)`` / ``(1 - test_size) val_size`` / ``test_size``.
+      With ``val_size=None`` (1/9) that is 80/10/10; with the suites' ``val_size = 0.15``
+      (what runs use, README) it is 76.5/13.5/10.
 
     Rows listed in no published part are left out. Drawn parts have exact sizes
     (largest-remainder rounding of the shares).

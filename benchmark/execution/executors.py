@@ -98,6 +98,8 @@ class LocalExecutor:
         busy = {name: pool for name, pool in self._pools.items() if pool.busy()}
         if not busy:
             return []
+        if any(pool.has_results() for pool in busy.values()):
+            timeout = 0  # a job no worker could take is already back as failed
         if len(busy) > 1:  # wait on every pool at once, then collect from each
             handles = [h for pool in busy.values() for h in pool._sentinels()]
             wait_any(handles, timeout)

@@ -4,8 +4,15 @@
 is killed (SIGKILL, the OOM killer, a segfault), failing every job in flight. Here each
 worker has its own pipe: the driver waits on the pipes and on the process sentinels, a
 dead worker's job comes back as failed ("worker killed by signal 9"), and the worker is
-replaced. Workers watch their parent and exit within a second or two of the driver's
-death, so a killed driver leaves no orphan holding memory.
+replaced. A worker that dies while idle (waiting for a job) is noticed too: by
+:meth:`WorkerPool.wait`, which also waits on idle workers' sentinels, or at the latest by
+:meth:`WorkerPool.submit`, which never sends to a dead worker. It is replaced with a
+notice on stderr; a job that no worker can take (the replacement dies too, or workers
+keep dying before taking any job) comes back from :meth:`WorkerPool.wait` as failed.
+Nothing about a dead worker escapes as an exception (a ``BrokenPipeError`` from
+``submit`` used to end a run silently with exit status 0). Workers watch their parent
+and exit within a second or two of the driver's death, so a killed driver leaves no
+orphan holding memory.
 """
 
 from __future__ import annotations
@@ -14,12 +21,15 @@ import itertools
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 import time
 from multiprocessing.connection import wait as wait_any
 from typing import Any
 
 PARENT_POLL_SECONDS = 1.0
+SEND_ATTEMPTS = 2  # a job goes to a fresh worker when its first one turns out dead
+PIPE_ERRORS = (OSError, EOFError, ValueError)  # ValueError: a closed connection
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -95,6 +105,14 @@ class _Worker:
         self.process.start()
         child.close()
         self.handle: Any = None  # the job it is computing, or None when idle
+        self.dead = False  # died and, the pool having given up replacing, left in place
+
+    def send(self, message) -> None:
+        self.conn.send(message)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
 
 
 class WorkerPool:
@@ -105,47 +123,114 @@ class WorkerPool:
         self._n_threads = n_threads
         self._workers = [_Worker(self._context, n_threads) for _ in range(size)]
         self._ids = itertools.count()
+        self._undelivered: list[tuple[int, Any]] = []  # (handle, failed JobResult) for the next wait()
+        self._idle_deaths = 0  # idle workers that died since a job last came back
         self.replaced = 0
+        self.notices: list[str] = []
 
     @property
     def size(self) -> int:
         return len(self._workers)
 
+    @property
+    def max_idle_deaths(self) -> int:
+        """Idle deaths in a row after which the pool stops replacing (workers die at start-up)."""
+        return 2 * self.size + 2
+
     def free(self) -> int:
         return sum(w.handle is None for w in self._workers)
 
     def busy(self) -> int:
-        return self.size - self.free()
+        """Jobs not yet returned by :meth:`wait`: running ones and ones no worker could take."""
+        return sum(w.handle is not None for w in self._workers) + len(self._undelivered)
+
+    def has_results(self) -> bool:
+        """Whether :meth:`wait` has something to return without waiting."""
+        return bool(self._undelivered)
 
     def _sentinels(self) -> list:
-        """What :func:`multiprocessing.connection.wait` may wait on for the busy workers."""
+        """What :func:`multiprocessing.connection.wait` may wait on: busy workers' pipes and
+        every live worker's process sentinel (an idle worker's death wakes the driver too)."""
         busy = [w for w in self._workers if w.handle is not None]
-        return [w.conn for w in busy] + [w.process.sentinel for w in busy]
+        return [w.conn for w in busy] + [w.process.sentinel for w in self._workers if not w.dead]
 
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._workers]
 
+    def _note(self, text: str) -> None:
+        self.notices.append(text)
+        print(f"notice: {text}", file=sys.stderr, flush=True)
+
+    def _idle_worker_died(self, worker: _Worker, why: str = "") -> _Worker:
+        """Replace an idle worker found dead; the replacement (or, past the limit, the dead one)."""
+        worker.process.join(1)
+        reason = death_message(worker.process.exitcode) if worker.process.exitcode is not None else why
+        self._idle_deaths += 1
+        if self._idle_deaths > self.max_idle_deaths:
+            if not worker.dead:
+                worker.dead = True
+                self._note(f"worker {worker.pid} died while idle ({reason}); {self._idle_deaths - 1} idle "
+                           "workers died before it without a job coming back: not replaced, its jobs fail")
+            return worker
+        self._note(f"worker {worker.pid} died while idle ({reason}); replaced")
+        return self._replace(worker)
+
     def submit(self, job) -> int:
-        worker = next(w for w in self._workers if w.handle is None)
+        """Hand ``job`` to an idle worker; never raises for a dead worker.
+
+        A worker found dead is replaced and the job goes to the replacement; a job that
+        cannot be handed to any worker comes back failed from the next :meth:`wait`.
+        """
+        from benchmark.execution.worker import JobResult
+
         handle = next(self._ids)
-        worker.conn.send((handle, job))
-        worker.handle = handle
+        idle = [w for w in self._workers if w.handle is None]
+        worker = next((w for w in idle if not w.dead), idle[0])
+        why = ""
+        for _ in range(SEND_ATTEMPTS):
+            if worker.dead:
+                break
+            if not worker.process.is_alive():
+                worker = self._idle_worker_died(worker)
+                continue
+            try:
+                worker.send((handle, job))
+            except PIPE_ERRORS as exc:
+                why = f"{type(exc).__name__}: {exc}"
+                worker = self._idle_worker_died(worker, why)
+                continue
+            worker.handle = handle
+            return handle
+        reason = death_message(worker.process.exitcode) if worker.process.exitcode is not None else why
+        self._undelivered.append((handle, JobResult(
+            "failed", error=f"job could not be handed to a worker: its worker died before taking it ({reason})")))
         return handle
 
     def wait(self, timeout: float | None) -> list[tuple[int, Any]]:
-        """Finished jobs as (handle, result); a dead worker's job comes back as a failure."""
+        """Finished jobs as (handle, result); a dead worker's job comes back as a failure.
+
+        Also wakes up for, and replaces, a worker that dies while idle (then possibly
+        returning no result before ``timeout``).
+        """
         from benchmark.execution.worker import JobResult
 
+        results, self._undelivered = self._undelivered, []
         busy = [w for w in self._workers if w.handle is not None]
-        if not busy:
+        if results:
+            timeout = 0
+        if not busy and not results:
             return []
-        ready = set(wait_any([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout))
-        results = []
-        for worker in busy:
+        ready = set(wait_any(self._sentinels(), timeout))
+        for worker in list(self._workers):
+            if worker.handle is None:
+                if not worker.dead and worker.process.sentinel in ready:
+                    self._idle_worker_died(worker)
+                continue
             if worker.conn in ready:
                 try:
                     handle, result = worker.conn.recv()
                     worker.handle = None
+                    self._idle_deaths = 0
                     results.append((handle, result))
                     continue
                 except (EOFError, OSError):
@@ -156,11 +241,12 @@ class WorkerPool:
                 self._replace(worker)
         return results
 
-    def _replace(self, worker: _Worker) -> None:
+    def _replace(self, worker: _Worker) -> _Worker:
         worker.conn.close()
         index = self._workers.index(worker)
         self._workers[index] = _Worker(self._context, self._n_threads)
         self.replaced += 1
+        return self._workers[index]
 
     def shutdown(self, cancel: bool = False) -> None:
         for worker in self._workers:
@@ -169,7 +255,7 @@ class WorkerPool:
             else:
                 try:
                     worker.conn.send(None)
-                except (OSError, BrokenPipeError):
+                except PIPE_ERRORS:
                     pass
         for worker in self._workers:
             worker.process.join(10 if not cancel else 5)

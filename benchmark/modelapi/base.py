@@ -29,8 +29,9 @@ contract, ``tests/test_model_contract.py``); left at ``None`` it follows
 The registry (:func:`available_models`, :func:`get_model`, :func:`model_declarations`)
 is :class:`benchmark.modelapi.discovery.Registry` over the model folders. Listing models must
 not import torch for every file, so what ``models list`` shows is kept in a small
-JSON cache keyed by the content of every model and engine file; only a miss (a
-changed file, a fresh checkout) imports the model files.
+JSON cache (one file per checkout) keyed by the content of every model and engine file;
+only a miss (a changed file, a fresh checkout) imports the model files. An unreadable or
+implausible cache file is warned about once and rebuilt.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from benchmark.data.cachefiles import UnusableCacheEntry, warn_unusable
 from benchmark.modelapi import discovery
 from benchmark.errors import BenchmarkError, UnknownNameError
 
@@ -196,15 +198,49 @@ def _fingerprint(files: dict[str, Path]) -> str:
 
 
 def _cache_path() -> Path:
-    return discovery.cache_dir() / "registry" / "models.json"
+    """One file per checkout (keyed by its path): checkouts side by side no longer overwrite
+    each other's entry on every command."""
+    checkout = hashlib.sha256(str(ENGINE_DIR.parent).encode()).hexdigest()[:12]
+    return discovery.cache_dir() / "registry" / f"models-{checkout}.json"
+
+
+#: what every cached declaration must hold (see :func:`declare`)
+DECLARATION_KEYS = ("name", "family", "module_stem", "file", "hyperparameters", "summary")
+
+
+def _check_entry(cached: Any, key: str) -> dict[str, list[dict]]:
+    """The per-file declarations of a cache entry, or UnusableCacheEntry when implausible."""
+    if not isinstance(cached, dict) or not isinstance(cached.get("key"), str):
+        raise UnusableCacheEntry("not an object with a key")
+    if cached["key"] != key:
+        return {}  # written for other files: stale, not broken
+    files = cached.get("files")
+    if not isinstance(files, dict):
+        raise UnusableCacheEntry("its 'files' is not an object")
+    for stem, decls in files.items():
+        if not isinstance(decls, list):
+            raise UnusableCacheEntry(f"the declarations of {stem!r} are not a list")
+        for decl in decls:
+            if not isinstance(decl, dict) or any(k not in decl for k in DECLARATION_KEYS):
+                raise UnusableCacheEntry(f"a declaration of {stem!r} lacks {', '.join(DECLARATION_KEYS)}")
+            if decl["module_stem"] != stem or not isinstance(decl["name"], str) or not decl["name"]:
+                raise UnusableCacheEntry(f"a declaration filed under {stem!r} names {decl['module_stem']!r}")
+            if not isinstance(decl["hyperparameters"], list):
+                raise UnusableCacheEntry(f"the hyperparameters of {decl['name']!r} are not a list")
+    return files
 
 
 def _read_cache(key: str) -> dict[str, list[dict]]:
+    """The cached declarations for ``key``; {} when absent or stale. An unreadable or
+    implausible file is warned about once and treated as absent (rebuilt and overwritten)."""
+    path = _cache_path()
     try:
-        cached = json.loads(_cache_path().read_text())
-    except (OSError, ValueError):
+        return _check_entry(json.loads(path.read_bytes()), key)
+    except FileNotFoundError:
         return {}
-    return cached.get("files", {}) if cached.get("key") == key else {}
+    except Exception as exc:  # noqa: BLE001 - truncated, garbage or implausible: absent
+        warn_unusable(path, "model registry", exc)
+        return {}
 
 
 def _write_cache(key: str, per_file: dict[str, list[dict]]) -> None:
@@ -213,7 +249,7 @@ def _write_cache(key: str, per_file: dict[str, list[dict]]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "w") as fh:
-            json.dump({"key": key, "files": per_file}, fh)
+            json.dump({"key": key, "checkout": str(ENGINE_DIR.parent), "files": per_file}, fh)
         os.replace(tmp, path)
     except OSError:  # a read-only cache only makes listing slower
         pass

@@ -1,0 +1,55 @@
+"""What every on-disk cache does with an entry it cannot use: treat it as absent.
+
+The harness keeps three caches of its own in the user cache dir (the parsed datasets,
+:mod:`benchmark.data.sources`; the splits, :mod:`benchmark.data.dataplan`; the model
+registry, :mod:`benchmark.modelapi.base`). A cache entry may be truncated (a full disk,
+a killed process on a file system without atomic rename), garbage (another program's
+file, bit rot) or valid-looking but implausible (written by another version, edited by
+hand). None of these may crash a command or be trusted: the reader raises
+:class:`UnusableCacheEntry` (or any exception) from its checks, calls
+:func:`warn_unusable` once, recomputes, and the writer overwrites the entry.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+_WARNED: set[str] = set()
+
+
+class UnusableCacheEntry(ValueError):
+    """A cache entry that reads but fails a plausibility check."""
+
+
+def warn_unusable(path: Path | str, what: str, exc: BaseException) -> None:
+    """One warning per entry (its path, size and modification time) and process, on stderr:
+    which file, why, and that it is recomputed. An entry that cannot be overwritten (a
+    read-only cache) is not warned about again on every read; a new bad entry is."""
+    try:
+        stat = os.stat(path)
+        key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    except OSError:
+        key = str(path)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    reason = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+    print(f"warning: ignoring unusable {what} cache entry {path} ({reason}); recomputing it",
+          file=sys.stderr, flush=True)
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Write through ``write(fh)`` into a temporary file beside ``path``, then rename it in."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
