@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from benchmark.data.dataplan import DataPlan, Parts, dataset_fingerprint, split_warnings
-from benchmark.data.sources import _array_digest, _cache_paths, load_dataset, parser_code_version
-from benchmark.execution.suite import DatasetEntry
+from benchmark.data.sources import _array_digest, load_dataset, parser_code_version
+from benchmark.data.refs import DatasetRef
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_a_changed_parser_never_serves_an_old_parse(private_cache, mirror_dir, m
 
 
 def _plan(cache: Path) -> DataPlan:
-    entry = DatasetEntry("emotions")
+    entry = DatasetRef("emotions")
     return DataPlan(entry, dataset_fingerprint(entry, None), None, 0, 0.15, "subset", False, cache)
 
 
@@ -322,7 +322,7 @@ def test_data_plan_warnings_for_a_cell(tmp_path, mirror_dir, private_cache):
     attributes = ["x numeric", "a {0,1}", "b {0,1}", "c {0,1}"]
     train = [f"{'?' if i == 0 else i},{i % 2},{(i + 1) % 2},0" for i in range(40)]
     test = [f"{i},{i % 2},{(i + 1) % 2},{1 if i == 3 else 0}" for i in range(10)]
-    entry = DatasetEntry("tiny", write_mulan(tmp_path, attributes, train, ["a", "b", "c"], test))
+    entry = DatasetRef("tiny", write_mulan(tmp_path, attributes, train, ["a", "b", "c"], test))
     plan = DataPlan(entry, dataset_fingerprint(entry, None), None, 0, 0.15, "subset", False, tmp_path / "splits")
     warnings = plan.warnings(0.5, 1)
     parts = plan.parts(0.5, 1)
@@ -362,7 +362,9 @@ def test_datasets_list_shows_the_notices_of_parsed_datasets(private_cache, mirro
     assert main(["datasets", "list", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert rows["emotions"]["notices"] == load_dataset("emotions", data_dir=mirror_dir).notices
-    monkeypatch.setattr(sources, "cached_notices", lambda spec: ["dropped 1 ID-like attribute(s): protein"]
+    import benchmark.commands.datasets as datasets_command
+
+    monkeypatch.setattr(datasets_command, "cached_notices", lambda spec: ["dropped 1 ID-like attribute(s): protein"]
                         if spec.name == "genbase" else None)
     assert main(["datasets", "list"]) == 0
     assert "  genbase: dropped 1 ID-like attribute(s): protein" in capsys.readouterr().out

@@ -63,7 +63,8 @@ def fitting_pids(log: Path) -> list[int]:
 
 
 def _job(sleep: float = 0.0, seed: int = 0):
-    from benchmark.execution.worker import DatasetRef, Job
+    from benchmark.data.refs import DatasetRef
+    from benchmark.execution.worker import Job
 
     n = 593  # emotions, bundled
     index = np.arange(n)

@@ -87,6 +87,11 @@ class DataPlan:
             return self.split_seed, mixed_seed(self.split_seed, seed)
         return mixed_seed(self.split_seed, seed), mixed_seed(self.split_seed, seed)
 
+    def shape(self) -> tuple[int, int, int]:
+        """(training rows, features, labels) of the full training pool (split seed's draw)."""
+        dataset = self.dataset()
+        return len(self.parts(1.0, self.split_seed).train), dataset.X.shape[1], dataset.Y.shape[1]
+
     def parts(self, fraction: float, seed: int) -> Parts:
         split_seed, subset_seed = self.data_seed(seed)
         key = (round(float(fraction), 6), split_seed, subset_seed)

@@ -10,12 +10,14 @@ and the progress display all read this one object; none of them derives a settin
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from benchmark.data.dataplan import DataPlan, dataset_fingerprint
 from benchmark.data.refs import DatasetRef
 from benchmark.data.sources import cache_dir
+from benchmark.errors import BenchmarkError
 from benchmark.evaluation.thresholds import ORACLE_GRID
 from benchmark.execution.resources import ExecutionPlan
 from benchmark.execution.suite import ModelConfig, Suite
@@ -26,6 +28,12 @@ from benchmark.store.tables import CellKey, cell_key
 
 #: what ``protocol = "reference"`` fixes in every model that declares it (the authors' code)
 REFERENCE_MODEL_PARAMS = {"standardize": False, "epoch_selection": "reference"}
+#: share of the machine's memory the planner lets the jobs running at once use
+MEMORY_SHARE = 0.8
+
+
+class PlanError(BenchmarkError):
+    """The plan asks for something this machine cannot do (a fit that would not fit in memory)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,7 @@ def build_plan(suite: Suite, execution: ExecutionPlan) -> RunPlan:
         data = _data_plan(suite, entry, execution.data_dir)
         for config in suite.models:
             model = _model_plan(suite, execution, data, config)
+            _refuse_what_will_not_fit(model, data, execution)
             groups += [GroupPlan(data, model, fraction, tuple(suite.seeds)) for fraction in suite.fractions]
     return RunPlan(suite=suite, execution=execution, groups=tuple(groups), trial_seed=suite.split_seed,
                    val_grid=val_grid, oracle_grid=tuple(suite.resolved_oracle_grid()),
@@ -136,12 +145,38 @@ def _model_plan(suite: Suite, execution: ExecutionPlan, data: DataPlan, config: 
     trials = suite.trials if not config.fixed and suite.trials > 0 and space else 0
     epochs, max_epochs = _epochs(cls, params, space, tuned=bool(trials))
     space = space if trials else {}
-    pruning = (Pruning(suite.pruner, suite.pruner_startup_trials, suite.pruner_warmup_epochs, max_epochs)
-               if trials else None)
+    warmup = suite.pruner_warmup_epochs if cls.pruner_warmup is None else cls.pruner_warmup
+    pruning = Pruning(suite.pruner, suite.pruner_startup_trials, warmup, max_epochs) if trials else None
     settings = group_settings(suite, data.entry.name, data.fingerprint, config.name, config.base, params,
-                              space, trials, max_epochs)
+                              space, trials, max_epochs, pruner_warmup=warmup)
     return ModelPlan(config.name, config.base, execution.resource_for(cls), params, space, trials, epochs,
                      max_epochs, pruning, settings, config_hash(settings), study_hash(settings))
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory of this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _refuse_what_will_not_fit(model: ModelPlan, data: DataPlan, execution: ExecutionPlan) -> None:
+    """One line, before anything runs, when a fit of this model (at the most memory its space
+    can ask for) would not fit beside the other jobs running at once."""
+    cls = get_model(model.base)
+    if cls.peak_bytes(1, 1, 1, dict(cls.defaults)) is None:
+        return  # not modelled: nothing to check (and no dataset to load)
+    n_rows, n_features, n_labels = data.shape()
+    params = {**cls.defaults, **model.params}
+    for name, dist in model.space.items():  # the most memory each tuned setting can ask for
+        values = list(getattr(dist, "choices", ())) or [dist.low, dist.high]
+        params[name] = max(values, key=lambda v: cls.peak_bytes(n_rows, n_features, n_labels, {**params, name: v}))
+    peak = cls.peak_bytes(n_rows, n_features, n_labels, params)
+    slots = execution.cpu_workers if model.resource == "cpu" else 1
+    budget = MEMORY_SHARE * machine_memory_bytes() / max(1, slots)
+    if peak > budget:
+        worst = ", ".join(f"{k} = {params[k]!r}" for k in sorted(model.space) or sorted(model.params))
+        raise PlanError(f"{model.name} on {data.entry.name}: a fit needs about {peak / 2**30:.1f} GiB "
+                        f"({worst or 'its defaults'}), more than the {budget / 2**30:.1f} GiB one of "
+                        f"{slots} job(s) may use here; narrow its space or use fewer workers")
 
 
 def _params_and_space(suite: Suite, cls, dataset: str, config: ModelConfig) -> tuple[dict, dict]:

@@ -136,7 +136,7 @@ def run_job(job: Job) -> JobResult:
         model = cls(seed=job.seed, device=job.device, n_threads=job.n_threads, **job.params)
         if job.selection_grid is not None and hasattr(model, "selection_grid"):
             model.selection_grid = tuple(job.selection_grid)
-        if job.kind == "trial" and job.pruning is not None and cls.trains_in_epochs:
+        if job.kind == "trial" and job.pruning is not None and cls.reports_steps():
             pruner = EpochPruner(job.pruning, list(job.history))
         record = FitRecord.from_dict(json_safe({**_fit_and_evaluate(job, model, X, Y, pruner),
                                                 "started_at": started_at}))

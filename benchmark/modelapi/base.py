@@ -13,8 +13,10 @@ A model is a small scikit-learn-like class::
 
 Search spaces are Optuna distributions, so the tuner can ``study.ask(space)``
 directly. Models that train in epochs set ``trains_in_epochs = True`` and call
-``on_epoch(epoch, validation_score)`` after each epoch; the callback may raise
-``optuna.TrialPruned`` to stop a hopeless trial, which the model lets propagate.
+``on_epoch(epoch, validation_score)`` after each epoch; models that grow in other steps
+(trees, ensemble members) set ``grows_in_steps`` and call it after each step. The
+callback may raise ``optuna.TrialPruned`` to stop a hopeless trial, which the model
+lets propagate; ``pruner_warmup`` sets the steps before that may happen.
 After ``fit``, ``fit_info`` holds what the results store records: every model sets
 ``fit_seconds``; epoch-trained models also ``n_epochs`` (epochs trained), ``best_epoch``
 (the epoch whose weights are kept) and ``epoch_seconds`` (one entry per epoch); see
@@ -67,6 +69,13 @@ class Model(ABC):
     family: ClassVar[str] = "other"
     uses_gpu: ClassVar[bool] = False
     trains_in_epochs: ClassVar[bool] = False
+    #: a model that grows in steps (trees added to a forest, chains to an ensemble) and calls
+    #: ``on_epoch(step, validation_score)`` after each names them here ("trees", "members"):
+    #: its tuning trials are prunable like an epoch-trained model's
+    grows_in_steps: ClassVar[str | None] = None
+    #: steps before the pruner may stop a trial of this model (None: the suite's
+    #: ``pruner_warmup_epochs``); a 20-step forest needs fewer than a 100-epoch network
+    pruner_warmup: ClassVar[int | None] = None
     stochastic: ClassVar[bool | None] = None  # None: same as trains_in_epochs
     defaults: ClassVar[dict[str, Any]] = {}
     search_space: ClassVar[dict[str, Any]] = {}  # name -> optuna.distributions.*
@@ -91,6 +100,18 @@ class Model(ABC):
     @abstractmethod
     def predict_proba(self, X) -> np.ndarray:
         """Return an (n, L) float array of label scores in [0, 1]."""
+
+    @classmethod
+    def peak_bytes(cls, n_rows: int, n_features: int, n_labels: int, params: dict[str, Any]) -> int | None:
+        """Predicted peak memory of one fit with ``params`` on data of this shape (None: not
+        modelled). A model whose memory grows with the label count (a forest keeping class
+        counts per leaf) says so here, and the planner refuses what would not fit."""
+        return None
+
+    @classmethod
+    def reports_steps(cls) -> bool:
+        """Whether ``fit`` reports a validation score per epoch or step (so trials are prunable)."""
+        return bool(cls.trains_in_epochs or cls.grows_in_steps)
 
     @classmethod
     def is_stochastic(cls) -> bool:

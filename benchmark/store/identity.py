@@ -37,7 +37,7 @@ def space_json(search_space: dict[str, Any]) -> dict[str, Any]:
 
 def group_settings(suite, dataset: str, fingerprint: dict[str, str], model: str, base_model: str,
                    params: dict[str, Any], search_space: dict[str, Any], trials: int,
-                   max_epochs: int | None) -> dict[str, Any]:
+                   max_epochs: int | None, pruner_warmup: int | None = None) -> dict[str, Any]:
     """The settings every cell of one (dataset, model) shares, as plain data."""
     return {
         "harness": PROTOCOL_VERSION,
@@ -47,7 +47,8 @@ def group_settings(suite, dataset: str, fingerprint: dict[str, str], model: str,
                   "protocol": suite.protocol},
         "tuning": {"trials": trials, "objective": suite.objective, "pruner": suite.pruner,
                    "pruner_startup_trials": suite.pruner_startup_trials,
-                   "pruner_warmup_epochs": suite.pruner_warmup_epochs, "max_epochs": max_epochs,
+                   "pruner_warmup_epochs": suite.pruner_warmup_epochs if pruner_warmup is None else pruner_warmup,
+                   "max_epochs": max_epochs,
                    "budget_seconds": suite.budget_seconds},
         "grids": {"val": list(suite.resolved_val_grid()), "oracle": list(suite.resolved_oracle_grid())},
     }
