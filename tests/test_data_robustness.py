@@ -353,7 +353,6 @@ def test_readme_states_the_unsplit_shares_as_they_are():
 
 def test_datasets_list_shows_the_notices_of_parsed_datasets(private_cache, mirror_dir, capsys, monkeypatch):
     from benchmark.cli import main
-    from benchmark.data import sources
 
     assert main(["datasets", "list", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}

@@ -245,3 +245,23 @@ def test_two_concurrent_runs_do_not_duplicate_cells(tmp_path):
     assert (frame.status == "done").all()
     # br is not instrumented; the 4 test_epoch_lr cells were each trained by exactly one run
     assert len(fits(logs[0])) + len(fits(logs[1])) == 4
+
+
+def test_a_cell_on_a_tiny_test_set_is_stored_and_printed_with_its_warning(tmp_path, capsys):
+    """80 rows, a quarter for test: 20 test rows, fewer than the 30 a macro-F1 needs to mean
+    much. The run says so once, and the stored row carries the warning."""
+    from benchmark.cli import main
+
+    suite = tmp_path / "tiny.toml"
+    suite.write_text('name = "tiny"\nmodels = ["prior", "br"]\nseeds = [0, 1]\ntrials = 0\n'
+                     '[[dataset]]\nname = "tiny"\nformat = "synthetic"\nn_samples = 80\n')
+    assert main(["run", "--suite", str(suite), "--results", str(tmp_path / "res"), "--no-estimate"]) == 0
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert text.count("the test set has only 20 rows") == 1, text
+    frame = ResultsStore(tmp_path / "res").runs_frame()
+    assert len(frame) == 4
+    assert all(any("only 20 rows" in w for w in warnings) for warnings in frame["warnings"])
+    assert main(["report", "--results", str(tmp_path / "res"), "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "index.md").read_text()
+    assert "Warnings about the numbers" in page and "the test set has only 20 rows" in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+from pathlib import Path
 import subprocess
 import sys
 
@@ -128,12 +129,12 @@ def test_v1_store_is_migrated_in_place(tmp_path):
         conn.exec_driver_sql("INSERT INTO mlcbench_planned VALUES ('emotions', 'br', 1.0, 0, 'quick', 'h1', 'x')")
     engine.dispose()
     store = ResultsStore(tmp_path)
-    assert store.schema_version() == 2
+    assert store.schema_version() == 3
     frame = store.runs_frame()
     assert len(frame) == 1 and frame.loc[0, "config"] == "legacy-h1"
     assert frame.loc[0, "metrics"]["val"]["maF1"] == pytest.approx(0.6)
     assert store.planned_frame().loc[0, "config"] == "legacy-h1"
-    assert ResultsStore(tmp_path).schema_version() == 2  # opening again changes nothing
+    assert ResultsStore(tmp_path).schema_version() == 3  # opening again changes nothing
     assert len(ResultsStore(tmp_path).runs_frame()) == 1
 
 
@@ -158,3 +159,20 @@ def test_two_processes_writing_the_same_cells_do_not_duplicate(tmp_path):
     assert not frame.duplicated(["dataset", "model", "fraction", "seed"]).any()
     done = frame[frame.status == "done"]
     assert len(done) == 25 and set(done.run_id) <= {"writer-1", "writer-2"}
+
+
+def test_v2_store_gains_the_warnings_column_and_keeps_every_row(tmp_path):
+    """v3 added runs.warnings: a v2 store (the quick report's, copied) opens with every row kept."""
+    import shutil
+    import sqlite3
+
+    shutil.copy(Path(__file__).parents[1] / "reports" / "quick" / "store" / "mlcbench.sqlite", tmp_path)
+    with sqlite3.connect(tmp_path / "mlcbench.sqlite") as conn:  # back to v2, as it was committed
+        before = conn.execute("SELECT COUNT(*) FROM mlcbench_runs").fetchone()[0]
+        if "warnings" in {row[1] for row in conn.execute("PRAGMA table_info(mlcbench_runs)")}:
+            conn.execute("ALTER TABLE mlcbench_runs DROP COLUMN warnings")
+            conn.execute("DELETE FROM mlcbench_schema WHERE version = 3")
+    store = ResultsStore(tmp_path)
+    assert store.schema_version() == 3
+    frame = store.runs_frame()
+    assert len(frame) == before and not any(frame["warnings"]), "old rows have no warnings"

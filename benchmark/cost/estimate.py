@@ -42,8 +42,6 @@ import heapq
 import inspect
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +54,7 @@ from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.pool import configure_threads
 from benchmark.execution.tuning import LAG
 from benchmark.execution.worker import Pruning, run_job
+from benchmark.files import UnusableCacheEntry, atomic_write, warn_unusable
 from benchmark.lazy import lazy
 from benchmark.modelapi import discovery
 from benchmark.modelapi.base import get_model
@@ -320,10 +319,31 @@ class CostCache:
 
     def _read(self) -> dict[str, Any]:
         try:
-            entries = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            entries = json.loads(self.path.read_bytes())
+            if not isinstance(entries, dict):
+                raise UnusableCacheEntry(f"a JSON {type(entries).__name__}, not an object")
+        except FileNotFoundError:
             return {}
-        return entries if isinstance(entries, dict) and entries.get("_version") == CACHE_VERSION else {}
+        except Exception as exc:  # noqa: BLE001 - unreadable in any way: absent, recalibrated
+            warn_unusable(self.path, "cost", exc)
+            return {}
+        return entries if entries.get("_version") == CACHE_VERSION else {}
+
+    def _entry(self, cls, key: str):
+        """A cached calibration, or None when absent or implausible (negative, not finite)."""
+        entry = self.entries.get(key)
+        if not entry:
+            return None
+        try:
+            value = cls(**entry)
+            numbers = [v for v in dataclasses.astuple(value) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if not all(math.isfinite(v) and v >= 0 for v in numbers):
+                raise UnusableCacheEntry(f"{key}: a negative or non-finite number")
+            return value
+        except (TypeError, ValueError) as exc:
+            warn_unusable(f"{self.path} [{key}]", "cost", exc)
+            self.entries.pop(key, None)
+            return None
 
     def key(self, group) -> str:
         content = [group.data.fingerprint, group.model.base, group.model.params, _code_version(group.model.base),
@@ -334,9 +354,9 @@ class CostCache:
 
     def get(self, group) -> FitCost | None:
         entry = self.entries.get(self.key(group))
-        if entry and self.threads > 1 and "parallelism" not in entry and group.model.resource != "gpu":
+        if isinstance(entry, dict) and self.threads > 1 and "parallelism" not in entry and group.model.resource != "gpu":
             return None  # calibrated before parallelism was measured: its wall time reads up to threads x high
-        return FitCost(**entry) if entry else None
+        return self._entry(FitCost, self.key(group))
 
     def put(self, group, cost: FitCost) -> None:
         self.put_entry(self.key(group), dataclasses_asdict(cost))
@@ -347,8 +367,7 @@ class CostCache:
         return "space-" + hashlib.sha256(json.dumps(content).encode()).hexdigest()[:20]
 
     def get_space(self, group) -> SpaceFactor | None:
-        entry = self.entries.get(self.space_key(group))
-        return SpaceFactor(**entry) if entry else None
+        return self._entry(SpaceFactor, self.space_key(group))
 
     def put_space(self, group, factor: SpaceFactor) -> None:
         self.put_entry(self.space_key(group), dataclasses_asdict(factor))
@@ -364,10 +383,7 @@ class CostCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _file_lock(self.path.with_suffix(".lock")):
             merged = {**self._read(), **self.entries, "_version": CACHE_VERSION}
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.stem, suffix=".tmp")
-            with os.fdopen(fd, "w") as out:
-                json.dump(merged, out, indent=1, sort_keys=True)
-            os.replace(tmp, self.path)
+            atomic_write(self.path, lambda fh: fh.write(json.dumps(merged, indent=1, sort_keys=True).encode()))
         self.entries = merged
 
 

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.data.cachefiles import UnusableCacheEntry, warn_unusable
 from benchmark.data.refs import DatasetRef, load_ref
 from benchmark.data.sources import DatasetSpec, get_spec, locate, sha256_of
 from benchmark.data.splits import make_split, nested_fractions
+from benchmark.files import UnusableCacheEntry, atomic_write, warn_unusable
 
 MIN_TEST_ROWS = 30  # fewer test rows than this: a warning with the cell's numbers
 SPLIT_CACHE_VERSION = 2  # 2: entries also hold the dataset's row count (checked on read)
@@ -140,7 +140,7 @@ class DataPlan:
                 warn_unusable(path, "split", exc)
         parts = self._compute(fraction, split_seed, subset_seed)
         if path is not None:
-            _atomic_savez(path, train=parts.train, val=parts.val, test=parts.test,
+            _save_parts(path, train=parts.train, val=parts.val, test=parts.test,
                           n_rows=np.asarray(self.dataset().n_instances, dtype=np.int64))
         return parts
 
@@ -217,15 +217,9 @@ def read_parts(path: Path) -> Parts:
     return Parts(*(arrays[name].astype(np.int64) for name in ("train", "val", "test")))
 
 
-def _atomic_savez(path: Path, **arrays) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+def _save_parts(path: Path, **arrays) -> None:
+    """Cache a split; a cache that cannot be written only costs a recomputation."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh: np.savez(fh, **arrays))
     except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        pass

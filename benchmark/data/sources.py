@@ -31,7 +31,6 @@ import http.client
 import json
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -47,11 +46,16 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from benchmark.data.cachefiles import UnusableCacheEntry, atomic_write_bytes, warn_unusable
 from benchmark.data.dataset import MultiLabelDataset
+from benchmark.errors import (
+    BenchmarkError,
+    ChecksumError,
+    DatasetError,
+    UnknownNameError,
+)
+from benchmark.files import UnusableCacheEntry, atomic_write, warn_unusable
 from benchmark.modelapi import discovery
 from benchmark.modelapi.discovery import DATASETS_DIR, DATASETS_PACKAGE
-from benchmark.errors import BenchmarkError, ChecksumError, DatasetError, UnknownNameError
 
 CATALOG_PATH = DATASETS_DIR / "catalog.toml"
 BUNDLED_DIR = DATASETS_DIR / "bundled"
@@ -183,7 +187,7 @@ class DatasetFormat:
     @classmethod
     def summary(cls, spec: DatasetSpec) -> dict:
         """Instances, features, labels and split of the ``datasets list`` row."""
-        pub, params = spec.published, spec.params
+        pub = spec.published
         split = "none"
         if {"train", "test"} <= set(spec.files):
             sizes = f" {pub['train']}/{pub['test']}" if "train" in pub and "test" in pub else ""
@@ -360,12 +364,9 @@ def download(ref: FileRef, target: Path) -> Path:
     url = download_url(ref)
     if url is None:
         raise DatasetError(f"{ref.rel} is not available locally: {how_to_get(ref)}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
+    def stream(out) -> None:  # a failure here leaves no file behind (atomic_write)
         digest, size = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+        with urllib.request.urlopen(url, timeout=60) as response:
             while chunk := response.read(CHUNK):
                 out.write(chunk)
                 digest.update(chunk)
@@ -376,20 +377,17 @@ def download(ref: FileRef, target: Path) -> Path:
             raise ChecksumError(
                 f"{url}: sha256 mismatch (expected {ref.sha256[:12]}..., got {digest.hexdigest()[:12]}...)"
             )
-        os.replace(tmp, target)
+
+    try:
+        atomic_write(target, stream)
     except BenchmarkError:
-        tmp.unlink(missing_ok=True)
         raise
     except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:
-        tmp.unlink(missing_ok=True)
         raise DatasetError(
             f"downloading {ref.rel} from {url} failed: {exc}; without network access, put the file at "
             f"<data dir>/{ref.rel} and pass --data-dir DIR or set MLCBENCH_DATA_DIR "
             f"(MLCBENCH_OFFLINE=1 never downloads)"
         ) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return target
 
 
@@ -489,7 +487,6 @@ def _cache_paths(name: str, key: str) -> tuple[Path, Path]:
     return base.with_suffix(".npz"), base.with_suffix(".json")
 
 
-_atomic_write = atomic_write_bytes
 
 
 def read_cache(name: str, key: str) -> MultiLabelDataset | None:
@@ -531,8 +528,8 @@ def write_cache(dataset: MultiLabelDataset, key: str) -> None:
     }
     try:
         npz_path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(npz_path, lambda fh: np.savez(fh, **arrays))
-        _atomic_write(json_path, lambda fh: fh.write(json.dumps(info).encode()))
+        atomic_write(npz_path, lambda fh: np.savez(fh, **arrays))
+        atomic_write(json_path, lambda fh: fh.write(json.dumps(info).encode()))
     except OSError as exc:  # a read-only cache is not an error, just slower
         print(f"warning: cannot write parsed cache in {npz_path.parent} ({exc})", file=sys.stderr)
 

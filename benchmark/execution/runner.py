@@ -84,6 +84,7 @@ class Runner:
         self.git_commit = provenance.git_commit()
         self.estimate = estimate
         self.fit_estimates: dict[tuple, float] = {}  # (group label, kind, trial or seed) -> cost-model seconds
+        self._warned: set[tuple[str, str]] = set()  # (dataset, warning) already printed
 
     # ------------------------------------------------------------------ results
     def record(self, group: Group, outcome: CellOutcome) -> None:
@@ -96,17 +97,28 @@ class Runner:
                 "predict_seconds", "seconds_per_epoch", "device", "versions", "n_train", "n_val", "n_test")}
         if fit is None:
             measured["params"] = outcome.params or group.plan.model.params
+        warnings = group.plan.data.warnings(group.plan.fraction, outcome.seed)  # a tiny test set, unseen labels
         row = CellRow(
             **key._asdict(), status=status, error=None if fit is not None else result.error, **measured,
             git_commit=self.git_commit, suite=self.plan.suite.name, suite_hash=self.plan.suite.hash,
             settings=group.plan.model.settings, n_trials=outcome.n_trials,
-            started_at=result.started_at or (fit.started_at if fit is not None else None) or now_iso())
+            started_at=result.started_at or (fit.started_at if fit is not None else None) or now_iso(),
+            warnings=warnings or None)
         self.store.record(row, artifacts=result.artifacts)
         if status == "done":
             self.summary.done += 1
         else:
             self.summary.failed.append((tuple(key[:4]), row.error or ""))
         self.progress.cell_finished(row, reused=outcome.reused)
+        self._warn_once(group, outcome.seed, warnings)
+
+    def _warn_once(self, group: Group, seed: int, warnings: list[str]) -> None:
+        """Each warning once per run and dataset, not once per model and seed."""
+        dataset = group.plan.dataset
+        for text in warnings:
+            if (dataset, text) not in self._warned:
+                self._warned.add((dataset, text))
+                self.progress.notice(f"{dataset} (fraction {group.plan.fraction:g}, seed {seed}): {text}")
 
     def _on_result(self, job: InFlight, result: JobResult) -> None:
         self.summary.fits += 1
@@ -139,6 +151,8 @@ class Runner:
         self.summary.planned = len(cells)
         self.summary.already_done = sum(c in done for c in cells)
         todo = [g for g in self.plan.groups if any(g.key(s) not in done for s in g.seeds)]
+        for data in {g.dataset: g.data for g in todo}.values():  # what reading the data changed
+            self.summary.notices += [f"{data.entry.name}: {notice}" for notice in data.notices()]
         total_estimate = self._estimate(todo, done) if self.estimate else None
         execution = self.plan.execution
         self.progress.start(total=len(cells) - self.summary.already_done, already_done=self.summary.already_done,

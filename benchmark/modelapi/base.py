@@ -42,16 +42,14 @@ import difflib
 import hashlib
 import inspect
 import json
-import os
 import sys
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-from benchmark.data.cachefiles import UnusableCacheEntry, warn_unusable
-from benchmark.modelapi import discovery
 from benchmark.errors import BenchmarkError, UnknownNameError
+from benchmark.files import UnusableCacheEntry, atomic_write, warn_unusable
+from benchmark.modelapi import discovery
 
 if TYPE_CHECKING:  # numpy costs 0.2 s, and `models list` needs none of it
     import numpy as np
@@ -160,7 +158,11 @@ def get_model(name: str) -> type[Model]:
 
 def describe_distribution(dist: Any) -> dict[str, Any]:
     """An Optuna distribution as a JSON-friendly dict (None: not tuned)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     if dist is None:
         return {"type": "fixed"}
@@ -265,13 +267,9 @@ def _read_cache(key: str) -> dict[str, list[dict]]:
 
 
 def _write_cache(key: str, per_file: dict[str, list[dict]]) -> None:
-    path = _cache_path()
+    content = {"key": key, "checkout": str(ENGINE_DIR.parent), "files": per_file}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"key": key, "checkout": str(ENGINE_DIR.parent), "files": per_file}, fh)
-        os.replace(tmp, path)
+        atomic_write(_cache_path(), lambda fh: fh.write(json.dumps(content).encode()))
     except OSError:  # a read-only cache only makes listing slower
         pass
 

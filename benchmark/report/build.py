@@ -224,6 +224,7 @@ class _Builder:
         self._significance()
         self._efficiency()
         self._failures_and_missing()
+        self._warnings()
         self._runs_csv()
         title = f"mlc-bench report ({self.protocol} protocol)"
         self.result.files += write_index(self.blocks, self.out, title)
@@ -449,7 +450,7 @@ class _Builder:
 
     def _interactive(self, strong: list[str]) -> None:
         """index.html only: learning curves to explore (dataset, metric, protocol, models)."""
-        from benchmark.report.interactive import SECTION_ID, curves_data, explorer_html
+        from benchmark.report.interactive import curves_data, explorer_html
         from matplotlib.colors import to_hex
 
         styles = curves.emphasised(curves.model_styles(self.models), [m for m in strong if m in self.models])
@@ -548,6 +549,23 @@ class _Builder:
         self.blocks.append(Links("All metrics as CSV:", [("per_baseline.csv", per_link),
                                                           ("data_efficiency.csv (every model against the best "
                                                            "baseline)", csv_link)]))
+
+    def _warnings(self) -> None:
+        """What the run warned about its numbers (a tiny test set, labels never seen in
+        training, imputed features), once per dataset and warning, with the cells it touches.
+        Stores written before warnings were recorded have none, and nothing is shown."""
+        if "warnings" not in self.inputs.runs.columns:
+            return
+        seen: dict[tuple[str, str], int] = {}
+        for dataset, warnings in zip(self.inputs.runs["dataset"], self.inputs.runs["warnings"]):
+            for text in warnings or ():
+                seen[(dataset, text)] = seen.get((dataset, text), 0) + 1
+        if not seen:
+            return
+        self.blocks.append(Heading("Warnings about the numbers"))
+        rows = [[Cell(dataset), Cell(text), Cell(str(count))] for (dataset, text), count in sorted(seen.items())]
+        self.blocks.append(Table(TextTable("What the runs warned about: read these cells' scores with it in mind",
+                                           ["dataset", "warning", "cells"], rows)))
 
     def _failures_and_missing(self) -> None:
         self.blocks.append(Heading("Failed and missing cells"))
@@ -693,6 +711,6 @@ def _per_baseline_table(frame: pd.DataFrame, metric: str, datasets, baselines, f
         hits = sum(efficiency.reached_within(r) for r in sub.to_dict("records"))
         count.append(Cell(f"{hits} of {len(sub)}" if len(sub) else "n/a"))
     rows.append(count)
-    seeds = f"; in parentheses the range over seeds" if spread else ""
+    seeds = "; in parentheses the range over seeds" if spread else ""
     return TextTable(f"{metric}: training fraction {focus} needs to reach each model's full-data mean{seeds}",
                      ["Baseline"] + list(datasets), rows, n_body_rows=n_body)

@@ -42,8 +42,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 
-from benchmark.atomic import atomic_write
 from benchmark.errors import BenchmarkError
+from benchmark.files import atomic_write
 from benchmark.lazy import lazy
 from benchmark.store.claims import ClaimRegistry
 from benchmark.store.tables import (
@@ -192,12 +192,17 @@ def _migrate(engine: sa.Engine) -> None:
 def _create_or_migrate(engine: sa.Engine) -> None:
     inspector = sa.inspect(engine)
     tables = set(inspector.get_table_names())
-    is_v1 = "mlcbench_runs" in tables and "config" not in {c["name"] for c in inspector.get_columns("mlcbench_runs")}
-    if not is_v1 and {"mlcbench_runs", "mlcbench_planned", "mlcbench_schema", "mlcbench_claims"} <= tables:
+    columns = {c["name"] for c in inspector.get_columns("mlcbench_runs")} if "mlcbench_runs" in tables else set()
+    is_v1 = "mlcbench_runs" in tables and "config" not in columns
+    is_v2 = "mlcbench_runs" in tables and "config" in columns and "warnings" not in columns
+    if not (is_v1 or is_v2) and {"mlcbench_runs", "mlcbench_planned", "mlcbench_schema", "mlcbench_claims"} <= tables:
         return  # up to date: no write transaction at all
     with engine.begin() as conn:
         if is_v1:
             _migrate_v1(conn, tables)
+        if is_v2:  # v3 added one nullable column: rows keep what they have
+            conn.exec_driver_sql("ALTER TABLE mlcbench_runs ADD COLUMN warnings JSON")
+            conn.execute(schema_table.insert().values(version=SCHEMA_VERSION, migrated_at=now_iso()))
         metadata.create_all(conn, checkfirst=True)
         if conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar() is None:
             conn.execute(schema_table.insert().values(version=SCHEMA_VERSION, migrated_at=now_iso()))

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: runs.warnings
 
 metadata = sa.MetaData()
 
@@ -66,6 +66,7 @@ runs_table = sa.Table(
     sa.Column("run_id", sa.String(64)),
     sa.Column("started_at", sa.String(40)),
     sa.Column("finished_at", sa.String(40)),
+    sa.Column("warnings", sa.JSON),  # what makes the cell's numbers fragile (a tiny test set, unseen labels)
     sa.UniqueConstraint(*CELL_KEY, name="uq_mlcbench_runs_cell_config"),
 )
 
@@ -170,6 +171,7 @@ class CellRow:
     run_id: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    warnings: list[str] | None = None
 
     @classmethod
     def of(cls, row: "CellRow | dict[str, Any]") -> "CellRow":

@@ -1,13 +1,16 @@
-"""What every on-disk cache does with an entry it cannot use: treat it as absent.
+"""The files the harness keeps: written whole or not at all, read with suspicion.
 
-The harness keeps three caches of its own in the user cache dir (the parsed datasets,
-:mod:`benchmark.data.sources`; the splits, :mod:`benchmark.data.dataplan`; the model
-registry, :mod:`benchmark.modelapi.base`). A cache entry may be truncated (a full disk,
-a killed process on a file system without atomic rename), garbage (another program's
-file, bit rot) or valid-looking but implausible (written by another version, edited by
-hand). None of these may crash a command or be trusted: the reader raises
-:class:`UnusableCacheEntry` (or any exception) from its checks, calls
-:func:`warn_unusable` once, recomputes, and the writer overwrites the entry.
+Every writer of a file (parse and split caches, the cost cache, the model registry cache,
+downloads, a cell's artifacts) goes through :func:`atomic_write`: a unique temporary file
+beside the target, then an atomic rename, so a reader never sees a half-written file,
+two writers never share a temporary name and a failed write leaves nothing behind.
+
+Every cache reader treats an entry it cannot use as absent. A cache entry may be
+truncated (a full disk, a killed process), garbage (another program's file, bit rot) or
+valid-looking but implausible (another version, edited by hand). None of these may crash
+a command or be trusted: the reader raises :class:`UnusableCacheEntry` (or any exception)
+from its checks, calls :func:`warn_unusable` once, recomputes, and the writer overwrites
+the entry.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import IO, Callable
 
 _WARNED: set[str] = set()
 
@@ -42,14 +46,16 @@ def warn_unusable(path: Path | str, what: str, exc: BaseException) -> None:
           file=sys.stderr, flush=True)
 
 
-def atomic_write_bytes(path: Path, write) -> None:
-    """Write through ``write(fh)`` into a temporary file beside ``path``, then rename it in."""
+def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = True) -> Path:
+    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
+        with os.fdopen(fd, "wb" if binary else "w") as handle:
+            write(handle)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
