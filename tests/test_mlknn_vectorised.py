@@ -4,7 +4,7 @@ What must hold:
 - with ``loo="library"`` (the library's ``ignore_first_neighbours=1``) and with
   ``exclude_self=False`` (its default), the priors, conditional tables and test
   probabilities are bit-equal (``np.array_equal``) to skmultilearn's on yeast and a
-  bibtex subset (CSR) at several k / s;
+  bibtex subset (CSR) at several k / s, also when the neighbour search works in chunks;
 - on duplicated rows the library counts a row among its own neighbours and the default
   ``loo="exact"`` does not (a four-row example whose tables are checked by hand), and
   exact leave-one-out never returns a row itself even with more duplicates than k + 1;
@@ -75,6 +75,17 @@ def test_library_modes_are_bit_equal_to_skmultilearn(data, k, s, loo, request):
     assert model.fit_info["loo"] == loo
     if loo == "none":
         assert model.fit_info["rows_counting_themselves"] == X.shape[0]
+
+
+def test_chunked_neighbour_search_stays_bit_equal(bibtex_subset, monkeypatch):
+    """The model searches CSR neighbours in small distance chunks; the library in one."""
+    import mlcbench_models.mlknn as mlknn
+
+    X, Y, X_test = bibtex_subset
+    monkeypatch.setattr(mlknn, "SEARCH_WORKING_MEMORY_MIB", 1)  # ~100 rows a chunk here
+    model = get_model("mlknn")(k=10, s=1.0, loo="library").fit(X, Y)
+    library = library_model(X, Y[:, model.partition_.varying], 10, 1.0, ignore_first=1)
+    assert_bit_equal_to_library(model, library, X_test)
 
 
 def test_exact_mode_predicts_with_its_own_tables_like_the_library(yeast_parts):
