@@ -2,11 +2,11 @@
 
 The engine lives in this package. Models and datasets are plain files under the
 repository's ``models/`` and ``datasets/`` folders, loaded by path (see
-:mod:`benchmark.modelapi.discovery`).
+:mod:`benchmark.discovery`).
 """
 
 __version__ = "0.1.0"
 
-from benchmark.modelapi import discovery as _discovery  # noqa: E402  (installs the alias packages)
+from benchmark import discovery as _discovery  # noqa: E402  (installs the alias packages)
 
 del _discovery

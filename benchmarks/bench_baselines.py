@@ -62,7 +62,7 @@ def main() -> int:
 
     from tabulate import tabulate
 
-    from benchmark.data.sources import load_dataset
+    from benchmark.data.loading import load_dataset
     from benchmark.data.splits import make_split
 
     seeds = [int(s) for s in args.seeds.split(",")]

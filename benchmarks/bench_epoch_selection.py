@@ -52,7 +52,7 @@ def train_curves(model_name: str, dataset_name: str, seed: int, epochs: int, sta
     """One fit; per-epoch validation criteria and test scores at threshold 0.5."""
     import torch
 
-    from benchmark.data.sources import load_dataset
+    from benchmark.data.loading import load_dataset
     from benchmark.evaluation.metrics import compute
     from benchmark.modelapi.base import get_model
     from benchmark.data.splits import make_split

@@ -123,7 +123,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from benchmark.data.sources import load_dataset
+    from benchmark.data.loading import load_dataset
     from benchmark.data.splits import make_split
 
     torch.set_num_threads(args.threads)

@@ -31,7 +31,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mlcbench-bench-") as cache:
         os.environ["MLCBENCH_CACHE_DIR"] = cache
         os.environ["MLCBENCH_OFFLINE"] = "1"
-        from benchmark.data.sources import catalog, load_dataset
+        from benchmark.data.catalog import catalog
+        from benchmark.data.loading import load_dataset
 
         specs = catalog()
         if args.all:

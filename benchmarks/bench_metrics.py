@@ -44,7 +44,7 @@ def load_labels(data_dir: str | None, synthetic: bool) -> tuple[np.ndarray, np.n
     """(validation labels, test labels, where they came from)."""
     if not synthetic:
         try:
-            from benchmark.data.sources import load_dataset
+            from benchmark.data.loading import load_dataset
 
             data = load_dataset("delicious", data_dir=data_dir)
             train, test = np.sort(data.split["train"]), np.sort(data.split["test"])

@@ -85,7 +85,7 @@ def measured(fit) -> tuple[float, float, str]:
 def child(dataset_name: str, variant: str, k: int, s: float, repeats: int, out: str) -> None:
     from threadpoolctl import threadpool_limits
 
-    from benchmark.data.sources import load_dataset
+    from benchmark.data.loading import load_dataset
     from benchmark.data.splits import make_split
     from benchmark.evaluation.metrics import compute
     from benchmark.evaluation.thresholds import evaluate_protocols

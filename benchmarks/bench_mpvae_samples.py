@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 import benchmark  # noqa: F401  (installs the models/ alias package)
-from benchmark.data.sources import load_dataset
+from benchmark.data.loading import load_dataset
 from benchmark.modelapi.base import get_model
 from benchmark.data.splits import make_split
 from benchmark.evaluation.thresholds import evaluate_protocols

@@ -88,7 +88,7 @@ def measure_once(model_name: str, config: str, epochs: int, threads: int, device
     """Runs in a fresh process: one fit, its timings and peak memory."""
     import torch
 
-    from benchmark.data.sources import load_dataset
+    from benchmark.data.loading import load_dataset
     from benchmark.modelapi.base import get_model
     from benchmark.data.splits import make_split
     from benchmark.evaluation.thresholds import evaluate_protocols

@@ -42,7 +42,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from benchmark.data.sources import load_dataset
+    from benchmark.data.loading import load_dataset
     from benchmark.data.splits import make_split
     from benchmark.evaluation.thresholds import evaluate_protocols
     from mlcbench_models.mpvae import reference_params

@@ -71,7 +71,7 @@ def model_params(name: str, dataset: str) -> dict:
 @functools.lru_cache(maxsize=None)
 def load_split(dataset_name: str):
     """(dataset, split) once per dataset (delicious's split alone takes seconds)."""
-    from benchmark.data.sources import load_dataset
+    from benchmark.data.loading import load_dataset
     from benchmark.data.splits import make_split
 
     dataset = load_dataset(dataset_name)

@@ -21,7 +21,7 @@ import numpy as np
 
 from benchmark.data.arff import read_text
 from benchmark.data.dataset import MultiLabelDataset
-from benchmark.data.sources import CliOption, DatasetFormat, DatasetSpec
+from benchmark.data.catalog import CliOption, DatasetFormat, DatasetSpec
 from benchmark.errors import DatasetError, ParseError
 
 ID_MIN_ROWS = 20  # below this, all-distinct values are as likely a small categorical

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from benchmark.data.arff import read_text
 from benchmark.data.dataset import MultiLabelDataset
-from benchmark.data.sources import DatasetFormat, DatasetSpec
+from benchmark.data.catalog import DatasetFormat, DatasetSpec
 from benchmark.errors import DatasetError, ParseError
 
 

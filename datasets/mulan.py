@@ -34,7 +34,7 @@ import scipy.sparse as sp
 
 from benchmark.data.arff import ArffData, Attribute, read_arff, read_label_xml
 from benchmark.data.dataset import MultiLabelDataset
-from benchmark.data.sources import DatasetFormat, DatasetSpec
+from benchmark.data.catalog import DatasetFormat, DatasetSpec
 from benchmark.errors import DatasetError, ParseError
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.data.dataset import MultiLabelDataset
-from benchmark.data.sources import CliOption, DatasetFormat, DatasetSpec, catalog
+from benchmark.data.catalog import CliOption, DatasetFormat, DatasetSpec, catalog
 from benchmark.errors import DatasetError, ParseError
 
 SPLIT_ROLES = {"train": "train_idx", "val": "val_idx", "test": "test_idx"}

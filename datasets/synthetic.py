@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.data.dataset import MultiLabelDataset
-from benchmark.data.sources import DatasetFormat, DatasetSpec
+from benchmark.data.catalog import DatasetFormat, DatasetSpec
 from benchmark.errors import DatasetError
 
 DEFAULTS = {"n_samples": 1000, "n_features": 50, "n_labels": 10, "avg_labels": 2, "seed": 0, "test_size": 0.25}

@@ -58,7 +58,7 @@ def test_component_log_densities_match_the_broadcast_definition():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cgmvae_fits_on_cuda(mirror_dir):
-    from benchmark.data.sources import load_dataset
+    from benchmark.data.loading import load_dataset
     from benchmark.data.splits import make_split
 
     dataset = load_dataset("yeast")
@@ -171,7 +171,7 @@ def test_defaults_are_the_reference_settings():
 
 
 def _published(name):
-    from benchmark.data.sources import load_dataset
+    from benchmark.data.loading import load_dataset
     from benchmark.data.splits import make_split
 
     dataset = load_dataset(name)

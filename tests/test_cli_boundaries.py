@@ -11,8 +11,8 @@ import time
 import pytest
 
 from benchmark.cli import main
-from benchmark.data.sources import load_dataset
-from benchmark.modelapi.discovery import REPO_ROOT
+from benchmark.data.loading import load_dataset
+from benchmark.discovery import REPO_ROOT
 from benchmark.errors import DatasetError
 
 try:

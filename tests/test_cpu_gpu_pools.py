@@ -24,7 +24,7 @@ TEST_MODELS = Path(__file__).resolve().parent / "models_for_tests"
 @pytest.fixture(autouse=True)
 def test_models(monkeypatch, tmp_path):
     monkeypatch.setenv("MLCBENCH_MODELS_PATH", str(TEST_MODELS))
-    from benchmark.modelapi import discovery
+    from benchmark import discovery
 
     discovery.install_aliases()
     monkeypatch.setenv("MLCBENCH_TEST_DEVICE_LOG", str(tmp_path / "devices.log"))

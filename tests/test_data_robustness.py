@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from benchmark.data.dataplan import DataPlan, Parts, dataset_fingerprint, split_warnings
-from benchmark.data.sources import _array_digest, load_dataset, parser_code_version
+from benchmark.data.download import is_available
+from benchmark.data.loading import load_dataset
+from benchmark.data.parse_cache import _array_digest, parser_code_version
 from benchmark.data.refs import DatasetRef
 
 
@@ -86,15 +88,15 @@ def test_parse_cache_garbage_json_is_absent(private_cache, mirror_dir, capsys):
 
 def test_a_changed_parser_never_serves_an_old_parse(private_cache, mirror_dir, monkeypatch):
     """The parse-cache key holds the sha256 of the parser's code, not only ``cache_version``."""
-    from benchmark.data import sources
+    from benchmark.data import catalog, parse_cache
 
     load_dataset("emotions", data_dir=mirror_dir)
     old = {p.name for p in (private_cache / "parsed").iterdir()}
-    monkeypatch.setattr(sources, "parser_code_version", lambda cls: "another parser")
+    monkeypatch.setattr(parse_cache, "parser_code_version", lambda cls: "another parser")
     load_dataset("emotions", data_dir=mirror_dir)
     new = {p.name for p in (private_cache / "parsed").iterdir()} - old
     assert len(new) == 2, "a second entry, under a new key"
-    mulan = sources.get_format("mulan")
+    mulan = catalog.get_format("mulan")
     assert len(parser_code_version(mulan)) == 16
 
 
@@ -264,9 +266,9 @@ def test_a_label_of_unknown_meaning_is_an_error(tmp_path, private_cache):
 def test_genbase_reads_as_published(mirror_dir, capsys):
     """With the catalog's copy (sha256-checked): 1,185 features, a notice naming protein."""
     from benchmark.cli import main
-    from benchmark.data.sources import get_spec
+    from benchmark.data.catalog import get_spec
 
-    if not get_spec("genbase").is_available(mirror_dir):
+    if not is_available(get_spec("genbase"), mirror_dir):
         pytest.skip("genbase is not in this mirror (put the catalog's files in the data dir or cache)")
     assert main(["datasets", "info", "genbase", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
@@ -336,8 +338,8 @@ def test_data_plan_warnings_for_a_cell(tmp_path, mirror_dir, private_cache):
 
 def test_readme_states_the_unsplit_shares_as_they_are():
     """README: a dataset without a published split is 76.5/13.5/10 with val_size 0.15."""
-    from benchmark.data.splits import make_split
     from benchmark.data.dataset import MultiLabelDataset
+    from benchmark.data.splits import make_split
 
     rng = np.random.default_rng(0)
     Y = (rng.random((1000, 4)) < 0.3).astype(np.uint8)

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.data.sources import cache_dir, catalog, load_dataset
+from benchmark.data.catalog import catalog
+from benchmark.data.download import is_available
+from benchmark.data.loading import load_dataset
+from benchmark.data.settings import cache_dir
 
 
 @pytest.fixture
@@ -23,7 +26,7 @@ def private_cache(tmp_path, monkeypatch):
 
 def test_cached_load_is_fast_and_identical(private_cache, mirror_dir):
     name = "bibtex"
-    if not catalog()[name].is_available(mirror_dir):
+    if not is_available(catalog()[name], mirror_dir):
         pytest.skip("bibtex not in this mirror")
     first = load_dataset(name, data_dir=mirror_dir)
     files = sorted(p.name for p in (private_cache / "parsed").iterdir())

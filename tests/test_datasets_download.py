@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.data.sources import catalog, load_dataset
+from benchmark.data.catalog import catalog
+from benchmark.data.download import is_available
+from benchmark.data.loading import load_dataset
 from benchmark.errors import ChecksumError, DatasetError
 
 DATASET = "medical"  # small (0.2 MB), sparse, with a train/test split
@@ -85,9 +87,9 @@ def leftovers(directory):
 def test_download_checks_and_loads(server, online, mirror_dir, monkeypatch):
     _, base = server(mirror_dir)
     monkeypatch.setenv("MLCBENCH_DOWNLOAD_BASE", base)
-    assert not catalog()[DATASET].is_available()
+    assert not is_available(catalog()[DATASET])
     dataset = load_dataset(DATASET)
-    assert catalog()[DATASET].is_available()
+    assert is_available(catalog()[DATASET])
     reference = load_dataset(DATASET, data_dir=mirror_dir)
     assert (dataset.X != reference.X).nnz == 0
     np.testing.assert_array_equal(dataset.Y, reference.Y)

@@ -15,7 +15,9 @@ import pytest
 import scipy.sparse as sp
 
 from benchmark.data.arff import read_arff
-from benchmark.data.sources import BUNDLED_DIR, catalog, load_dataset, sha256_of, LocalFile
+from benchmark.data.catalog import BUNDLED_DIR, catalog
+from benchmark.data.download import LocalFile, is_available, sha256_of
+from benchmark.data.loading import load_dataset
 
 MULAN_IN_MIRROR = ["emotions", "yeast", "scene", "medical", "enron", "bibtex", "delicious", "corel5k"]
 SPARSE = {"medical", "enron", "bibtex", "delicious", "corel5k"}
@@ -45,7 +47,7 @@ def count_data_rows(path) -> int:
 
 @pytest.fixture(scope="session")
 def mirror_datasets(mirror_dir):
-    names = [n for n in MULAN_IN_MIRROR + RCV1 if catalog()[n].is_available(mirror_dir)]
+    names = [n for n in MULAN_IN_MIRROR + RCV1 if is_available(catalog()[n], mirror_dir)]
     return {name: load_dataset(name, data_dir=mirror_dir) for name in names}
 
 

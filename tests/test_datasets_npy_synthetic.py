@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.data.sources import DatasetSpec, catalog, load_dataset
+from benchmark.data.catalog import DatasetSpec, catalog
+from benchmark.data.loading import load_dataset
 from benchmark.errors import DatasetError, ParseError
 
 

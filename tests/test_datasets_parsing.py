@@ -11,7 +11,8 @@ import pytest
 import scipy.sparse as sp
 
 from benchmark.data.arff import read_arff, read_label_xml
-from benchmark.data.sources import DatasetSpec, get_spec, load_dataset
+from benchmark.data.catalog import DatasetSpec, get_spec
+from benchmark.data.loading import load_dataset
 from benchmark.errors import ChecksumError, DatasetError, ParseError, UnknownNameError
 
 XML = """<?xml version="1.0" encoding="utf-8"?>

@@ -1,17 +1,17 @@
-"""The one registry mechanism (benchmark.modelapi.discovery.Registry) behind models and formats."""
+"""The one registry mechanism (benchmark.discovery.Registry) behind models and formats."""
 
 from __future__ import annotations
 
 import sys
 import textwrap
 
-from benchmark.modelapi import discovery
-from benchmark.data.sources import DatasetFormat, formats, unavailable_formats
+from benchmark import discovery
+from benchmark.data.catalog import DatasetFormat, formats, unavailable_formats
 
 
 def test_registry_lists_a_failing_file_and_keeps_the_others(tmp_path, monkeypatch):
     (tmp_path / "good.py").write_text(textwrap.dedent("""
-        from benchmark.data.sources import DatasetFormat
+        from benchmark.data.catalog import DatasetFormat
 
         class _Base(DatasetFormat):   # no format name: a helper base, not registered
             pass

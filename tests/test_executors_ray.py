@@ -26,7 +26,7 @@ epochs = 4
 
 def test_ray_executor_matches_local_executor(tmp_path, monkeypatch):
     monkeypatch.setenv("MLCBENCH_MODELS_PATH", str(TEST_MODELS))
-    from benchmark.modelapi import discovery
+    from benchmark import discovery
 
     discovery.install_aliases()
     suite = tmp_path / "suite.toml"

@@ -13,7 +13,8 @@ import pytest
 import scipy.sparse as sp
 
 from benchmark.cli import main
-from benchmark.data.sources import DatasetSpec, formats, load_dataset
+from benchmark.data.catalog import DatasetSpec, formats
+from benchmark.data.loading import load_dataset
 from benchmark.errors import DatasetError, ParseError
 from benchmark.execution.suite import load_suite
 

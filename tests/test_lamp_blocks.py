@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.data.sources import load_dataset
+from benchmark.data.loading import load_dataset
 from benchmark.errors import BenchmarkError
 from benchmark.modelapi.base import get_model
 from benchmark.data.splits import make_split

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.data.sources import DatasetSpec, load_dataset
+from benchmark.data.catalog import DatasetSpec
+from benchmark.data.loading import load_dataset
 from benchmark.errors import DatasetError
 from test_datasets_npy_synthetic import npy_spec, write_npy_dataset
 

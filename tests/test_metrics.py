@@ -290,7 +290,7 @@ def test_rows_with_no_or_all_true_labels_follow_scikit_learn_ranking_conventions
 
 
 def test_on_real_labels_yeast_agrees_with_scikit_learn():
-    datasource = pytest.importorskip("benchmark.data.sources")
+    datasource = pytest.importorskip("benchmark.data.loading")
     Y = datasource.load_dataset("yeast").Y
     rng = np.random.default_rng(0)
     S = np.clip(0.6 * Y + rng.normal(0.2, 0.25, Y.shape), 0, 1)  # informative, noisy scores

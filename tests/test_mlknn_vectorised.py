@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from benchmark.data.sources import load_dataset
+from benchmark.data.loading import load_dataset
 from benchmark.data.splits import make_split
 from benchmark.evaluation.thresholds import evaluate_protocols
 from benchmark.modelapi.base import get_model

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.data.sources import load_dataset
+from benchmark.data.loading import load_dataset
 from benchmark.modelapi.base import get_model
 from benchmark.data.splits import make_split, nested_fractions
 from benchmark.evaluation.thresholds import evaluate_protocols

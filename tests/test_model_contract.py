@@ -20,7 +20,7 @@ import optuna
 import pytest
 import scipy.sparse as sp
 
-from benchmark.modelapi.discovery import REPO_ROOT
+from benchmark.discovery import REPO_ROOT
 from benchmark.modelapi.base import EPOCH_FIT_INFO_FIELDS, FIT_INFO_FIELDS, available_models
 
 MODELS = available_models()

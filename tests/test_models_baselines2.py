@@ -29,7 +29,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from benchmark.data.sources import load_dataset
+from benchmark.data.loading import load_dataset
 from benchmark.modelapi.base import get_model
 from benchmark.data.splits import labels_without_positives, make_split, nested_fractions
 from benchmark.evaluation.thresholds import VAL_GRID, best_over_grid, evaluate_protocols

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from benchmark.data.sources import load_dataset
+from benchmark.data.loading import load_dataset
 from benchmark.modelapi.base import get_model
 from benchmark.modelapi.sklearn_utils import LabelPartition, ModelInputError
 from benchmark.data.splits import labels_without_positives, make_split, nested_fractions

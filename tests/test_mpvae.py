@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy import stats
 
-from benchmark.modelapi import discovery
+from benchmark import discovery
 
 discovery.install_aliases()
 mpvae = importlib.import_module("mlcbench_models.mpvae")
@@ -353,7 +353,7 @@ def test_tiny_data_trains_on_one_batch_with_sparse_input_and_empty_label():
 
 
 def _published(name):
-    from benchmark.data.sources import load_dataset
+    from benchmark.data.loading import load_dataset
     from benchmark.data.splits import make_split
 
     dataset = load_dataset(name)

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 from optuna.distributions import BaseDistribution
 
-from benchmark.modelapi.discovery import REPO_ROOT
+from benchmark.discovery import REPO_ROOT
 from benchmark.errors import UnknownNameError
 from benchmark.modelapi.base import Model, available_models, get_model
 

@@ -13,7 +13,7 @@ from benchmark.data.splits import Split, labels_without_positives, make_split, n
 
 @pytest.fixture(scope="module")
 def yeast():
-    datasource = pytest.importorskip("benchmark.data.sources")
+    datasource = pytest.importorskip("benchmark.data.loading")
     return datasource.load_dataset("yeast")
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.data.download import is_available
 from benchmark.errors import BenchmarkError, UnknownNameError
-from benchmark.modelapi.base import available_models
 from benchmark.execution.suite import SuiteError, load_suite, shipped_suites
+from benchmark.modelapi.base import available_models
 
 TEST_MODELS = Path(__file__).resolve().parent / "models_for_tests"
 
@@ -28,9 +29,9 @@ def test_shipped_suites_are_complete_and_valid(mirror_dir):
     names = [d.name for d in paper.datasets]
     assert names[:4] == ["yeast", "scene", "bibtex", "delicious"]
     for optional in ("mirflickr", "nus-wide", "fish", "eBird", "sider"):  # used iff their files are local
-        from benchmark.data.sources import get_spec
+        from benchmark.data.catalog import get_spec
 
-        available = get_spec(optional).is_available(str(mirror_dir))
+        available = is_available(get_spec(optional), str(mirror_dir))
         assert (optional in names) == available
         assert any(optional in n for n in paper.notices) == (not available)
     full = load_suite("full", data_dir=str(mirror_dir))

@@ -246,7 +246,7 @@ def test_protocol_input_errors():
 
 def test_protocols_on_yeast_labels():
     """Real label structure (yeast), scores of an under-confident noisy model."""
-    datasource = pytest.importorskip("benchmark.data.sources")
+    datasource = pytest.importorskip("benchmark.data.loading")
     Y = datasource.load_dataset("yeast").Y
     rng = np.random.default_rng(0)
     S = 0.15 * Y + rng.uniform(0, 0.35, Y.shape)  # all scores < 0.5: fixed predicts nothing

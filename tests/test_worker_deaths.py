@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def test_models(monkeypatch):
     monkeypatch.setenv("MLCBENCH_MODELS_PATH", str(TEST_MODELS))
-    from benchmark.modelapi import discovery
+    from benchmark import discovery
 
     discovery.install_aliases()
 

@@ -9,7 +9,7 @@
   n_distinct_labelsets, n_zero_label_rows, n_train/n_val/n_test (the parts present) and
   the same sizes as a ``split`` object. NAME may also be the path of a data file that a
   format claims (``*_data.npy``, ``*.arff``, ``*.csv``, ``*.svm``...: each format's
-  :meth:`~benchmark.data.sources.DatasetFormat.claims_path`); format-specific flags
+  :meth:`~benchmark.data.catalog.DatasetFormat.claims_path`); format-specific flags
   (``--label-dim``...) come from the formats' ``cli_options``.
 - ``fetch NAME...``: make every file of the datasets local (download into the cache, or
   into ``--data-dir`` when given), checking sha256.
@@ -26,18 +26,10 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from benchmark.data.sources import (
-    cached_notices,
-    catalog,
-    check_file,
-    fetch_file,
-    formats,
-    get_spec,
-    load_dataset,
-    locate,
-    sha256_of,
-    unavailable_formats,
-)
+from benchmark.data.catalog import catalog, formats, get_spec, unavailable_formats
+from benchmark.data.download import check_file, fetch_file, locate, sha256_of
+from benchmark.data.loading import load_dataset
+from benchmark.data.parse_cache import cached_notices
 from benchmark.errors import DatasetError
 
 DATA_DIR_HELP = "a directory laid out like the dataset mirror (default: $MLCBENCH_DATA_DIR)"

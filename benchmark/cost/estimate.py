@@ -49,14 +49,14 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data.sources import cache_dir
+from benchmark import discovery
+from benchmark.data.settings import cache_dir
 from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.pool import configure_threads
 from benchmark.execution.tuning import LAG
 from benchmark.execution.worker import Pruning, run_job
 from benchmark.files import UnusableCacheEntry, atomic_write, warn_unusable
 from benchmark.lazy import lazy
-from benchmark.modelapi import discovery
 from benchmark.modelapi.base import get_model
 from benchmark.store import provenance
 

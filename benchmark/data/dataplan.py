@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.data.catalog import DatasetSpec, get_spec
+from benchmark.data.download import locate, sha256_of
 from benchmark.data.refs import DatasetRef, load_ref
-from benchmark.data.sources import DatasetSpec, get_spec, locate, sha256_of
 from benchmark.data.splits import make_split, nested_fractions
 from benchmark.files import UnusableCacheEntry, atomic_write, warn_unusable
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.data.catalog import DatasetSpec
 from benchmark.data.dataset import MultiLabelDataset
-from benchmark.data.sources import DatasetSpec, load_dataset
+from benchmark.data.loading import load_dataset
 
 _LOADED: dict[Any, MultiLabelDataset] = {}
 _LOADED_SIZE = 2
@@ -27,7 +28,7 @@ class DatasetRef:
     declaration: dict[str, Any] | None = None
 
     def spec(self) -> DatasetSpec | str:
-        """What :func:`~benchmark.data.sources.load_dataset` takes: a spec, or the catalog name."""
+        """What :func:`~benchmark.data.loading.load_dataset` takes: a spec, or the catalog name."""
         if self.declaration:
             return DatasetSpec.from_dict(dict(self.declaration), Path("/"))  # paths are absolute already
         return self.name

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.vocabulary import THRESHOLD_PROTOCOLS
 from benchmark.evaluation.metrics import (
     METRICS,
     THRESHOLDED_METRICS,
@@ -37,6 +36,7 @@ from benchmark.evaluation.metrics import (
     check_inputs,
     ranking_metrics,
 )
+from benchmark.vocabulary import THRESHOLD_PROTOCOLS
 
 VAL_GRID: np.ndarray = np.round(np.arange(1, 20) * 0.05, 2)  # 0.05, 0.10, ..., 0.95
 # The nine points of the C-GMVAE/MPVAE reference code (and DESIGN.md): also the grid of the

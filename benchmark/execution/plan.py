@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmark.data.dataplan import DataPlan, dataset_fingerprint
 from benchmark.data.refs import DatasetRef
-from benchmark.data.sources import cache_dir
+from benchmark.data.settings import cache_dir
 from benchmark.errors import BenchmarkError
 from benchmark.evaluation.thresholds import ORACLE_GRID
 from benchmark.execution.resources import ExecutionPlan

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 
 from benchmark.cost.estimate import estimate
-from benchmark.data.sources import fetch_file, get_spec
+from benchmark.data.catalog import get_spec
+from benchmark.data.download import fetch_file, is_available
 from benchmark.execution.group import CellOutcome, Group, GroupState, JobRequest
 from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.tuning import StudyDriver
@@ -137,7 +138,7 @@ class Runner:
             if entry.declaration:
                 continue
             spec = get_spec(entry.name)
-            if not spec.is_available(data_dir):
+            if not is_available(spec, data_dir):
                 self.progress.notice(f"fetching {entry.name}")
                 for ref in spec.files.values():
                     fetch_file(ref, data_dir, dataset=entry.name)

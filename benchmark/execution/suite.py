@@ -75,8 +75,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.data.catalog import DatasetSpec, catalog, get_format, get_spec
+from benchmark.data.download import is_available
 from benchmark.data.refs import DatasetRef
-from benchmark.data.sources import DatasetSpec, catalog, get_format, get_spec
 from benchmark.errors import BenchmarkError, ParseError, UnknownNameError
 from benchmark.evaluation.thresholds import ORACLE_GRID, VAL_GRID
 from benchmark.lazy import lazy
@@ -480,7 +481,7 @@ def _resolve_datasets(raw: dict[str, Any], data_dir: str | None, notices: list[s
     for name in _as_list(raw.get("optional_datasets", []), str, "optional_datasets") if raw.get("optional_datasets") else []:
         if any(e.name == name for e in entries):
             continue
-        if get_spec(name).is_available(data_dir):
+        if is_available(get_spec(name), data_dir):
             entries.append(DatasetRef(name=name))
         else:
             notices.append(f"skipping dataset {name}: its files are not in the data directory")
@@ -488,7 +489,7 @@ def _resolve_datasets(raw: dict[str, Any], data_dir: str | None, notices: list[s
         for name, spec in catalog().items():
             if not get_format(spec.format).for_benchmarks:
                 continue  # generated data is for tests, not for the benchmark
-            if not any(e.name == name for e in entries) and spec.is_available(data_dir):
+            if not any(e.name == name for e in entries) and is_available(spec, data_dir):
                 entries.append(DatasetRef(name=name))
     if not entries:
         raise SuiteError("the suite has no dataset")

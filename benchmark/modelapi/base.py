@@ -29,7 +29,7 @@ contract, ``tests/test_model_contract.py``); left at ``None`` it follows
 ``trains_in_epochs`` (networks with random initialisation), see :meth:`Model.is_stochastic`.
 
 The registry (:func:`available_models`, :func:`get_model`, :func:`model_declarations`)
-is :class:`benchmark.modelapi.discovery.Registry` over the model folders. Listing models must
+is :class:`benchmark.discovery.Registry` over the model folders. Listing models must
 not import torch for every file, so what ``models list`` shows is kept in a small
 JSON cache (one file per checkout) keyed by the content of every model and engine file;
 only a miss (a changed file, a fresh checkout) imports the model files. An unreadable or
@@ -47,9 +47,9 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from benchmark import discovery
 from benchmark.errors import BenchmarkError, UnknownNameError
 from benchmark.files import UnusableCacheEntry, atomic_write, warn_unusable
-from benchmark.modelapi import discovery
 
 if TYPE_CHECKING:  # numpy costs 0.2 s, and `models list` needs none of it
     import numpy as np

@@ -20,10 +20,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.multioutput import ClassifierChain
 from sklearn.preprocessing import StandardScaler
 
 from benchmark.errors import BenchmarkError
-from sklearn.multioutput import ClassifierChain
 
 #: rows per dense block; 4096 rows x 10,000 columns of float32 is 160 MB
 DEFAULT_CHUNK_ROWS = 4096

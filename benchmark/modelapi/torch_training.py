@@ -68,8 +68,8 @@ import torch
 from torch import nn
 
 from benchmark.errors import BenchmarkError
-from benchmark.modelapi.base import EpochCallback, Model
 from benchmark.evaluation.thresholds import best_over_grid
+from benchmark.modelapi.base import EpochCallback, Model
 from benchmark.vocabulary import parse_device, resolve_gpus
 
 #: Densify a CSR feature matrix on the device when n * F * 4 bytes stays under this.

@@ -6,6 +6,12 @@ from a store, a store object, or frames assembled by hand.
 """
 
 from benchmark.report.build import ReportResult, build_report
-from benchmark.report.inputs import PROTOCOLS, ReportError, ReportInputs, inputs_from_store, metrics_long
+from benchmark.report.inputs import (
+    PROTOCOLS,
+    ReportError,
+    ReportInputs,
+    inputs_from_store,
+    metrics_long,
+)
 
 __all__ = ["PROTOCOLS", "ReportError", "ReportInputs", "ReportResult", "build_report", "inputs_from_store", "metrics_long"]

@@ -29,7 +29,17 @@ from benchmark.report.formatting import (
     to_markdown,
     transposed,
 )
-from benchmark.report.index import Bullets, Heading, Image, Links, Paragraph, Raw, Table, linked_paths, write_index
+from benchmark.report.index import (
+    Bullets,
+    Heading,
+    Image,
+    Links,
+    Paragraph,
+    Raw,
+    Table,
+    linked_paths,
+    write_index,
+)
 from benchmark.report.inputs import (
     CELL_KEY,
     FOCUS_MODEL,
@@ -45,7 +55,6 @@ from benchmark.report.inputs import (
     order_metrics,
     order_models,
 )
-
 
 MANIFEST = ".report-files"  # what the last report wrote in its output directory
 
@@ -450,8 +459,9 @@ class _Builder:
 
     def _interactive(self, strong: list[str]) -> None:
         """index.html only: learning curves to explore (dataset, metric, protocol, models)."""
-        from benchmark.report.interactive import curves_data, explorer_html
         from matplotlib.colors import to_hex
+
+        from benchmark.report.interactive import curves_data, explorer_html
 
         styles = curves.emphasised(curves.model_styles(self.models), [m for m in strong if m in self.models])
         colours = {m: to_hex(style["color"]) for m, style in styles.items()}

@@ -203,7 +203,9 @@ def store_location(results: str | Path) -> str:
 def inputs_from_store(results: str | Path, suite: str | None = None, all_configs: bool = False) -> ReportInputs:
     """Read a results store (a directory, an SQLite file or an SQLAlchemy URL) without creating one."""
     location = store_location(results)
-    from benchmark.store.results import ResultsStore  # imported late: the CLI's --help stays fast
+    from benchmark.store.results import (
+        ResultsStore,  # imported late: the CLI's --help stays fast
+    )
 
     store = ResultsStore(location, create=False)
     runs = store.runs_frame()

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from importlib import metadata
 
+from benchmark.discovery import REPO_ROOT
 from benchmark.lazy import lazy
-from benchmark.modelapi.discovery import REPO_ROOT
 
 torch = lazy("torch")
 

@@ -30,7 +30,7 @@ from typing import Callable
 
 import platformdirs
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = REPO_ROOT / "models"
 DATASETS_DIR = REPO_ROOT / "datasets"
 
