@@ -11,7 +11,7 @@ validation = a stratified 15% of the training file (``benchmark.data.splits.make
 seed 0). After every epoch the script records the validation macro-F1 over the nine-point
 grid, the validation cross-entropy, and the test ebF1 / miF1 / maF1 of that epoch's weights
 at the fixed threshold 0.5 and under the val protocol (thresholds chosen on validation). Every selection rule is then evaluated offline from these
-curves with ``benchmark.modelapi.torch_training.select_epoch`` (the function ``train_epochs`` uses
+curves with ``benchmark.modelapi.epoch_selection.select_epoch`` (the function ``train_epochs`` uses
 online), so no rule needs its own training run.
 
 The curves are appended to a JSON-lines file as they are made; a rerun skips what is there
@@ -53,11 +53,11 @@ def train_curves(model_name: str, dataset_name: str, seed: int, epochs: int, sta
     import torch
 
     from benchmark.data.loading import load_dataset
-    from benchmark.evaluation.metrics import compute
-    from benchmark.modelapi.base import get_model
     from benchmark.data.splits import make_split
+    from benchmark.evaluation.metrics import compute
     from benchmark.evaluation.thresholds import evaluate_protocols
-    from benchmark.modelapi.torch_training import TrainingDiverged
+    from benchmark.modelapi.base import get_model
+    from benchmark.modelapi.torch_loop import TrainingDiverged
 
     torch.set_num_threads(1)
     dataset = load_dataset(dataset_name)
@@ -105,7 +105,7 @@ def key(r: dict) -> tuple:
 
 def evaluate(curves: list[dict]) -> list[dict]:
     """Per (model, dataset, standardize, rule): per-seed test ebF1 @0.5 at the chosen epoch."""
-    from benchmark.modelapi.torch_training import select_epoch
+    from benchmark.modelapi.epoch_selection import select_epoch
 
     groups: dict[tuple, list[dict]] = {}
     for r in sorted(curves, key=key):

@@ -55,8 +55,9 @@ def cgmvae_reference(dataset: str) -> dict:
 
 def mpvae_reference(dataset: str) -> dict:
     """MPVAE's per-dataset rows of MODELS.md (``reference_params`` in models/mpvae.py)."""
-    import benchmark  # noqa: F401  (installs the models/ alias package)
     from mlcbench_models.mpvae import reference_params
+
+    import benchmark  # noqa: F401  (installs the models/ alias package)
 
     return reference_params(dataset)
 
@@ -89,10 +90,10 @@ def measure_once(model_name: str, config: str, epochs: int, threads: int, device
     import torch
 
     from benchmark.data.loading import load_dataset
-    from benchmark.modelapi.base import get_model
     from benchmark.data.splits import make_split
     from benchmark.evaluation.thresholds import evaluate_protocols
-    from benchmark.modelapi.torch_training import is_cuda, resolve_device
+    from benchmark.modelapi.base import get_model
+    from benchmark.modelapi.torch_device import is_cuda, resolve_device
 
     dataset_name, config_params = CONFIGS[config]
     params = {**REFERENCE_PARAMS.get(model_name, lambda _: {})(dataset_name), **config_params, **overrides,

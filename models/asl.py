@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from optuna.distributions import FloatDistribution
-
 from mlcbench_models.mlp import MLP
+from optuna.distributions import FloatDistribution
 
 
 def asymmetric_loss(logits: torch.Tensor, y: torch.Tensor, gamma_pos: float, gamma_neg: float,

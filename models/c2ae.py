@@ -33,11 +33,16 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from torch import nn
 
 from benchmark.errors import BenchmarkError
-from benchmark.modelapi.torch_training import TORCH_DEFAULTS, TorchModel, mlp_layers
+from benchmark.modelapi.torch_layers import mlp_layers
+from benchmark.modelapi.torch_training import TORCH_DEFAULTS, TorchModel
 
 
 def pairwise_ranking_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -49,10 +49,15 @@ import math
 
 import torch
 import torch.nn.functional as F
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from torch import nn
 
-from benchmark.modelapi.torch_training import TORCH_DEFAULTS, MaskDropout, TorchModel, mlp_layers
+from benchmark.modelapi.torch_layers import MaskDropout, mlp_layers
+from benchmark.modelapi.torch_training import TORCH_DEFAULTS, TorchModel
 
 LOG_2PI = math.log(2.0 * math.pi)
 

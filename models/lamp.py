@@ -32,11 +32,16 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from torch import nn
 
 from benchmark.errors import BenchmarkError
-from benchmark.modelapi.torch_training import TORCH_DEFAULTS, MaskDropout, TorchModel, mlp_layers
+from benchmark.modelapi.torch_layers import MaskDropout, mlp_layers
+from benchmark.modelapi.torch_training import TORCH_DEFAULTS, TorchModel
 
 
 def cooccurrence_blocks(Y, block: int) -> np.ndarray:

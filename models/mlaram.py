@@ -42,7 +42,12 @@ import scipy.sparse as sp
 from optuna.distributions import FloatDistribution
 
 from benchmark.modelapi.base import Model
-from benchmark.modelapi.sklearn_utils import LabelPartition, check_features, check_xy, predict_in_chunks
+from benchmark.modelapi.sklearn_utils import (
+    LabelPartition,
+    check_features,
+    check_xy,
+    predict_in_chunks,
+)
 
 
 def _label_combination_key(indicator) -> str:

@@ -8,10 +8,15 @@ data on the device, Adam, per-epoch validation macro-F1 with epoch selection
 
 from __future__ import annotations
 
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from torch import nn
 
-from benchmark.modelapi.torch_training import TORCH_DEFAULTS, TorchModel, mlp_layers
+from benchmark.modelapi.torch_layers import mlp_layers
+from benchmark.modelapi.torch_training import TORCH_DEFAULTS, TorchModel
 
 
 class MLP(TorchModel):

@@ -80,7 +80,8 @@ import torch
 from optuna.distributions import FloatDistribution, IntDistribution
 from torch import nn
 
-from benchmark.modelapi.torch_training import TORCH_DEFAULTS, MaskDropout, TorchModel, adam
+from benchmark.modelapi.torch_layers import MaskDropout, adam
+from benchmark.modelapi.torch_training import TORCH_DEFAULTS, TorchModel
 
 # The reference's eps1: probabilities are squashed into [PROB_EPS/2, 1 - PROB_EPS/2].
 PROB_EPS = 1e-6

@@ -36,13 +36,23 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from benchmark.modelapi.base import Model
-from benchmark.modelapi.sklearn_utils import LabelPartition, check_features, check_xy, fit_estimator, make_scaler
+from benchmark.modelapi.sklearn_utils import (
+    LabelPartition,
+    check_features,
+    check_xy,
+    fit_estimator,
+    make_scaler,
+)
 
 RAKEL_DEFAULTS: dict[str, Any] = {
     "labelset_size": 3,   # k, the paper's recommended value

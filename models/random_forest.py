@@ -24,7 +24,10 @@ import time
 from typing import Any
 
 import numpy as np
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    CategoricalDistribution,
+    IntDistribution,
+)
 from sklearn.ensemble import RandomForestClassifier
 
 from benchmark.modelapi.base import Model

@@ -10,17 +10,18 @@ import torch
 from torch import nn
 
 from benchmark.errors import BenchmarkError
-from benchmark.modelapi.torch_training import (
-    TORCH_DEFAULTS,
-    DeviceFeatures,
-    Standardizer,
-    TorchModel,
-    resolve_device,
+from benchmark.modelapi.epoch_selection import (
     select_epoch,
-    set_threads,
     validation_loss,
     validation_score,
 )
+from benchmark.modelapi.torch_device import (
+    DeviceFeatures,
+    Standardizer,
+    resolve_device,
+    set_threads,
+)
+from benchmark.modelapi.torch_training import TORCH_DEFAULTS, TorchModel
 
 
 class TinyLogistic(TorchModel):
@@ -149,7 +150,7 @@ def test_bad_input_is_a_clear_error():
 
 
 def test_divergence_is_a_clear_error():
-    from benchmark.modelapi.torch_training import TrainingDiverged
+    from benchmark.modelapi.torch_loop import TrainingDiverged
 
     X, Y, Xv, Yv = _toy_problem()
     with pytest.raises(TrainingDiverged, match="not finite at epoch 1"):

@@ -291,7 +291,8 @@ def calibrate_space(plan: RunPlan, group: GroupPlan) -> SpaceFactor:
 
 #: the engine files a fit executes (besides the model's own file): a change to one of them
 #: can change a fit's cost, a change to the driver, the suite reader or the report cannot
-FIT_ENGINE = ("execution/worker.py", "modelapi/base.py", "modelapi/torch_training.py",
+FIT_ENGINE = ("execution/worker.py", "modelapi/base.py", "modelapi/torch_training.py", "modelapi/torch_device.py",
+              "modelapi/torch_loop.py", "modelapi/torch_layers.py", "modelapi/epoch_selection.py",
               "modelapi/sklearn_utils.py", "evaluation/metrics.py", "evaluation/thresholds.py",
               "data/dataset.py", "data/splits.py")
 
