@@ -1,5 +1,5 @@
 """How much of a study's epochs the median pruner saves: the measurement behind
-``benchmark.cost.estimate.MEDIAN_KEPT_SHARE``.
+``benchmark.cost.schedule.MEDIAN_KEPT_SHARE``.
 
     python benchmarks/pruning_share.py RESULTS [--startup 5] [--warmup 10]
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+from pathlib import Path
 
 import pytest
 
-from benchmark.cost import estimate as cost
+from benchmark.cost import cache as cost_cache
+from benchmark.cost import calibration, estimate, schedule
 
 ENTRY = {"fixed": 1.0, "per_row": 0.01, "exponent": 1.0, "per_epoch_val": 0.0, "epochs_trained": False,
          "peak_gpu_bytes": 0}
@@ -17,7 +19,7 @@ ENTRY = {"fixed": 1.0, "per_row": 0.01, "exponent": 1.0, "per_epoch_val": 0.0, "
 
 def _put_many(directory: str, prefix: str, count: int, start) -> None:
     start.wait()  # both processes write at the same time
-    cache = cost.CostCache(cost.Path(directory), threads=1)
+    cache = cost_cache.CostCache(Path(directory), threads=1)
     for i in range(count):
         cache.put_entry(f"{prefix}{i}", {**ENTRY, "fixed": float(i)})
 
@@ -34,58 +36,58 @@ def test_two_processes_calibrating_at_once_keep_each_others_entries(tmp_path):
     for worker in workers:
         worker.join(120)
         assert worker.exitcode == 0
-    entries = cost.CostCache(tmp_path, threads=1).entries
+    entries = cost_cache.CostCache(tmp_path, threads=1).entries
     assert {f"{p}{i}" for p in "ab" for i in range(40)} <= set(entries)
     assert entries["b39"]["fixed"] == 39.0
     assert not list(tmp_path.glob("*.tmp"))  # every temporary file was renamed into place
 
 
 def test_a_damaged_or_old_cache_file_reads_as_empty_and_is_rewritten(tmp_path):
-    cache = cost.CostCache(tmp_path, threads=1)
+    cache = cost_cache.CostCache(tmp_path, threads=1)
     cache.path.parent.mkdir(parents=True, exist_ok=True)
-    for text in ("{not json", json.dumps({"_version": cost.CACHE_VERSION - 1, "k": ENTRY}), "[1, 2]"):
+    for text in ("{not json", json.dumps({"_version": cost_cache.CACHE_VERSION - 1, "k": ENTRY}), "[1, 2]"):
         cache.path.write_text(text)
-        assert cost.CostCache(tmp_path, threads=1).entries == {}
-    fresh = cost.CostCache(tmp_path, threads=1)
+        assert cost_cache.CostCache(tmp_path, threads=1).entries == {}
+    fresh = cost_cache.CostCache(tmp_path, threads=1)
     fresh.put_entry("k", ENTRY)
     assert json.loads(cache.path.read_text())["k"] == ENTRY
 
 
 def test_fit_seconds_follow_the_formula():
-    per_epoch = cost.FitCost(fixed=2.0, per_row=0.5, per_epoch_val=1.0, epochs_trained=True)
+    per_epoch = calibration.FitCost(fixed=2.0, per_row=0.5, per_epoch_val=1.0, epochs_trained=True)
     assert per_epoch.seconds(10, epochs=3) == pytest.approx(2.0 + 3 * (1.0 + 5.0))
-    power = cost.FitCost(fixed=1.0, per_row=0.1, exponent=2.0)
+    power = calibration.FitCost(fixed=1.0, per_row=0.1, exponent=2.0)
     assert power.seconds(10) == pytest.approx(1.0 + 0.1 * 100)
 
 
-def _fit(seconds: float, study: str | None = None, resource: str = "cpu") -> cost.Fit:
-    return cost.Fit("g", "d", "m", resource, seconds, study, seconds)
+def _fit(seconds: float, study: str | None = None, resource: str = "cpu") -> schedule.Fit:
+    return schedule.Fit("g", "d", "m", resource, seconds, study, seconds)
 
 
 def test_schedule_is_longest_first_per_resource_and_limits_trials_per_study():
     # longest first on 2 slots: 5 | 4, then 3 joins the 4 -> 7; the GPU fit runs beside them
     fits = [_fit(3.0), _fit(5.0), _fit(4.0), _fit(6.0, resource="gpu")]
-    assert cost.schedule_wall(fits, cpu_slots=2, gpu_slots=1, lag=4) == pytest.approx(7.0)
+    assert schedule.schedule_wall(fits, cpu_slots=2, gpu_slots=1, lag=4) == pytest.approx(7.0)
     # one study, 4 slots, lag 1: at most 2 of its trials at once -> 3 rounds of 1 s
     trials = [_fit(1.0, study="s") for _ in range(6)]
-    assert cost.schedule_wall(trials, cpu_slots=4, gpu_slots=0, lag=1) == pytest.approx(3.0)
-    assert cost.schedule_wall(trials, cpu_slots=4, gpu_slots=0, lag=4) == pytest.approx(2.0)
+    assert schedule.schedule_wall(trials, cpu_slots=4, gpu_slots=0, lag=1) == pytest.approx(3.0)
+    assert schedule.schedule_wall(trials, cpu_slots=4, gpu_slots=0, lag=4) == pytest.approx(2.0)
 
 
 def test_parallelism_is_cpu_per_wall_second_within_one_and_the_threads():
-    assert cost.parallelism_of([(2.0, 1.0), (4.0, 2.0)], threads=2) == pytest.approx(2.0)
-    assert cost.parallelism_of([(3.0, 1.0)], threads=2) == 2.0  # never above the thread count
-    assert cost.parallelism_of([(1.0, 2.0)], threads=4) == 1.0  # waiting (I/O, other load): never below 1
-    assert cost.parallelism_of([(3.0, 1.0)], threads=1) == 1.0
-    assert cost.parallelism_of([], threads=4) == 1.0
+    assert calibration.parallelism_of([(2.0, 1.0), (4.0, 2.0)], threads=2) == pytest.approx(2.0)
+    assert calibration.parallelism_of([(3.0, 1.0)], threads=2) == 2.0  # never above the thread count
+    assert calibration.parallelism_of([(1.0, 2.0)], threads=4) == 1.0  # waiting (I/O, other load): never below 1
+    assert calibration.parallelism_of([(3.0, 1.0)], threads=1) == 1.0
+    assert calibration.parallelism_of([], threads=4) == 1.0
 
 
 def test_a_multithreaded_fit_is_scheduled_by_wall_time_and_counted_in_cpu_hours():
-    fit_cost = cost.FitCost(fixed=0.0, per_row=1.0, parallelism=2.0)
+    fit_cost = calibration.FitCost(fixed=0.0, per_row=1.0, parallelism=2.0)
     assert fit_cost.seconds(10) == pytest.approx(10.0)  # CPU seconds, both threads
     assert fit_cost.wall_seconds(10) == pytest.approx(5.0)
-    fits = [cost.Fit("g", "d", "m", "cpu", fit_cost.wall_seconds(10), None, fit_cost.seconds(10)) for _ in range(2)]
-    assert cost.schedule_wall(fits, cpu_slots=1, gpu_slots=0, lag=4) == pytest.approx(10.0)
+    fits = [schedule.Fit("g", "d", "m", "cpu", fit_cost.wall_seconds(10), None, fit_cost.seconds(10)) for _ in range(2)]
+    assert schedule.schedule_wall(fits, cpu_slots=1, gpu_slots=0, lag=4) == pytest.approx(10.0)
     assert sum(f.cpu_seconds for f in fits) == pytest.approx(20.0)
 
 
@@ -98,9 +100,9 @@ def test_a_multithread_cache_entry_without_parallelism_is_recalibrated(tmp_path)
             base, params, resource = "prior", {}, "cpu"
 
     for threads, expected in ((1, True), (2, False)):
-        cache = cost.CostCache(tmp_path / str(threads), threads=threads)
+        cache = cost_cache.CostCache(tmp_path / str(threads), threads=threads)
         cache.put_entry(cache.key(Group), ENTRY)  # an entry written before parallelism existed
-        assert (cost.CostCache(tmp_path / str(threads), threads=threads).get(Group) is not None) is expected
+        assert (cost_cache.CostCache(tmp_path / str(threads), threads=threads).get(Group) is not None) is expected
 
 
 def _plan(tmp_path, body: str):
@@ -131,51 +133,51 @@ def test_trials_the_median_pruner_may_stop_are_estimated_at_the_measured_share_o
     plan, groups = _plan(tmp_path, 'models = ["mlp"]\ntrials = 12\npruner = "median"\n'
                                        'pruner_startup_trials = 3\npruner_warmup_epochs = 2\n'
                                        '[model.mlp]\nparams = { epochs = 10 }\n')
-    fit_cost = cost.FitCost(fixed=1.0, per_row=0.0, per_epoch_val=1.0, epochs_trained=True)
-    fits = cost.group_fits(plan, groups[0], fit_cost, done=set())
+    fit_cost = calibration.FitCost(fixed=1.0, per_row=0.0, per_epoch_val=1.0, epochs_trained=True)
+    fits = schedule.group_fits(plan, groups[0], fit_cost, done=set())
     trials = [f for f in fits if f.job[0] == "trial"]
     assert [f.job for f in trials] == [("trial", k) for k in range(12)]
     assert [f.seconds for f in trials[:3 + LAG]] == [11.0] * (3 + LAG)
-    assert [f.seconds for f in trials[3 + LAG:]] == pytest.approx([1 + 2 + cost.MEDIAN_KEPT_SHARE * 8] * (12 - 3 - LAG))
+    assert [f.seconds for f in trials[3 + LAG:]] == pytest.approx([1 + 2 + schedule.MEDIAN_KEPT_SHARE * 8] * (12 - 3 - LAG))
     assert [(f.job, f.seconds, f.study) for f in fits if f.job[0] == "cell"] == [(("cell", 1), 11.0, None)], \
         "seed 0's cell reuses the best trial"
     for pruner in ("none", "hyperband"):
         model = dataclasses.replace(groups[0].model, pruning=dataclasses.replace(groups[0].model.pruning, pruner=pruner))
         group = dataclasses.replace(groups[0], model=model)
-        assert {f.seconds for f in cost.group_fits(plan, group, fit_cost, set())} == {11.0}
+        assert {f.seconds for f in schedule.group_fits(plan, group, fit_cost, set())} == {11.0}
 
 
 def test_a_space_of_step_size_and_regularisation_costs_the_fixed_settings_without_timing(tmp_path, monkeypatch):
     plan, groups = _plan(tmp_path, 'models = ["mlp"]\ntrials = 2\n[model.mlp]\ntune = ["lr", "dropout", "weight_decay"]\n')
-    monkeypatch.setattr(cost, "_timed", lambda *a, **k: pytest.fail("no fit is timed"))
-    assert cost.cost_space(groups[0]) == {}
-    assert cost.calibrate_space(plan, groups[0]) == cost.SpaceFactor()
+    monkeypatch.setattr(calibration, "_timed", lambda *a, **k: pytest.fail("no fit is timed"))
+    assert calibration.cost_space(groups[0]) == {}
+    assert calibration.calibrate_space(plan, groups[0]) == calibration.SpaceFactor()
 
 
 def test_the_space_factor_is_measured_from_fits_at_draws_of_the_tuned_space(tmp_path):
     """rf at its default 200 trees against 8 seeded draws of 300 to 500 trees: the fits cost
     about their mean tree count over 200 (1.81x; set-up and evaluation dilute it)."""
     plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
-    draws = cost.space_draws(cost.cost_space(groups[0]))
+    draws = calibration.space_draws(calibration.cost_space(groups[0]))
     assert [d["n_estimators"] for d in draws] == [300, 400, 400, 300, 300, 400, 300, 500]
-    factor = cost.calibrate_space(plan, groups[0])
+    factor = calibration.calibrate_space(plan, groups[0])
     assert 1.3 < factor.fixed < 2.3
-    base = cost.FitCost(fixed=2.0, per_row=0.5)
+    base = calibration.FitCost(fixed=2.0, per_row=0.5)
     assert factor.apply(base).seconds(4) == pytest.approx(base.seconds(4) * factor.fixed)
-    epochs = cost.FitCost(fixed=2.0, per_row=0.5, per_epoch_val=1.0, epochs_trained=True)
-    scaled = cost.SpaceFactor(epoch=3.0, fixed=0.5).apply(epochs)
+    epochs = calibration.FitCost(fixed=2.0, per_row=0.5, per_epoch_val=1.0, epochs_trained=True)
+    scaled = calibration.SpaceFactor(epoch=3.0, fixed=0.5).apply(epochs)
     assert scaled.seconds(2, epochs=10) == pytest.approx(2.0 * 0.5 + 10 * 3.0 * (1.0 + 0.5 * 2))
 
 
 def test_the_space_factor_is_cached_apart_from_the_fixed_settings_cost(tmp_path):
     plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
-    cache = cost.CostCache(tmp_path / "cache", threads=1)
-    cache.put(groups[0], cost.FitCost(1.0, 0.1))
+    cache = cost_cache.CostCache(tmp_path / "cache", threads=1)
+    cache.put(groups[0], calibration.FitCost(1.0, 0.1))
     assert cache.get_space(groups[0]) is None, "an entry at the fixed settings is not a space factor"
-    cache.put_space(groups[0], cost.SpaceFactor(1.0, 1.6))
-    again = cost.CostCache(tmp_path / "cache", threads=1)
-    assert again.get_space(groups[0]) == cost.SpaceFactor(1.0, 1.6)
-    assert again.get(groups[0]) == cost.FitCost(1.0, 0.1)
+    cache.put_space(groups[0], calibration.SpaceFactor(1.0, 1.6))
+    again = cost_cache.CostCache(tmp_path / "cache", threads=1)
+    assert again.get_space(groups[0]) == calibration.SpaceFactor(1.0, 1.6)
+    assert again.get(groups[0]) == calibration.FitCost(1.0, 0.1)
 
 
 def test_the_progress_display_compares_each_finished_job_with_its_own_estimate(tmp_path, monkeypatch):
@@ -213,10 +215,29 @@ def test_a_run_uses_cached_space_factors_and_times_none_itself(tmp_path, monkeyp
     """Timing spaces is the dry run's work (it made the README's first smoke run ~4 min longer);
     a run's progress estimate takes the fixed settings' cost where no factor is cached."""
     monkeypatch.setenv("MLCBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(cost, "calibrate_space", lambda *a: pytest.fail("a run timed a space"))
+    monkeypatch.setattr(estimate, "calibrate_space", lambda *a: pytest.fail("a run timed a space"))
     plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
-    monkeypatch.setattr(cost, "calibrate", lambda plan, group: cost.FitCost(1.0, 0.0))
+    monkeypatch.setattr(estimate, "calibrate", lambda plan, group: calibration.FitCost(1.0, 0.0))
     runner = _runner(plan, tmp_path / "res")
     assert runner._estimate(groups, set()) == pytest.approx(3.0), "2 trials + seed 1's cell at 1 s each"
-    cost.CostCache(tmp_path / "cache" / "cost", threads=plan.execution.cpu_threads).put_space(groups[0], cost.SpaceFactor(2.0, 2.0))
+    cost_cache.CostCache(tmp_path / "cache" / "cost", threads=plan.execution.cpu_threads).put_space(groups[0], calibration.SpaceFactor(2.0, 2.0))
     assert runner._estimate(groups, set()) == pytest.approx(6.0), "a cached factor is used"
+
+
+def test_an_implausible_calibration_is_absent_and_warned_about_once(tmp_path, capsys):
+    """A cached entry with a negative or non-finite number (hand-edited, another version) once
+    estimated "1111111111111111.12 CPU-hours" and a negative wall time: now it is recalibrated."""
+    class Group:  # what CostCache.key reads
+        class data:
+            fingerprint, split_seed, val_size = "sha", 0, 0.15
+
+        class model:
+            base, params, resource = "prior", {}, "cpu"
+
+    store = cost_cache.CostCache(tmp_path, threads=1)
+    store.put_entry(store.key(Group), {**ENTRY, "per_row": -4e12})
+    again = cost_cache.CostCache(tmp_path, threads=1)
+    assert again.get(Group) is None and again.get(Group) is None
+    assert capsys.readouterr().err.count("unusable cost cache entry") == 1
+    again.put(Group, calibration.FitCost(1.0, 0.01))
+    assert cost_cache.CostCache(tmp_path, threads=1).get(Group) == calibration.FitCost(1.0, 0.01)

@@ -12,11 +12,11 @@ import pytest
 
 from benchmark.execution.executors import LocalExecutor
 from benchmark.execution.plan import build_plan
-from benchmark.execution.resources import ExecutionPlan, make_plan
 from benchmark.execution.progress import RunProgress
+from benchmark.execution.resources import ExecutionPlan, make_plan
 from benchmark.execution.runner import Runner
-from benchmark.store.results import ResultsStore
 from benchmark.execution.suite import load_suite
+from benchmark.store.results import ResultsStore
 
 TEST_MODELS = Path(__file__).resolve().parent / "models_for_tests"
 
@@ -81,21 +81,22 @@ def test_jobs_per_gpu_fills_free_memory_up_to_the_caps():
 def test_the_run_command_sizes_gpu_jobs_from_the_calibrated_peak(tmp_path, monkeypatch, capsys):
     """Without --workers on a (mocked) GPU machine the dry run calibrates, reads the peak of
     the GPU model's fits and the device's free memory, and plans that many jobs per GPU."""
-    import benchmark.cost.estimate as cost
+    import benchmark.cost.calibration as calibration
+    import benchmark.cost.estimate as estimate
     import benchmark.execution.resources as plan_module
     from benchmark.cli import main
 
     gib = 2**30
-    real_calibrate = cost.calibrate
+    real_calibrate = calibration.calibrate
 
     def calibrate(plan, group):  # the real timings, a mocked device peak for the GPU model
         fit = real_calibrate(plan, group)
         peak = 3 * gib if group.model.resource == "gpu" else 0
-        return cost.FitCost(fit.fixed, fit.per_row, fit.exponent, fit.per_epoch_val, fit.epochs_trained, peak)
+        return calibration.FitCost(fit.fixed, fit.per_row, fit.exponent, fit.per_epoch_val, fit.epochs_trained, peak)
 
     monkeypatch.setattr(plan_module, "cuda_device_count", lambda: 1)
     monkeypatch.setattr(plan_module, "gpu_free_bytes", lambda device: 10 * gib)
-    monkeypatch.setattr(cost, "calibrate", calibrate)
+    monkeypatch.setattr(estimate, "calibrate", calibrate)
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     monkeypatch.setenv("MLCBENCH_CACHE_DIR", str(tmp_path / "cache"))  # no cached calibration
     suite_file = tmp_path / "mixed.toml"

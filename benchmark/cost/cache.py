@@ -1,0 +1,148 @@
+"""Calibrations on disk, one JSON file per machine, shared by concurrent runs.
+
+Keyed by machine (CPU model, threads), code version (the sha256 of the model file and
+of the engine files a fit runs, ``FIT_ENGINE``), dataset (its files' sha256) and space,
+so a second dry run is instant. An unreadable or implausible entry is recalibrated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import inspect
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from benchmark import discovery
+from benchmark.cost.calibration import SPACE_DRAWS, FitCost, SpaceFactor, cost_space
+from benchmark.files import UnusableCacheEntry, atomic_write, warn_unusable
+from benchmark.lazy import lazy
+from benchmark.modelapi.base import get_model
+from benchmark.store import provenance
+
+optuna = lazy("optuna")
+
+CACHE_VERSION = 3
+
+
+#: the engine files a fit executes (besides the model's own file): a change to one of them
+#: can change a fit's cost, a change to the driver, the suite reader or the report cannot
+FIT_ENGINE = ("execution/worker.py", "modelapi/base.py", "modelapi/torch_training.py", "modelapi/torch_device.py",
+              "modelapi/torch_loop.py", "modelapi/torch_layers.py", "modelapi/epoch_selection.py",
+              "modelapi/sklearn_utils.py", "evaluation/metrics.py", "evaluation/thresholds.py",
+              "data/dataset.py", "data/splits.py")
+
+
+def _code_version(model_name: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(Path(inspect.getfile(get_model(model_name))).read_bytes())
+    for name in FIT_ENGINE:
+        digest.update((discovery.REPO_ROOT / "benchmark" / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _machine(threads: int) -> str:
+    return f"{provenance.device_name('cpu')}|threads={threads}"
+
+
+class CostCache:
+    """Calibrations on disk, one JSON file per machine, shared by concurrent runs."""
+
+    def __init__(self, directory: Path, threads: int, gpu: str = ""):
+        self.threads = threads
+        self.gpu = gpu  # the GPU's name: GPU calibrations (wall seconds) belong to it
+        self.path = directory / f"cost-{hashlib.sha256(_machine(threads).encode()).hexdigest()[:12]}.json"
+        self.entries = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            entries = json.loads(self.path.read_bytes())
+            if not isinstance(entries, dict):
+                raise UnusableCacheEntry(f"a JSON {type(entries).__name__}, not an object")
+        except FileNotFoundError:
+            return {}
+        except Exception as exc:  # noqa: BLE001 - unreadable in any way: absent, recalibrated
+            warn_unusable(self.path, "cost", exc)
+            return {}
+        return entries if entries.get("_version") == CACHE_VERSION else {}
+
+    def _entry(self, cls, key: str):
+        """A cached calibration, or None when absent or implausible (negative, not finite)."""
+        entry = self.entries.get(key)
+        if not entry:
+            return None
+        try:
+            value = cls(**entry)
+            numbers = [v for v in dataclasses.astuple(value) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if not all(math.isfinite(v) and v >= 0 for v in numbers):
+                raise UnusableCacheEntry(f"{key}: a negative or non-finite number")
+            return value
+        except (TypeError, ValueError) as exc:
+            warn_unusable(f"{self.path} [{key}]", "cost", exc)
+            self.entries.pop(key, None)
+            return None
+
+    def key(self, group) -> str:
+        content = [group.data.fingerprint, group.model.base, group.model.params, _code_version(group.model.base),
+                   group.data.split_seed, group.data.val_size, group.model.resource]
+        if group.model.resource == "gpu":
+            content.append(self.gpu)
+        return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+    def get(self, group) -> FitCost | None:
+        entry = self.entries.get(self.key(group))
+        if isinstance(entry, dict) and self.threads > 1 and "parallelism" not in entry and group.model.resource != "gpu":
+            return None  # calibrated before parallelism was measured: its wall time reads up to threads x high
+        return self._entry(FitCost, self.key(group))
+
+    def put(self, group, cost: FitCost) -> None:
+        self.put_entry(self.key(group), dataclasses_asdict(cost))
+
+    def space_key(self, group) -> str:
+        space = sorted((k, optuna.distributions.distribution_to_json(d)) for k, d in cost_space(group).items())
+        content = [self.key(group), space, SPACE_DRAWS]
+        return "space-" + hashlib.sha256(json.dumps(content).encode()).hexdigest()[:20]
+
+    def get_space(self, group) -> SpaceFactor | None:
+        return self._entry(SpaceFactor, self.space_key(group))
+
+    def put_space(self, group, factor: SpaceFactor) -> None:
+        self.put_entry(self.space_key(group), dataclasses_asdict(factor))
+
+    def put_entry(self, key: str, entry: dict[str, Any]) -> None:
+        """Merge one calibration into the file under a lock, written whole by a rename.
+
+        Two runs on one machine (a dry run beside a run, two users) each add theirs: a
+        plain rewrite from this process's memory would drop what the other one added since
+        (tens of minutes of calibration on the paper suite).
+        """
+        self.entries[key] = entry
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.path.with_suffix(".lock")):
+            merged = {**self._read(), **self.entries, "_version": CACHE_VERSION}
+            atomic_write(self.path, lambda fh: fh.write(json.dumps(merged, indent=1, sort_keys=True).encode()))
+        self.entries = merged
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """An exclusive advisory lock (POSIX ``flock``); without fcntl, no lock (the rename
+    still keeps the file whole, but a concurrent calibration may be lost)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def dataclasses_asdict(cost: FitCost) -> dict[str, Any]:
+    return dataclasses.asdict(cost)

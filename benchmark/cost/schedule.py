@@ -1,0 +1,93 @@
+"""From costs per fit to the fits a plan makes and the wall time they take on its slots.
+
+Per group: ``trials`` trial fits (under the median pruner the trials it may stop train
+the measured share of their epochs after warm-up, :func:`trial_epochs`) plus one fit per
+seed (minus the one reused from the best trial). Wall time is a list schedule of every
+fit's wall time, longest first, on the plan's CPU and GPU slots, with at most ``LAG + 1``
+trials of one study at a time.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from benchmark.cost.calibration import FitCost
+from benchmark.execution.plan import GroupPlan, RunPlan
+from benchmark.execution.tuning import LAG
+from benchmark.execution.worker import Pruning
+
+#: Median pruning: the share of its epochs after warm-up that a trial the pruner may stop
+#: trains on average (measured 0.57 on scene, pooled over six models: benchmarks/results/pruning_scene.txt).
+MEDIAN_KEPT_SHARE = 0.6
+
+
+@dataclass
+class Fit:
+    group_label: str
+    dataset: str
+    model: str
+    resource: str
+    seconds: float  # wall seconds in one slot
+    study: str | None  # fits of one study are limited to LAG + 1 at a time
+    cpu_seconds: float  # CPU seconds, all threads (GPU fits: GPU wall seconds, as ``seconds``)
+    job: tuple[str, int] = ("cell", 0)  # ("trial", index) or ("cell", seed): the runner's job
+
+
+def trial_epochs(pruning: Pruning | None, index: int, epochs: int | None, lag: int) -> float | None:
+    """Epochs trial ``index`` is expected to train under the suite's pruner.
+
+    The median pruner counts the completed trials its trial was sent (``0 .. index-1-lag``)
+    and may stop a trial only after ``startup`` of them, and after its warm-up epochs; of
+    the epochs after warm-up a prunable trial trains :data:`MEDIAN_KEPT_SHARE` on average
+    (measured). Hyperband is not modelled (its estimate errs high).
+    """
+    if not epochs or pruning is None or pruning.pruner != "median" or index < pruning.startup + lag:
+        return epochs
+    warm = min(pruning.warmup, epochs)
+    return warm + MEDIAN_KEPT_SHARE * (epochs - warm)
+
+
+def group_fits(plan: RunPlan, group: GroupPlan, cost: FitCost, done: set) -> list[Fit]:
+    seeds = [s for s in group.seeds if group.key(s) not in done]
+    if not seeds:
+        return []
+    n = len(group.data.parts(group.fraction, plan.trial_seed).train)
+    epochs = group.model.epochs
+    trials = group.model.trials
+    reused = plan.trial_seed if trials and plan.trial_seed in seeds else None
+    label = group.label
+
+    def make(job: tuple[str, int], fit_epochs: float | None) -> Fit:
+        return Fit(label, group.data.entry.name, group.model.name, group.model.resource,
+                   cost.wall_seconds(n, fit_epochs), label if job[0] == "trial" else None,
+                   cost.seconds(n, fit_epochs), job)
+
+    return ([make(("trial", k), trial_epochs(group.model.pruning, k, epochs, LAG)) for k in range(trials)]
+            + [make(("cell", seed), epochs) for seed in seeds if seed != reused])
+
+
+def schedule_wall(fits: list[Fit], cpu_slots: int, gpu_slots: int, lag: int) -> float:
+    """Makespan of a greedy longest-first schedule over the slots (per resource kind)."""
+    wall = 0.0
+    for resource, slots in (("cpu", cpu_slots), ("gpu", gpu_slots)):
+        jobs = sorted((f for f in fits if f.resource == resource), key=lambda f: -f.seconds)
+        if not jobs:
+            continue
+        slots = max(1, slots)
+        free = [0.0] * slots
+        heapq.heapify(free)
+        per_study: dict[str, list[float]] = {}
+        for job in jobs:
+            start = heapq.heappop(free)
+            if job.study is not None:  # at most lag+1 trials of one study run at once
+                running = per_study.setdefault(job.study, [])
+                running.sort()
+                if len(running) > lag:
+                    start = max(start, running[-(lag + 1)])
+            end = start + job.seconds
+            if job.study is not None:
+                per_study[job.study].append(end)
+            heapq.heappush(free, end)
+            wall = max(wall, end)
+    return wall
