@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 if (REPO.parent / "shared" / "datasets").is_dir():  # the dataset mirror beside the checkout
     os.environ.setdefault("MLCBENCH_DATA_DIR", str(REPO.parent / "shared" / "datasets"))
 
-TEST_FILES = ["tests/test_torch_training.py", "tests/test_mlp.py", "tests/test_mpvae.py", "tests/test_cgmvae.py"]
+TEST_FILES = ["tests/modelapi/test_torch_training.py", "tests/models/test_mlp.py", "tests/models/test_mpvae.py", "tests/models/test_cgmvae.py"]
 
 
 def run_tests(timeout: float) -> str:

@@ -32,6 +32,21 @@ def mirror_dir() -> Path:
 
 
 @pytest.fixture
+def test_models(monkeypatch, tmp_path):
+    """The models under tests/models_for_tests registered beside the real ones; their fits
+    log to ``tmp_path/fits.log``, their devices to ``tmp_path/devices.log``. Modules that
+    run them say ``pytestmark = pytest.mark.usefixtures("test_models")``."""
+    from helpers import TEST_MODELS
+
+    from benchmark import discovery
+
+    monkeypatch.setenv("MLCBENCH_MODELS_PATH", str(TEST_MODELS))
+    discovery.install_aliases()
+    monkeypatch.setenv("MLCBENCH_TEST_FIT_LOG", str(tmp_path / "fits.log"))
+    monkeypatch.setenv("MLCBENCH_TEST_DEVICE_LOG", str(tmp_path / "devices.log"))
+
+
+@pytest.fixture
 def one_torch_thread():
     """One torch thread for the test, as a worker of a 2-worker run on 2 cores gets; restored after."""
     import torch

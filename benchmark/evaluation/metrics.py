@@ -28,7 +28,7 @@ Threshold-free metrics (``RANKING_METRICS``):
   rank for LRAP); a sample with no true label or with every label true has RL 0 and
   LRAP 1, and still counts in the mean over samples.
 
-Where this differs from scikit-learn (see tests/test_metrics.py, which checks each):
+Where this differs from scikit-learn (see tests/evaluation/test_metrics.py, which checks each):
 
 - ``f1_score(average="samples", zero_division=z)`` keeps samples with ``|y|+|ŷ| = 0``
   in the mean with value ``z``; ebF1 drops them. They agree when no such sample

@@ -25,7 +25,7 @@ After ``fit``, ``fit_info`` holds what the results store records: every model se
 for the embedding report.
 
 ``stochastic`` says whether the seed changes the scores (checked by the behaviour
-contract, ``tests/test_model_contract.py``); left at ``None`` it follows
+contract, ``tests/modelapi/test_model_contract.py``); left at ``None`` it follows
 ``trains_in_epochs`` (networks with random initialisation), see :meth:`Model.is_stochastic`.
 
 The registry (:func:`available_models`, :func:`get_model`, :func:`model_declarations`)

@@ -14,8 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 from optuna.distributions import FloatDistribution
 
-from benchmark.modelapi.base import Model
 from benchmark.evaluation.thresholds import ORACLE_GRID, best_over_grid
+from benchmark.modelapi.base import Model
 
 
 def _log_fit(model: Model) -> None:
