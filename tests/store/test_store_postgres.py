@@ -13,7 +13,6 @@ import signal
 import optuna
 import pytest
 from helpers import assert_same, fit_lines, start_run, wait_until
-from pg_server import postgres_server, postgres_url  # noqa: F401 - fixtures
 
 from benchmark.cli import main
 from benchmark.store.results import ResultsStore
