@@ -30,7 +30,7 @@ SplitProtocol = Literal["harness", "reference"]
 SPLIT_PROTOCOLS: tuple[str, ...] = get_args(SplitProtocol)
 
 #: How scores become predictions: 0.5, per-metric thresholds chosen on validation, or on test.
-ThresholdProtocol = Literal["fixed", "val", "oracle"]
+ThresholdProtocol = Literal["val", "fixed", "oracle"]  # val, the honest default, first
 THRESHOLD_PROTOCOLS: tuple[str, ...] = get_args(ThresholdProtocol)
 
 #: Optuna pruners a suite may choose.

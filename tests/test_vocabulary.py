@@ -58,6 +58,6 @@ def test_each_word_is_defined_once_in_the_engine():
         hits = subprocess.run(["grep", "-rnE", pattern, "benchmark", "--include=*.py"], cwd=REPO_ROOT,
                               capture_output=True, text=True).stdout.splitlines()
         assert [h.split(":")[0] for h in hits] == ["benchmark/vocabulary.py"], (word, hits)
-    assert RESAMPLE_MODES == ("model", "subset", "split") and THRESHOLD_PROTOCOLS == ("fixed", "val", "oracle")
+    assert RESAMPLE_MODES == ("model", "subset", "split") and THRESHOLD_PROTOCOLS == ("val", "fixed", "oracle")
     assert not re.search(r"REFERENCE_GRID|ORACLE_GRID\s*=.*\n.*ORACLE_GRID\s*=",
                          (REPO_ROOT / "benchmark" / "execution" / "suite.py").read_text())

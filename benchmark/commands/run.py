@@ -10,11 +10,11 @@ import threading
 from sqlalchemy.exc import DBAPIError
 from tabulate import tabulate
 
-from benchmark.cost.estimate import estimate, format_hours
-from benchmark.execution import resources
+from benchmark.cost.estimate import estimate, format_hours, size_gpu_jobs
 from benchmark.execution.executors import make_executor
 from benchmark.execution.plan import build_plan
 from benchmark.execution.progress import RunProgress
+from benchmark.execution.resources import make_plan
 from benchmark.execution.runner import Runner, dry_run_rows
 from benchmark.execution.suite import load_suite
 from benchmark.store.results import ResultsStore, StoreError, describe_db_error
@@ -53,13 +53,6 @@ def register(subparsers) -> None:
     verbosity.add_argument("--quiet", action="store_true", help="print only the final summary")
     verbosity.add_argument("--verbose", action="store_true", help="also print every tuning trial")
     parser.set_defaults(handler=handle)
-
-
-def _overrides(args: argparse.Namespace) -> dict:
-    return {
-        "models": args.models, "datasets": args.datasets, "fractions": args.fractions, "seeds": args.seeds,
-        "trials": args.trials, "epochs": args.epochs, "device": args.device, "split_seed": args.split_seed,
-    }
 
 
 def _dry_run(plan, store, show_cells: bool, with_estimate: bool) -> int:
@@ -102,34 +95,17 @@ def _stop_cleanly_on_signals() -> dict:
     return {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
-def _jobs_per_gpu_from_memory(plan, store, progress):
-    """No --workers on a GPU machine: as many jobs per GPU as its free memory holds of the
-    largest calibrated peak of the plan's GPU jobs (``resources.jobs_per_gpu``); the
-    calibrations are cached, so the run's own estimate reuses them."""
-    peaks = estimate(plan, list(plan.groups), store.done_cells(), notice=progress.notice).gpu_peaks()
-    if not peaks:
-        return plan
-    devices = sorted(set(plan.execution.gpu_devices))
-    free = min(resources.gpu_free_bytes(d) for d in devices)
-    jobs = resources.jobs_per_gpu(free, peaks, os.cpu_count() or 1, len(devices))
-    progress.notice(f"{jobs} job(s) per GPU: largest calibrated peak {max(peaks) / 2**20:.0f} MB, "
-                    f"{free / 2**30:.1f} GB free (--workers N sets it)")
-    return plan.with_execution(plan.execution.with_jobs_per_gpu(jobs))
-
-
 def handle(args: argparse.Namespace) -> int:
-    resources.check_settings(args.workers, args.executor)  # before the suite imports any model file
     data_dir = os.path.abspath(args.data_dir) if args.data_dir else None  # travels in the plan and each job
-    suite = load_suite(args.suite, data_dir=data_dir, **_overrides(args))
-
-
-    execution = resources.make_plan(suite.device, args.workers if args.workers is not None else suite.workers,
-                                    args.executor, data_dir, args.address)
-    plan = build_plan(suite, execution)
+    suite = load_suite(  # flags over suite values; plain ones are checked before any model file is imported
+        args.suite, data_dir=data_dir, models=args.models, datasets=args.datasets, fractions=args.fractions,
+        seeds=args.seeds, trials=args.trials, epochs=args.epochs, device=args.device, split_seed=args.split_seed,
+        workers=args.workers)
+    plan = build_plan(suite, make_plan(suite.device, suite.workers, args.executor, data_dir, args.address))
     store = ResultsStore(args.results)
     progress = RunProgress(quiet=args.quiet, verbose=args.verbose)
-    if execution.auto_gpu_jobs and not args.no_estimate:
-        plan = _jobs_per_gpu_from_memory(plan, store, progress)
+    if plan.execution.auto_gpu_jobs and not args.no_estimate:
+        plan = size_gpu_jobs(plan, store.done_cells(), notice=progress.notice)
     if args.dry_run:
         for notice in suite.notices:
             print(f"notice: {notice}")

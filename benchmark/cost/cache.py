@@ -14,13 +14,12 @@ import inspect
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from benchmark import discovery
 from benchmark.cost.calibration import SPACE_DRAWS, FitCost, SpaceFactor, cost_space
 from benchmark.files import UnusableCacheEntry, atomic_write, warn_unusable
 from benchmark.lazy import lazy
-from benchmark.modelapi.base import get_model
 from benchmark.store import provenance
 
 optuna = lazy("optuna")
@@ -36,9 +35,9 @@ FIT_ENGINE = ("execution/worker.py", "modelapi/base.py", "modelapi/torch_trainin
               "data/dataset.py", "data/splits.py")
 
 
-def _code_version(model_name: str) -> str:
+def _code_version(model_cls: type) -> str:
     digest = hashlib.sha256()
-    digest.update(Path(inspect.getfile(get_model(model_name))).read_bytes())
+    digest.update(Path(inspect.getfile(model_cls)).read_bytes())
     for name in FIT_ENGINE:
         digest.update((discovery.REPO_ROOT / "benchmark" / name).read_bytes())
     return digest.hexdigest()[:16]
@@ -86,7 +85,7 @@ class CostCache:
             return None
 
     def key(self, group) -> str:
-        content = [group.data.fingerprint, group.model.base, group.model.params, _code_version(group.model.base),
+        content = [group.data.fingerprint, group.model.base, group.model.params, _code_version(group.model.cls),
                    group.data.split_seed, group.data.val_size, group.model.resource]
         if group.model.resource == "gpu":
             content.append(self.gpu)
@@ -100,6 +99,23 @@ class CostCache:
 
     def put(self, group, cost: FitCost) -> None:
         self.put_entry(self.key(group), dataclasses_asdict(cost))
+
+    def cost(self, group, measure: Callable[[], FitCost]) -> FitCost:
+        """The group's cost at its fixed settings: cached, or measured now and cached."""
+        cost = self.get(group)
+        if cost is None:
+            cost = measure()
+            self.put(group, cost)
+        return cost
+
+    def space_factor(self, group, measure: Callable[[], SpaceFactor] | None) -> SpaceFactor | None:
+        """The group's space factor: cached, or measured now and cached (None: not cached and
+        no ``measure``, as a run's progress estimate asks)."""
+        factor = self.get_space(group)
+        if factor is None and measure is not None:
+            factor = measure()
+            self.put_space(group, factor)
+        return factor
 
     def space_key(self, group) -> str:
         space = sorted((k, optuna.distributions.distribution_to_json(d)) for k, d in cost_space(group).items())

@@ -36,7 +36,6 @@ import numpy as np
 from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.worker import run_job
 from benchmark.lazy import lazy
-from benchmark.modelapi.base import get_model
 
 optuna = lazy("optuna")
 torch = lazy("torch")
@@ -168,7 +167,7 @@ def calibrate(plan: RunPlan, group: GroupPlan) -> FitCost:
     def fit(n: int, epochs: int | None = None) -> float:
         return setup.fit(n, epochs, peaks=peaks, timings=timings)
 
-    cost = _calibrate_fits(get_model(group.model.base), fit, setup.pool_size, setup.eval_scale, setup.val_scale)
+    cost = _calibrate_fits(group.model.cls, fit, setup.pool_size, setup.eval_scale, setup.val_scale)
     # A fit's peak is set by its batch, not its rows, except for the features it holds on
     # the device: the full training set's are a few tens of MB more on the paper's
     # datasets, inside the share of free memory that plan.jobs_per_gpu leaves unused.
@@ -243,7 +242,7 @@ def calibrate_space(plan: RunPlan, group: GroupPlan) -> SpaceFactor:
         return SpaceFactor()
     setup = _calibration(plan, group)
     top = min(setup.pool_size, CALIBRATION_ROWS // 2)  # a ratio of costs: half the rows keep 9 fits cheap
-    cls = get_model(group.model.base)
+    cls = group.model.cls
     by_epochs = cls.trains_in_epochs and "epochs" in cls.defaults
 
     def measure(params: dict[str, Any]) -> tuple[float, float]:

@@ -9,6 +9,7 @@ finished job, compares it with the measured time and scales the remaining estima
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from benchmark.cost.cache import CostCache
@@ -21,6 +22,7 @@ from benchmark.cost.calibration import (
 )
 from benchmark.cost.schedule import Fit, group_fits, schedule_wall
 from benchmark.data.settings import cache_dir
+from benchmark.execution import resources
 from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.pool import configure_threads
 from benchmark.execution.tuning import LAG
@@ -56,35 +58,48 @@ class Estimate:
 
 
 def estimate(plan: RunPlan, groups: list[GroupPlan], done: set, notice=print, time_spaces: bool = True) -> Estimate:
-    """Per (dataset, model): fits and CPU/GPU hours; the total wall time for the plan's slots."""
+    """Per (dataset, model): fits and CPU/GPU hours; the total wall time for the plan's slots.
+
+    Each (dataset, model) is calibrated once (then cached); a tuned space that can change a
+    fit's work scales it by its space factor, timed here only with ``time_spaces`` (the dry
+    run; a run's progress estimate uses cached factors alone).
+    """
     execution = plan.execution
     gpu = provenance.device_name(execution.device) if execution.uses_gpu else ""
     cache = CostCache(cache_dir() / "cost", execution.cpu_threads, gpu)
     configure_threads(execution.cpu_threads)
-    fits: list[Fit] = []
     costs: dict[tuple[str, str], FitCost] = {}  # at the fixed settings (GPU peaks)
     spaced: dict[tuple[str, str], FitCost] = {}  # scaled to the tuned space
     failed: set[tuple[str, str]] = set()
     for group in groups:
-        pair = (group.data.entry.name, group.model.name)
-        if pair not in costs:
-            cost = cache.get(group)
-            if cost is None:
-                notice(f"calibrating {pair[1]} on {pair[0]} (a few small fits; cached afterwards)")
-                try:
-                    cost = calibrate(plan, group)
-                except Exception as exc:  # noqa: BLE001 - the model fails here; the run would record it
-                    last = str(exc).strip().splitlines()
-                    notice(f"{pair[1]} on {pair[0]}: calibration failed ({last[-1] if last else exc}); not estimated")
-                    failed.add(pair)
-                    continue
-                cache.put(group, cost)
-            costs[pair] = cost
-        if pair in failed:
+        dataset, model = pair = (group.dataset, group.model.name)
+        if pair in costs or pair in failed:
             continue
-        if pair not in spaced:
-            spaced[pair] = _over_space(plan, group, costs[pair], cache, notice, time_spaces)
-        fits += group_fits(plan, group, spaced[pair], done)
+
+        def measure_cost() -> FitCost:
+            notice(f"calibrating {model} on {dataset} (a few small fits; cached afterwards)")
+            return calibrate(plan, group)
+
+        def measure_space():
+            notice(f"timing {model} on {dataset} at {SPACE_DRAWS} draws of its tuned space")
+            return calibrate_space(plan, group)
+
+        try:
+            costs[pair] = cache.cost(group, measure_cost)
+        except Exception as exc:  # noqa: BLE001 - the model fails here; the run would record it
+            last = str(exc).strip().splitlines()
+            notice(f"{model} on {dataset}: calibration failed ({last[-1] if last else exc}); not estimated")
+            failed.add(pair)
+            continue
+        factor = None
+        if group.model.tuned and cost_space(group):
+            try:
+                factor = cache.space_factor(group, measure_space if time_spaces else None)
+            except Exception as exc:  # noqa: BLE001 - the fixed settings' cost stands (not cached: retried)
+                notice(f"{model} on {dataset}: space timing failed ({exc}); fixed settings used")
+        spaced[pair] = factor.apply(costs[pair]) if factor is not None else costs[pair]
+    fits = [fit for group in groups if (group.dataset, group.model.name) in spaced
+            for fit in group_fits(plan, group, spaced[(group.dataset, group.model.name)], done)]
     rows: dict[tuple[str, str], EstimateRow] = {}
     for fit in fits:
         row = rows.get((fit.dataset, fit.model), EstimateRow(0, 0.0, fit.resource))
@@ -93,27 +108,22 @@ def estimate(plan: RunPlan, groups: list[GroupPlan], done: set, notice=print, ti
     return Estimate(rows, wall, fits, sorted(failed), costs)
 
 
-def _over_space(plan: RunPlan, group: GroupPlan, cost: FitCost, cache: CostCache, notice,
-                time_spaces: bool = True) -> FitCost:
-    """``cost`` scaled to the group's tuned space (its factor calibrated once, then cached;
-    without ``time_spaces`` only a cached factor is used)."""
-    if not group.model.tuned or not cost_space(group):
-        return cost
-    factor = cache.get_space(group)
-    if factor is None and not time_spaces:
-        return cost
-    if factor is None:
-        notice(f"timing {group.model.name} on {group.data.entry.name} at {SPACE_DRAWS} draws of its tuned space")
-        try:
-            factor = calibrate_space(plan, group)
-        except Exception as exc:  # noqa: BLE001 - the fixed settings' cost stands
-            notice(f"{group.model.name} on {group.data.entry.name}: space timing failed ({exc}); fixed settings used")
-            return cost
-        cache.put_space(group, factor)
-    return factor.apply(cost)
-
-
 def format_hours(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.2f} h"
+
+
+def size_gpu_jobs(plan: RunPlan, done: set, notice=print) -> RunPlan:
+    """No --workers on a GPU machine: as many jobs per GPU as its free memory holds of the
+    largest calibrated peak of the plan's GPU jobs (``resources.jobs_per_gpu``); the
+    calibrations are cached, so the run's own estimate reuses them."""
+    peaks = estimate(plan, list(plan.groups), done, notice=notice).gpu_peaks()
+    if not peaks:
+        return plan
+    devices = sorted(set(plan.execution.gpu_devices))
+    free = min(resources.gpu_free_bytes(d) for d in devices)
+    jobs = resources.jobs_per_gpu(free, peaks, os.cpu_count() or 1, len(devices))
+    notice(f"{jobs} job(s) per GPU: largest calibrated peak {max(peaks) / 2**20:.0f} MB, "
+           f"{free / 2**30:.1f} GB free (--workers N sets it)")
+    return plan.with_execution(plan.execution.with_jobs_per_gpu(jobs))

@@ -36,7 +36,6 @@ from benchmark.evaluation.metrics import (
     check_inputs,
     ranking_metrics,
 )
-from benchmark.vocabulary import THRESHOLD_PROTOCOLS
 
 VAL_GRID: np.ndarray = np.round(np.arange(1, 20) * 0.05, 2)  # 0.05, 0.10, ..., 0.95
 # The nine points of the C-GMVAE/MPVAE reference code (and DESIGN.md): also the grid of the
@@ -220,7 +219,7 @@ def evaluate_protocols(
         chosen["oracle"][metric] = float(ogrid[_best_index(oracle_values, ogrid)])
 
     result = {}
-    for protocol in THRESHOLD_PROTOCOLS:
+    for protocol in chosen:  # stored in this order: fixed, val, oracle
         values = {m: test_value(m, t) for m, t in chosen[protocol].items()}
         values.update(ranking)
         result[protocol] = {

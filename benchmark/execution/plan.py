@@ -52,6 +52,7 @@ class ModelPlan:
     settings: dict[str, Any]
     config: str
     study: str
+    cls: type = dataclasses.field(compare=False, repr=False)  # the registered model class, resolved once
 
     @property
     def tuned(self) -> bool:
@@ -150,7 +151,7 @@ def _model_plan(suite: Suite, execution: ExecutionPlan, data: DataPlan, config: 
     settings = group_settings(suite, data.entry.name, data.fingerprint, config.name, config.base, params,
                               space, trials, max_epochs, pruner_warmup=warmup)
     return ModelPlan(config.name, config.base, execution.resource_for(cls), params, space, trials, epochs,
-                     max_epochs, pruning, settings, config_hash(settings), study_hash(settings))
+                     max_epochs, pruning, settings, config_hash(settings), study_hash(settings), cls)
 
 
 def machine_memory_bytes() -> int:
@@ -161,7 +162,7 @@ def machine_memory_bytes() -> int:
 def _refuse_what_will_not_fit(model: ModelPlan, data: DataPlan, execution: ExecutionPlan) -> None:
     """One line, before anything runs, when a fit of this model (at the most memory its space
     can ask for) would not fit beside the other jobs running at once."""
-    cls = get_model(model.base)
+    cls = model.cls
     if cls.peak_bytes(1, 1, 1, dict(cls.defaults)) is None:
         return  # not modelled: nothing to check (and no dataset to load)
     n_rows, n_features, n_labels = data.shape()

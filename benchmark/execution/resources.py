@@ -100,18 +100,13 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def check_settings(workers: int | str | None, executor: str = "local") -> None:
-    """The plain checks of how to run, made before anything is loaded (one line each)."""
+def make_plan(device: str, workers: int | str | None, executor: str = "local", data_dir: str | None = None,
+              address: str | None = None, cpu_count: int | None = None, gpu_count: int | None = None) -> ExecutionPlan:
+    """Decide the plan from the user's settings (flags over suite values) and this machine."""
     if executor not in ("local", "ray"):
         raise BenchmarkError(f"unknown executor {executor!r}; expected local or ray")
     if workers is not None and workers != "auto" and int(workers) < 1:
         raise BenchmarkError("--workers must be >= 1")
-
-
-def make_plan(device: str, workers: int | str | None, executor: str = "local", data_dir: str | None = None,
-              address: str | None = None, cpu_count: int | None = None, gpu_count: int | None = None) -> ExecutionPlan:
-    """Decide the plan from the user's settings (flags over suite values) and this machine."""
-    check_settings(workers, executor)
     cores = max(1, cpu_count or os.cpu_count() or 1)
     gpus = resolve_gpus(device, cuda_device_count if gpu_count is None else lambda: gpu_count)
     data_dir = os.path.abspath(data_dir) if data_dir else None

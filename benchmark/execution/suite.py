@@ -109,7 +109,7 @@ KNOWN_KEYS = {
 MODEL_TABLE_KEYS = {"trials", "params", "base", "tune", "reference", "datasets"}
 DATASET_TABLE_KEYS = {"params", "tune"}
 OVERRIDABLE = (
-    "datasets", "models", "fractions", "seeds", "trials", "epochs", "device", "split_seed", "val_size",
+    "datasets", "models", "fractions", "seeds", "trials", "epochs", "device", "split_seed", "val_size", "workers",
 )
 REFERENCE_MODEL_PARAMS = {"standardize": False, "epoch_selection": "reference"}
 
@@ -468,17 +468,18 @@ def _declared_datasets(tables: list[dict[str, Any]], base_dir: Path) -> list[Dat
 
 
 def _resolve_datasets(raw: dict[str, Any], data_dir: str | None, notices: list[str]) -> list[DatasetRef]:
+    wanted = _as_list(raw["datasets"], str, "datasets") if raw.get("datasets") else []
+    optional = _as_list(raw["optional_datasets"], str, "optional_datasets") if raw.get("optional_datasets") else []
     declared = _declared_datasets(raw.get("dataset", []), Path(raw["_base_dir"]))
     declared_names = {d.name for d in declared}
     entries: list[DatasetRef] = []
-    names = raw.get("datasets", [])
-    for name in _as_list(names, str, "datasets") if names else []:
+    for name in wanted:
         if name in declared_names:
             continue
         get_spec(name)  # unknown names fail with suggestions
         entries.append(DatasetRef(name=name))
     entries += declared
-    for name in _as_list(raw.get("optional_datasets", []), str, "optional_datasets") if raw.get("optional_datasets") else []:
+    for name in optional:
         if any(e.name == name for e in entries):
             continue
         if is_available(get_spec(name), data_dir):
@@ -512,7 +513,7 @@ def load_suite(name_or_path: str, data_dir: str | None = None, **overrides: Any)
     """Read a shipped suite or a TOML file, apply overrides, validate everything, resolve names.
 
     ``overrides`` are the command-line flags (``None`` means "not given"):
-    datasets, models, fractions, seeds, trials, epochs, device, split_seed, val_size.
+    datasets, models, fractions, seeds, trials, epochs, device, split_seed, val_size, workers.
     """
     raw, path = _read_toml(name_or_path)
     _check_keys(raw, path)

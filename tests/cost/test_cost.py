@@ -12,6 +12,7 @@ import pytest
 
 from benchmark.cost import cache as cost_cache
 from benchmark.cost import calibration, estimate, schedule
+from benchmark.modelapi.base import get_model
 
 ENTRY = {"fixed": 1.0, "per_row": 0.01, "exponent": 1.0, "per_epoch_val": 0.0, "epochs_trained": False,
          "peak_gpu_bytes": 0}
@@ -97,7 +98,7 @@ def test_a_multithread_cache_entry_without_parallelism_is_recalibrated(tmp_path)
             fingerprint, split_seed, val_size = "sha", 0, 0.15
 
         class model:
-            base, params, resource = "prior", {}, "cpu"
+            base, params, resource, cls = "prior", {}, "cpu", get_model("prior")
 
     for threads, expected in ((1, True), (2, False)):
         cache = cost_cache.CostCache(tmp_path / str(threads), threads=threads)
@@ -232,7 +233,7 @@ def test_an_implausible_calibration_is_absent_and_warned_about_once(tmp_path, ca
             fingerprint, split_seed, val_size = "sha", 0, 0.15
 
         class model:
-            base, params, resource = "prior", {}, "cpu"
+            base, params, resource, cls = "prior", {}, "cpu", get_model("prior")
 
     store = cost_cache.CostCache(tmp_path, threads=1)
     store.put_entry(store.key(Group), {**ENTRY, "per_row": -4e12})
