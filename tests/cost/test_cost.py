@@ -155,6 +155,7 @@ def test_a_space_of_step_size_and_regularisation_costs_the_fixed_settings_withou
     assert calibration.calibrate_space(plan, groups[0]) == calibration.SpaceFactor()
 
 
+@pytest.mark.slow
 def test_the_space_factor_is_measured_from_fits_at_draws_of_the_tuned_space(tmp_path):
     """rf at its default 200 trees against 8 seeded draws of 300 to 500 trees: the fits cost
     about their mean tree count over 200 (1.81x; set-up and evaluation dilute it)."""
@@ -181,6 +182,7 @@ def test_the_space_factor_is_cached_apart_from_the_fixed_settings_cost(tmp_path)
     assert again.get(groups[0]) == calibration.FitCost(1.0, 0.1)
 
 
+@pytest.mark.slow
 def test_the_progress_display_compares_each_finished_job_with_its_own_estimate(tmp_path, monkeypatch):
     """A real run with the estimate on: every trial and cell gets the cost model's seconds of
     that job, so the pruned trials' shorter estimates are the ones their times are compared with."""

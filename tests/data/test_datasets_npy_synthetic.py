@@ -112,6 +112,7 @@ def test_info_on_a_user_npy_file(tmp_path, capsys):
     assert (record["n_train"], record["n_val"], record["n_test"]) == (20, 10, 10)
 
 
+@pytest.mark.slow
 def test_synthetic_is_seeded_with_a_default_split():
     a = load_dataset("synthetic")
     b = load_dataset({"name": "synthetic", "format": "synthetic", "n_samples": 1000, "n_features": 50,

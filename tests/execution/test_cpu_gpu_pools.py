@@ -27,6 +27,7 @@ def test_plan_with_gpus_gives_the_other_cores_to_cpu_workers():
     assert cpu.gpu_devices == () and cpu.cpu_workers == 2 and cpu.cpu_threads == 4
 
 
+@pytest.mark.slow
 def test_cpu_and_gpu_jobs_run_concurrently_in_their_own_pools(tmp_path):
     suite_file = tmp_path / "mixed.toml"
     suite_file.write_text('name = "mixed"\ndatasets = ["emotions"]\nmodels = ["test_gpu_sleeper", "test_cpu_sleeper"]\n'

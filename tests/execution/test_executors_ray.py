@@ -8,6 +8,8 @@ from helpers import TEST_MODELS
 from benchmark.cli import main
 from benchmark.store.results import ResultsStore
 
+pytestmark = pytest.mark.slow  # starts Ray
+
 pytest.importorskip("ray")
 
 

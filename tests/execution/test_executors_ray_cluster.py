@@ -24,6 +24,8 @@ from helpers import REPO_ROOT, TEST_MODELS
 
 from benchmark.store.results import ResultsStore
 
+pytestmark = pytest.mark.slow  # starts a two-node Ray cluster
+
 pytest.importorskip("ray")
 
 RAY = Path(sys.executable).with_name("ray")

@@ -93,6 +93,7 @@ def _subprocess_env(log: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_finishes_every_cell_exactly_once(tmp_path):
     suite = write_suite(tmp_path / "kill.toml", KILL_SUITE)
     results = tmp_path / "res"
@@ -145,6 +146,7 @@ epochs = 4
 """
 
 
+@pytest.mark.slow
 def test_study_is_stored_resumed_and_budget_is_shared(tmp_path):
     suite = write_suite(tmp_path / "tuning.toml", TUNING_SUITE)
     results, log = tmp_path / "res", tmp_path / "fits.log"
@@ -187,6 +189,7 @@ pruner_warmup_epochs = 1
 """
 
 
+@pytest.mark.slow
 def test_median_pruner_prunes_hopeless_trials(tmp_path):
     suite = write_suite(tmp_path / "pruning.toml", PRUNING_SUITE)
     results = tmp_path / "res"
@@ -216,6 +219,7 @@ params = { epochs = 4, sleep = 0.05 }
 """
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_do_not_duplicate_cells(tmp_path):
     suite = write_suite(tmp_path / "concurrent.toml", CONCURRENT_SUITE)
     results = tmp_path / "res"
@@ -238,6 +242,7 @@ def test_two_concurrent_runs_do_not_duplicate_cells(tmp_path):
     assert len(fits(logs[0])) + len(fits(logs[1])) == 4
 
 
+@pytest.mark.slow
 def test_a_cell_on_a_tiny_test_set_is_stored_and_printed_with_its_warning(tmp_path, capsys):
     """80 rows, a quarter for test: 20 test rows, fewer than the 30 a macro-F1 needs to mean
     much. The run says so once, and the stored row carries the warning."""

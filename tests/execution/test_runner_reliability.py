@@ -18,7 +18,7 @@ from helpers import alive, assert_same, fit_lines, pids_in, start_run, wait_unti
 from benchmark.cli import main
 from benchmark.store.results import ResultsStore
 
-pytestmark = pytest.mark.usefixtures("test_models")  # tests/conftest.py
+pytestmark = [pytest.mark.usefixtures("test_models"), pytest.mark.slow]  # slow: real runs killed with real signals
 
 
 SLOW_SUITE = """

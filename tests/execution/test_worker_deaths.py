@@ -20,7 +20,7 @@ from helpers import REPO_ROOT, wait_until
 
 from benchmark.store.results import ResultsStore
 
-pytestmark = pytest.mark.usefixtures("test_models")  # tests/conftest.py
+pytestmark = [pytest.mark.usefixtures("test_models"), pytest.mark.slow]  # slow: kills real worker processes
 
 
 def worker_children(pid: int) -> list[int]:

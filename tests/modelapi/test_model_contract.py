@@ -128,6 +128,7 @@ class Constant(Model):
 '''
 
 
+@pytest.mark.slow
 def test_a_broken_model_file_is_unavailable_and_the_others_run(tmp_path):
     """The broken file is listed with its reason; the working one passes the contract
     in a process that sees both (a subprocess: this one's registry stays clean)."""

@@ -57,6 +57,7 @@ def test_get_model_suggests_close_names():
         get_model("zzz-not-a-model")
 
 
+@pytest.mark.slow
 def test_models_list_table():
     table = run_cli("models", "list")
     assert table.returncode == 0, table.stderr
@@ -75,6 +76,7 @@ def test_unknown_model_on_the_command_line():
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_models_from_an_extra_folder_are_discovered(tmp_path):
     """Also checks the --json listing (one CLI call for both: each costs seconds of imports)."""
     (tmp_path / "my_model.py").write_text(textwrap.dedent('''

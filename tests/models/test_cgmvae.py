@@ -177,6 +177,7 @@ def _val_protocol(Y, split, s_val, s_test):
     return evaluate_protocols(Y[split.val], s_val, Y[split.test], s_test)["val"]["metrics"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["yeast", "scene"])
 def test_cgmvae_beats_trivial_and_lands_near_binary_relevance(mirror_dir, name):
     X, Y, split = published_split(name)

@@ -55,6 +55,7 @@ def test_a_block_as_large_as_the_label_set_is_the_full_graph():
     assert np.array_equal(full.predict_proba(parts["test"][0]), whole.predict_proba(parts["test"][0]))
 
 
+@pytest.mark.slow
 def test_blocks_learn_and_keep_the_label_order():
     parts = published_parts("yeast")
     X_val, Y_val = parts["val"]

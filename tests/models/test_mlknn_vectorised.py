@@ -62,6 +62,7 @@ def bibtex_subset():
 CASES = [(10, 1.0, "library"), (5, 0.3, "library"), (17, 2.5, "library"), (7, 0.5, "none")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k, s, loo", CASES)
 @pytest.mark.parametrize("data", ["yeast_parts", "bibtex_subset"])
 def test_library_modes_are_bit_equal_to_skmultilearn(data, k, s, loo, request):

@@ -108,6 +108,7 @@ def show(dataset: str, label: str, metrics: dict[str, float], params=None) -> No
           + (f"  {params}" if params else ""))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["yeast", "scene"])
 @pytest.mark.parametrize("name", NEW_MODELS)
 def test_beats_the_prior_and_lands_near_br(name, dataset, references, mirror_dir):

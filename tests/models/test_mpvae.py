@@ -373,6 +373,7 @@ P_AT_1_MARGIN = {"yeast": -0.03, "scene": 0.02}
 @pytest.mark.slow
 @pytest.mark.parametrize("name, epochs, shared_noise", [("yeast", 60, False), ("scene", 40, False),
                                                         ("scene", 40, True)])
+@pytest.mark.slow
 def test_beats_trivial_and_lands_near_binary_relevance(name, epochs, shared_noise, mirror_dir):
     from benchmark.modelapi.base import get_model
 

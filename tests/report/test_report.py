@@ -131,6 +131,7 @@ def expected_cells(rows, metric, protocol="val", fraction=1.0):
 # ---------------------------------------------------------------- the store itself
 
 
+@pytest.mark.slow
 def test_store_has_done_and_failed_cells(stored_runs):
     done = [r for r in stored_runs if r["status"] == "done"]
     failed = [r for r in stored_runs if r["status"] != "done"]
@@ -142,6 +143,7 @@ def test_store_has_done_and_failed_cells(stored_runs):
 # ---------------------------------------------------------------- tables
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("metric", MAIN)
 def test_table_numbers_match_the_stored_rows(report, stored_runs, metric):
     table = pd.read_csv(report.out_dir / "tables" / f"{metric.replace('@', '')}.csv")
@@ -420,6 +422,7 @@ def test_committed_example_matches_its_committed_store():
         assert cell.mean == pytest.approx(statistics.mean(expected[(cell.Dataset, cell.column)]), abs=1e-12)
 
 
+@pytest.mark.slow
 def test_regenerating_removes_only_the_previous_reports_stale_files(store_dir, tmp_path):
     inputs = inputs_from_store(store_dir)
     build_report(inputs, tmp_path, focus=FOCUS, metrics=["ebF1"])

@@ -20,7 +20,7 @@ from benchmark.report import build_report
 QUICK = REPO_ROOT / "reports" / "quick" / "store"
 MAIN = ("ebF1", "miF1", "maF1", "P@1")
 
-pytestmark = pytest.mark.skipif(not (QUICK / "mlcbench.sqlite").exists(), reason="no committed quick store")
+pytestmark = [pytest.mark.skipif(not (QUICK / "mlcbench.sqlite").exists(), reason="no committed quick store"), pytest.mark.slow]  # slow: reads the whole committed quick store
 
 
 @pytest.fixture(scope="module")

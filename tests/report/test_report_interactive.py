@@ -21,7 +21,7 @@ from benchmark.report.interactive import SECTION_ID, standalone
 QUICK = REPO_ROOT / "reports" / "quick" / "store"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-pytestmark = pytest.mark.skipif(not (QUICK / "mlcbench.sqlite").exists(), reason="no committed quick store")
+pytestmark = [pytest.mark.skipif(not (QUICK / "mlcbench.sqlite").exists(), reason="no committed quick store"), pytest.mark.slow]  # slow: builds the quick report and starts a browser
 
 
 @pytest.fixture(scope="module")

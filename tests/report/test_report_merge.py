@@ -72,7 +72,7 @@ SUITE = textwrap.dedent(
     """
 )
 
-pytestmark = pytest.mark.skipif(not (QUICK / "mlcbench.sqlite").exists(), reason="no committed quick store")
+pytestmark = [pytest.mark.skipif(not (QUICK / "mlcbench.sqlite").exists(), reason="no committed quick store"), pytest.mark.slow]  # slow: runs real suites into new stores
 
 
 def _run(root: Path, name: str, **suite) -> Path:

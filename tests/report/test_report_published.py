@@ -69,6 +69,7 @@ def test_comparison_numbers_on_a_matching_store(tmp_path):
     assert cmp["within_2sd"].to_dict() == {"ebF1": True, "miF1": False, "maF1": False, "P@1": True}
 
 
+@pytest.mark.slow
 def test_report_with_published_on_a_matching_store(tmp_path):
     results = _store(tmp_path / "results", True)
     out = tmp_path / "report"
@@ -94,6 +95,7 @@ def test_report_with_published_on_a_matching_store(tmp_path):
     assert len(csv) == 4 and csv["n_seeds"].tolist() == [3, 3, 3, 3]
 
 
+@pytest.mark.slow
 def test_val_report_compares_published_under_their_own_protocol(tmp_path):
     results = _store(tmp_path / "results", True)
     out = tmp_path / "report"
@@ -159,6 +161,7 @@ def test_other_protocol_needs_its_protocol_stated(tmp_path):
     assert pub["protocol_note"].item() == "their own split" and pub["same_family_as"].item() == "br"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (QUICK / "mlcbench.sqlite").exists(), reason="no committed quick store")
 def test_quick_store_beside_the_study_as_a_separate_unranked_block(tmp_path):
     import json

@@ -3,6 +3,8 @@ embedding and many-model layouts in the report."""
 
 from __future__ import annotations
 
+import pytest
+
 from benchmark.cli import main
 from benchmark.report import build_report
 from benchmark.store.results import ResultsStore
@@ -26,6 +28,7 @@ params = { C = 10.0 }
 """
 
 
+@pytest.mark.slow
 def test_a_variant_runs_is_stored_and_reported_under_its_own_name(tmp_path):
     suite = tmp_path / "variants.toml"
     suite.write_text(VARIANTS)
@@ -48,6 +51,7 @@ def test_a_variant_runs_is_stored_and_reported_under_its_own_name(tmp_path):
     assert "br-weak" not in (tmp_path / "two" / "tables" / "maF1.md").read_text()
 
 
+@pytest.mark.slow
 def test_many_models_transpose_and_embeddings_are_drawn(tmp_path):
     suite = tmp_path / "emb.toml"
     models = ["prior", "br", "cc", "mlknn", "rf", "rakeld", "mlaram", "mlp", "cgmvae", "br-a", "br-b"]

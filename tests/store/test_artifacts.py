@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from benchmark.cli import main
 from benchmark.store.results import ResultsStore
 from benchmark.store.tables import cell_key
 
 
+@pytest.mark.slow
 def test_a_cell_with_label_embeddings_stores_them_and_delete_removes_them(tmp_path):
     suite = tmp_path / "emb.toml"
     suite.write_text('name = "emb"\ndatasets = ["emotions"]\nmodels = ["cgmvae", "br"]\nfractions = [1.0]\n'

@@ -145,6 +145,7 @@ def _write_cells(directory: str, tag: int, n_cells: int) -> None:
         store.record(_row(seed=seed, fraction=1.0, status="failed", error=f"writer {tag}"))
 
 
+@pytest.mark.slow
 def test_two_processes_writing_the_same_cells_do_not_duplicate(tmp_path):
     ResultsStore(tmp_path)  # create the schema once
     ctx = mp.get_context("spawn")

@@ -68,6 +68,7 @@ def test_report_out_unwritable(tmp_path, capsys):
     assert "/proc/mlcbench-report" in one_error_line(capsys)
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_run_cleanly_and_keeps_finished_cells(tmp_path, capsys, monkeypatch):
     """SQLite's max_page_count makes the database 'full' after a few cells, as a full disk would."""
     from benchmark.store import results as store_module

@@ -17,7 +17,7 @@ from helpers import assert_same, fit_lines, start_run, wait_until
 from benchmark.cli import main
 from benchmark.store.results import ResultsStore
 
-pytestmark = pytest.mark.usefixtures("test_models")  # tests/conftest.py
+pytestmark = [pytest.mark.usefixtures("test_models"), pytest.mark.slow]  # slow: starts a PostgreSQL server and kills real runs
 
 
 RUN_SUITE = """
