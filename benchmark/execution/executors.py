@@ -177,7 +177,8 @@ class RayExecutor:
             try:
                 results.append((ref, self._ray.get(ref)))
             except Exception as exc:  # noqa: BLE001 - a lost worker or node is a failed job
-                results.append((ref, JobResult("failed", error=f"ray task failed: {type(exc).__name__}: {exc}")))
+                results.append((ref, JobResult("failed", error=f"ray task failed: {type(exc).__name__}: {exc}",
+                                               lost=True)))
         return results
 
     def wait(self, timeout: float | None = None):

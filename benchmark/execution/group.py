@@ -27,6 +27,9 @@ from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.worker import FitRecord, Job, JobResult
 from benchmark.store.tables import CellKey
 
+#: a trial whose worker dies this often fails its group's cells instead of being asked again
+MAX_TRIAL_LOSSES = 2
+
 
 class GroupState(enum.Enum):
     CLAIMING = "claiming"
@@ -68,6 +71,7 @@ class Group:
     reuse: FitRecord | None = None  # best trial's record, for the trial seed
     error: str | None = None  # why no configuration could be chosen
     last_trial_error: str | None = None
+    lost_trials: dict[int, int] = field(default_factory=dict)  # trial index -> times its worker died
     pending: list[int] = field(default_factory=list)  # seeds not yet submitted
     started_at: float = 0.0
     _claims: Any = None
@@ -120,6 +124,9 @@ class Group:
         return budget is not None and time.monotonic() - self.started_at > budget
 
     def _finish_tuning(self) -> None:
+        if self.error:  # a trial lost its worker too often
+            self._seed_with(None)
+            return
         best = self.study.best()
         if best is None:
             self.error = "tuning produced no complete trial; last trial error:\n" + (self.last_trial_error or "none")
@@ -153,6 +160,8 @@ class Group:
         """A job came back: a trial is told to the study; a cell is a seed's outcome."""
         if kind == "cell":
             return [self._outcome(ident, result)]
+        if result.lost:
+            return self._trial_lost(ident, result)
         attrs: dict[str, Any] = {}
         if result.state == "complete":
             attrs["cell_record"] = result.record.to_dict()
@@ -160,6 +169,19 @@ class Group:
             attrs["error"] = (result.error or "")[-4000:]
             self.last_trial_error = result.error
         self.study.tell(ident, result.state, result.val_score, result.intermediate, attrs)
+        return []
+
+    def _trial_lost(self, index: int, result: JobResult) -> list[CellOutcome]:
+        """A trial whose worker died is part of the study's budget: it is asked again, with the
+        same parameters (sampling is deterministic), as after a driver crash. A trial that
+        loses its worker twice fails the group's cells (retried by the next run) rather than
+        leaving the study one trial short and calling its cells done."""
+        self.study.abandon(index)
+        self.lost_trials[index] = self.lost_trials.get(index, 0) + 1
+        if self.lost_trials[index] < MAX_TRIAL_LOSSES:
+            return []
+        self.error = f"tuning trial {index} lost its worker {self.lost_trials[index]} times: {result.error}"
+        self.study.stop_asking()
         return []
 
     def _outcome(self, seed: int, result: JobResult, reused: bool = False) -> CellOutcome:

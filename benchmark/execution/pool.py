@@ -203,7 +203,8 @@ class WorkerPool:
             return handle
         reason = death_message(worker.process.exitcode) if worker.process.exitcode is not None else why
         self._undelivered.append((handle, JobResult(
-            "failed", error=f"job could not be handed to a worker: its worker died before taking it ({reason})")))
+            "failed", error=f"job could not be handed to a worker: its worker died before taking it ({reason})",
+            lost=True)))
         return handle
 
     def wait(self, timeout: float | None) -> list[tuple[int, Any]]:
@@ -237,7 +238,8 @@ class WorkerPool:
                     pass  # the worker died while sending: treat as dead below
             if worker.conn in ready or worker.process.sentinel in ready:
                 worker.process.join(5)
-                results.append((worker.handle, JobResult("failed", error=death_message(worker.process.exitcode))))
+                results.append((worker.handle, JobResult("failed", error=death_message(worker.process.exitcode),
+                                                         lost=True)))
                 self._replace(worker)
         return results
 

@@ -173,6 +173,10 @@ class StudyDriver:
         visible = [finished[i] for i in sorted(finished) if i < index - LAG]
         return [trial_to_dict(t) for t in visible if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
 
+    def stop_asking(self) -> None:
+        """No further trial: the group fails (its cells are retried by the next run)."""
+        self.budget = 0
+
     def can_ask(self) -> bool:
         finished = self._finished()
         index = self._next_index(finished)
@@ -214,8 +218,13 @@ class StudyDriver:
         complete = [finished[i] for i in sorted(finished) if i < self.budget and finished[i].state == optuna.trial.TrialState.COMPLETE]
         return max(complete, key=lambda t: t.value) if complete else None
 
+    def abandon(self, index: int) -> None:
+        """Close a trial whose result was lost (its worker died, the run was interrupted): it
+        does not count, and its index is asked again with the same parameters."""
+        trial = self.in_flight.pop(index)
+        trial.set_user_attr(INTERRUPTED_ATTR, True)
+        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
     def abandon_in_flight(self) -> None:
         for index in list(self.in_flight):
-            trial = self.in_flight.pop(index)
-            trial.set_user_attr(INTERRUPTED_ATTR, True)
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self.abandon(index)

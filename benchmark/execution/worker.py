@@ -110,6 +110,7 @@ class JobResult:
     error: str | None = None
     started_at: str | None = None
     artifacts: dict[str, np.ndarray] = field(default_factory=dict)  # small arrays kept beside the store
+    lost: bool = False  # the job's worker died (a kill, the OOM killer, a lost node): not the model's failure
 
 
 def objective_value(y_val, s_val, objective: str, grid) -> float:

@@ -196,3 +196,43 @@ def test_a_study_time_budget_stops_asking_and_is_recorded(tmp_path):
     row = ResultsStore(results).runs_frame().iloc[0]
     assert row.status == "done" and 1 <= row.n_trials < 40, "the budget cut the study short"
     assert row.settings["tuning"]["budget_seconds"] == 2.0 and row.settings["tuning"]["trials"] == 40
+
+
+TUNED_SLOW_SUITE = """
+name = "tuned-slow"
+datasets = ["emotions"]
+models = ["test_epoch_lr"]
+fractions = [1.0]
+seeds = [0, 1]
+trials = 2
+pruner = "none"
+
+[model.test_epoch_lr]
+params = { epochs = 10, sleep = 0.3 }
+"""
+
+
+def test_a_trial_whose_worker_is_killed_is_asked_again_and_the_budget_kept(tmp_path):
+    """Killing the worker of a tuning trial once: the trial is asked again with the same
+    parameters, the study ends with every planned trial complete and the cells are done."""
+    import optuna
+
+    suite = tmp_path / "tuned.toml"
+    suite.write_text(TUNED_SLOW_SUITE)
+    results, log = tmp_path / "res", tmp_path / "fits.log"
+    proc = start_run(suite, results, log, "--workers", "2")
+    wait_until(lambda: len(fit_lines(log)) >= 1, what="a trial fitting")
+    os.kill(pids_in(log)[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err.decode()
+    frame = ResultsStore(results).runs_frame()
+    assert (frame.status == "done").all() and set(frame.seed) == {0, 1}
+    assert (frame.n_trials == 2).all(), "the lost trial was redone: the budget is whole"
+    storage = optuna.storages.RDBStorage(ResultsStore(results).url)
+    [summary] = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 2 and len(trials) == 3, "two trials complete, the lost one closed aside"
+    lost = next(t for t in trials if t.state == optuna.trial.TrialState.FAIL)
+    redone = next(t for t in complete if t.user_attrs["mlcbench_index"] == lost.user_attrs["mlcbench_index"])
+    assert redone.params == lost.params, "asked again with the same parameters"
