@@ -62,7 +62,7 @@ def rss_bytes() -> int:
 
 def one_fit(dataset: str, model: str, trees: int, seed: int) -> dict:
     """One fit in this process: what the table needs, as a JSON-able dict."""
-    from benchmark.data.sources import load_dataset
+    from benchmark.data.loading import load_dataset
     from benchmark.data.splits import make_split
     from benchmark.evaluation.thresholds import evaluate_protocols
     from benchmark.modelapi.base import get_model

@@ -145,8 +145,7 @@ def test_a_broken_model_file_is_unavailable_and_the_others_run(tmp_path):
     names = [line.split()[0] for line in listing.stdout.splitlines() if line and not line.startswith((" ", "-"))]
     assert {"contract_constant", "prior", "br", "mlknn"} <= set(names)
     contract = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(REPO_ROOT / "tests" / __name__.split(".")[-1])
-         + ".py", "-k", "contract_constant"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "contract_constant"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert contract.returncode == 0, contract.stdout[-3000:]
     assert "3 passed" in contract.stdout  # dense, csr, seed/pickle

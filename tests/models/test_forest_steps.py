@@ -28,13 +28,13 @@ import pytest
 import scipy.sparse as sp
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-from benchmark.data.sources import load_dataset
+from benchmark.data.loading import load_dataset
 from benchmark.data.splits import make_split
+from benchmark.discovery import REPO_ROOT
 from benchmark.evaluation.thresholds import evaluate_protocols
 from benchmark.execution.tuning import EpochPruner
 from benchmark.execution.worker import Pruning
 from benchmark.modelapi.base import get_model
-from benchmark.modelapi.discovery import REPO_ROOT
 from benchmark.modelapi.sklearn_utils import LabelPartition
 
 RF, RFP = get_model("rf"), get_model("rfp")
@@ -137,7 +137,7 @@ def test_rfp_beats_the_prior_and_lands_near_rf(dataset, parts):
 MEASURE = textwrap.dedent("""
     import json, resource, sys
     import benchmark
-    from benchmark.data.sources import load_dataset
+    from benchmark.data.loading import load_dataset
     from benchmark.data.splits import make_split
     from benchmark.modelapi.base import get_model
     dataset, name, trees = sys.argv[1], sys.argv[2], int(sys.argv[3])
