@@ -63,6 +63,7 @@ def _dry_run(plan, store, show_cells: bool, with_estimate: bool) -> int:
     done = sum(r[-1] == "done" for r in rows)
     failed = sum(r[-1] == "failed" for r in rows)
     if with_estimate:
+        plan.check_data()  # a bad dataset file: one error line, before any calibration
         result = estimate(plan, list(plan.groups), store.done_cells(), notice=lambda t: print(f"notice: {t}"))
         table = [(d, m, r.fits, r.resource, f"{r.seconds / 3600:.3f}") for (d, m), r in sorted(result.rows.items())]
         print(tabulate(table, headers=["dataset", "model", "fits", "runs on", "est. hours"]))

@@ -118,6 +118,7 @@ def size_gpu_jobs(plan: RunPlan, done: set, notice=print) -> RunPlan:
     """No --workers on a GPU machine: as many jobs per GPU as its free memory holds of the
     largest calibrated peak of the plan's GPU jobs (``resources.jobs_per_gpu``); the
     calibrations are cached, so the run's own estimate reuses them."""
+    plan.check_data()  # a bad dataset file: one error line, before any calibration
     peaks = estimate(plan, list(plan.groups), done, notice=notice).gpu_peaks()
     if not peaks:
         return plan

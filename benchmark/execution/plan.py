@@ -105,6 +105,12 @@ class RunPlan:
     def cells(self) -> list[CellKey]:
         return [group.key(seed) for group in self.groups for seed in group.seeds]
 
+    def check_data(self) -> None:
+        """Load and split every dataset once, before anything is planned in the store or timed:
+        a bad file is one error, here, not a failure per model and cell later."""
+        for data in {group.dataset: group.data for group in self.groups}.values():
+            data.parts(1.0, self.trial_seed)
+
     def with_execution(self, execution: ExecutionPlan) -> "RunPlan":
         return dataclasses.replace(self, execution=execution)
 

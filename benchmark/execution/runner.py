@@ -146,6 +146,7 @@ class Runner:
     def run(self) -> RunSummary:
         started = time.monotonic()
         self.fetch_datasets()
+        self.plan.check_data()
         cells = self.plan.cells()
         self.store.plan(cells, self.plan.suite.name, self.plan.suite.hash)
         done = self.store.done_cells()

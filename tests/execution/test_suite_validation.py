@@ -70,3 +70,26 @@ def test_a_negative_count_whose_default_is_zero_is_refused_at_load(tmp_path, cap
     assert "label_block = -1" in err and "integer >= 0" in err, err
     assert not (tmp_path / "results").exists()
 
+
+
+def test_a_bad_dataset_file_is_one_error_before_anything_is_planned(tmp_path, capsys):
+    """A declared dataset with a malformed row: run and dry run say so in one line, once,
+    and the store has no planned cell (report would list them as missing forever)."""
+    from benchmark.store.results import ResultsStore
+
+    attributes = "".join(f"@attribute f{i} numeric\n" for i in range(3)) + "@attribute a {0,1}\n@attribute b {0,1}\n"
+    rows = "\n".join(f"{i}.0,{i % 3}.5,1.0,{i % 2},{(i + 1) % 2}" for i in range(40))
+    (tmp_path / "bad.arff").write_text(f"@relation bad\n{attributes}@data\n{rows}\n1.0,oops,2.0,1,0\n")
+    (tmp_path / "bad.xml").write_text('<?xml version="1.0" encoding="utf-8"?>\n'
+                                      '<labels xmlns="http://mulan.sourceforge.net/labels">\n'
+                                      '<label name="a"></label>\n<label name="b"></label>\n</labels>\n')
+    suite = tmp_path / "bad.toml"
+    suite.write_text('name = "bad"\nmodels = ["prior", "br", "mlknn"]\ntrials = 0\n[[dataset]]\nname = "bad"\n'
+                     'format = "mulan"\nxml = "bad.xml"\narff = "bad.arff"\n')
+    for extra in ([], ["--dry-run"]):
+        assert main(["run", "--suite", str(suite), "--results", str(tmp_path / "res"), *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        errors = [line for line in err if line.startswith("error:")]
+        assert len(errors) == 1 and "bad.arff" in errors[0], err
+        assert not any("calibration failed" in line for line in err), "no retry per model"
+    assert ResultsStore(tmp_path / "res").planned_frame().empty, "nothing planned"
