@@ -101,6 +101,7 @@ class MLkNN(Model):
     """
 
     name = "mlknn"
+    revision = 2  # 2: exact leave-one-out by default (library counting gave duplicated rows themselves)
     family = "knn"
     defaults: dict[str, Any] = {"k": 10, "s": 1.0, "standardize": False, "exclude_self": True, "loo": "exact"}
     search_space: dict[str, Any] = {

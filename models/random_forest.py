@@ -47,7 +47,12 @@ from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from benchmark.evaluation.thresholds import VAL_GRID, sweep
 from benchmark.modelapi.base import Model
-from benchmark.modelapi.sklearn_utils import LabelPartition, check_features, check_labels, check_xy
+from benchmark.modelapi.sklearn_utils import (
+    LabelPartition,
+    check_features,
+    check_labels,
+    check_xy,
+)
 
 #: trees added per step (the last step may be smaller)
 STEP_TREES = 25

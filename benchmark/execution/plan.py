@@ -154,9 +154,12 @@ def _model_plan(suite: Suite, execution: ExecutionPlan, data: DataPlan, config: 
     space = space if trials else {}
     warmup = suite.pruner_warmup_epochs if cls.pruner_warmup is None else cls.pruner_warmup
     pruning = Pruning(suite.pruner, suite.pruner_startup_trials, warmup, max_epochs) if trials else None
+    resource = execution.resource_for(cls)
+    threads = execution.cpu_threads if resource == "cpu" else execution.gpu_threads
     settings = group_settings(suite, data.entry.name, data.fingerprint, config.name, config.base, params,
-                              space, trials, max_epochs, pruner_warmup=warmup)
-    return ModelPlan(config.name, config.base, execution.resource_for(cls), params, space, trials, epochs,
+                              space, trials, max_epochs, pruner_warmup=warmup, threads=threads,
+                              revision=cls.revision)
+    return ModelPlan(config.name, config.base, resource, params, space, trials, epochs,
                      max_epochs, pruning, settings, config_hash(settings), study_hash(settings), cls)
 
 

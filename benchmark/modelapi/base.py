@@ -75,6 +75,9 @@ class Model(ABC):
     #: ``pruner_warmup_epochs``); a 20-step forest needs fewer than a 100-epoch network
     pruner_warmup: ClassVar[int | None] = None
     stochastic: ClassVar[bool | None] = None  # None: same as trains_in_epochs
+    #: bump when a change to the model changes its results for the same settings (a new
+    #: default, a fixed bug): it is part of every cell's identity, so old cells are not reused
+    revision: ClassVar[int] = 1
     defaults: ClassVar[dict[str, Any]] = {}
     search_space: ClassVar[dict[str, Any]] = {}  # name -> optuna.distributions.*
 

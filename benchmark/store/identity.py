@@ -37,9 +37,16 @@ def space_json(search_space: dict[str, Any]) -> dict[str, Any]:
 
 def group_settings(suite, dataset: str, fingerprint: dict[str, str], model: str, base_model: str,
                    params: dict[str, Any], search_space: dict[str, Any], trials: int,
-                   max_epochs: int | None, pruner_warmup: int | None = None) -> dict[str, Any]:
-    """The settings every cell of one (dataset, model) shares, as plain data."""
-    return {
+                   max_epochs: int | None, pruner_warmup: int | None = None, threads: int = 1,
+                   revision: int = 1) -> dict[str, Any]:
+    """The settings every cell of one (dataset, model) shares, as plain data.
+
+    ``threads`` (per fit) is part of it when above one: the same fit on two threads sums in
+    another order than on one (test metrics moved by ~1e-4), so one store never mixes them.
+    One thread adds nothing, so cells made before threads were recorded (one worker per core,
+    as the committed stores) keep their identity.
+    """
+    settings = {
         "harness": PROTOCOL_VERSION,
         "dataset": {"name": dataset, "files": fingerprint},
         "model": {"name": model, "base": base_model, "params": params, "space": space_json(search_space)},
@@ -52,6 +59,11 @@ def group_settings(suite, dataset: str, fingerprint: dict[str, str], model: str,
                    "budget_seconds": suite.budget_seconds},
         "grids": {"val": list(suite.resolved_val_grid()), "oracle": list(suite.resolved_oracle_grid())},
     }
+    if threads != 1:
+        settings["threads"] = int(threads)
+    if revision != 1:  # the model's own revision (Model.revision); 1 adds nothing, as before revisions
+        settings["model"]["revision"] = int(revision)
+    return settings
 
 
 def config_hash(settings: dict[str, Any]) -> str:

@@ -72,3 +72,25 @@ def test_the_planner_refuses_a_fit_it_predicts_will_not_fit_in_memory(tmp_path, 
     assert build_plan(fixed, make_plan("cpu", 1)).groups, "100 GiB of 320 allowed: accepted"
     with pytest.raises(PlanError, match="one of 4 job"):
         build_plan(fixed, make_plan("cpu", 4))
+
+
+def test_the_thread_count_of_a_fit_is_part_of_its_cells_identity(tmp_path):
+    """Two threads sum in another order than one (test metrics moved by ~1e-4): their cells
+    are different cells. One thread adds nothing, so older one-thread cells keep theirs."""
+    suite = _suite(tmp_path, 'models = ["br"]\ntrials = 0\n')
+    one = build_plan(suite, make_plan("cpu", 2, cpu_count=2)).groups[0].model
+    two = build_plan(suite, make_plan("cpu", 1, cpu_count=2)).groups[0].model
+    assert "threads" not in one.settings and two.settings["threads"] == 2
+    assert one.config != two.config and one.study != two.study
+
+
+def test_a_models_revision_is_part_of_its_cells_identity(tmp_path, monkeypatch):
+    """A model whose results changed for the same settings (mlknn's exact leave-one-out) bumps
+    its revision: its old cells are not reused. Revision 1 adds nothing to the settings."""
+    suite = _suite(tmp_path, 'models = ["mlknn", "br"]\ntrials = 0\n')
+    plan = build_plan(suite, make_plan("cpu", 2, cpu_count=2))
+    by_name = {g.model.name: g.model for g in plan.groups}
+    assert by_name["mlknn"].settings["model"]["revision"] == 2 and "revision" not in by_name["br"].settings["model"]
+    monkeypatch.setattr(get_model("mlknn"), "revision", 1)
+    again = {g.model.name: g.model for g in build_plan(suite, make_plan("cpu", 2, cpu_count=2)).groups}
+    assert again["mlknn"].config != by_name["mlknn"].config and again["br"].config == by_name["br"].config
