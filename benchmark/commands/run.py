@@ -10,7 +10,7 @@ import threading
 from sqlalchemy.exc import DBAPIError
 from tabulate import tabulate
 
-from benchmark.cost.estimate import estimate, format_hours, size_gpu_jobs
+from benchmark.cost.estimate import estimate, format_hours, run_estimator, size_gpu_jobs
 from benchmark.execution.executors import make_executor
 from benchmark.execution.plan import build_plan
 from benchmark.execution.progress import RunProgress
@@ -113,7 +113,7 @@ def handle(args: argparse.Namespace) -> int:
         return _dry_run(plan, store, show_cells=args.verbose, with_estimate=not args.no_estimate)
     executor = make_executor(plan.execution)
     runner = Runner(plan, store, executor, progress, wait_for_others=args.wait,
-                    estimate=not (args.quiet or args.no_estimate))
+                    estimator=None if args.quiet or args.no_estimate else run_estimator(plan))
     previous_handlers = _stop_cleanly_on_signals()
     store_failed = False
     try:

@@ -128,3 +128,10 @@ def size_gpu_jobs(plan: RunPlan, done: set, notice=print) -> RunPlan:
     notice(f"{jobs} job(s) per GPU: largest calibrated peak {max(peaks) / 2**20:.0f} MB, "
            f"{free / 2**30:.1f} GB free (--workers N sets it)")
     return plan.with_execution(plan.execution.with_jobs_per_gpu(jobs))
+
+
+def run_estimator(plan: RunPlan):
+    """What a run's progress display estimates with: the plan's estimate from cached space
+    factors alone (timing spaces took minutes of the smoke suite: that is the dry run's work;
+    the display corrects the estimate by the measured times of finished jobs)."""
+    return lambda groups, done, notice: estimate(plan, groups, done, notice=notice, time_spaces=False)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
-from benchmark.cost.estimate import estimate
 from benchmark.data.catalog import get_spec
 from benchmark.data.download import fetch_file, is_available
 from benchmark.execution.group import CellOutcome, Group, GroupState, JobRequest
@@ -75,7 +75,7 @@ class Runner:
     POLL_SECONDS = 3.0  # --wait: how often to look whether another run's groups are free
 
     def __init__(self, plan: RunPlan, store: ResultsStore, executor, progress, wait_for_others: bool = False,
-                 estimate: bool = False):
+                 estimator: Callable | None = None):
         self.plan = plan
         self.store = store
         self.executor = executor
@@ -83,7 +83,7 @@ class Runner:
         self.wait_for_others = wait_for_others
         self.summary = RunSummary(notices=list(plan.suite.notices))
         self.git_commit = provenance.git_commit()
-        self.estimate = estimate
+        self.estimator = estimator  # (groups, done cells, notice) -> an estimate with .fits; None: no ETA
         self.fit_estimates: dict[tuple, float] = {}  # (group label, kind, trial or seed) -> cost-model seconds
         self._warned: set[tuple[str, str]] = set()  # (dataset, warning) already printed
 
@@ -155,7 +155,7 @@ class Runner:
         todo = [g for g in self.plan.groups if any(g.key(s) not in done for s in g.seeds)]
         for data in {g.dataset: g.data for g in todo}.values():  # what reading the data changed
             self.summary.notices += [f"{data.entry.name}: {notice}" for notice in data.notices()]
-        total_estimate = self._estimate(todo, done) if self.estimate else None
+        total_estimate = self._estimate(todo, done) if self.estimator is not None else None
         execution = self.plan.execution
         self.progress.start(total=len(cells) - self.summary.already_done, already_done=self.summary.already_done,
                             planned=len(cells), notices=self.summary.notices, estimate_seconds=total_estimate,
@@ -180,10 +180,8 @@ class Runner:
         return self.summary
 
     def _estimate(self, groups: list[GroupPlan], done: set) -> float:
-        """Seconds of work the cost model expects (calibrating once per model and dataset)."""
-        # the space timings are the dry run's (minutes on the smoke suite): a run's ETA uses
-        # cached ones and is corrected by the measured times of finished jobs
-        result = estimate(self.plan, groups, done, notice=self.progress.notice, time_spaces=False)
+        """Seconds of work the cost model expects; each job's own estimate is kept for the display."""
+        result = self.estimator(groups, done, self.progress.notice)
         for fit in result.fits:
             self.fit_estimates[(fit.group_label, *fit.job)] = fit.seconds
         return sum(f.seconds for f in result.fits)

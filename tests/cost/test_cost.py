@@ -117,13 +117,13 @@ def _plan(tmp_path, body: str):
     return plan, list(plan.groups)
 
 
-def _runner(plan, store_dir, progress=None, executor=None, estimate=False):
+def _runner(plan, store_dir, progress=None, executor=None, with_estimate=False):
     from benchmark.execution.progress import RunProgress
     from benchmark.execution.runner import Runner
     from benchmark.store.results import ResultsStore
 
     return Runner(plan, ResultsStore(store_dir), executor, progress or RunProgress(quiet=True),
-                  estimate=estimate)
+                  estimator=estimate.run_estimator(plan) if with_estimate else None)
 
 
 def test_trials_the_median_pruner_may_stop_are_estimated_at_the_measured_share_of_their_epochs(tmp_path):
@@ -201,7 +201,7 @@ def test_the_progress_display_compares_each_finished_job_with_its_own_estimate(t
             finished.append((label, estimated))
             super().job_finished(label, estimated, measured)
 
-    runner = _runner(plan, tmp_path / "res", Recording(quiet=True), LocalExecutor(plan.execution), estimate=True)
+    runner = _runner(plan, tmp_path / "res", Recording(quiet=True), LocalExecutor(plan.execution), with_estimate=True)
     try:
         summary = runner.run()
     finally:
@@ -221,7 +221,7 @@ def test_a_run_uses_cached_space_factors_and_times_none_itself(tmp_path, monkeyp
     monkeypatch.setattr(estimate, "calibrate_space", lambda *a: pytest.fail("a run timed a space"))
     plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
     monkeypatch.setattr(estimate, "calibrate", lambda plan, group: calibration.FitCost(1.0, 0.0))
-    runner = _runner(plan, tmp_path / "res")
+    runner = _runner(plan, tmp_path / "res", with_estimate=True)
     assert runner._estimate(groups, set()) == pytest.approx(3.0), "2 trials + seed 1's cell at 1 s each"
     cost_cache.CostCache(tmp_path / "cache" / "cost", threads=plan.execution.cpu_threads).put_space(groups[0], calibration.SpaceFactor(2.0, 2.0))
     assert runner._estimate(groups, set()) == pytest.approx(6.0), "a cached factor is used"
