@@ -33,7 +33,8 @@ from benchmark.modelapi.base import get_model
 from benchmark.modelapi.torch_training import validation_score
 
 GROWING = ("ecc", "rakelo")
-STEP_FIELDS = ("n_steps", "step_members", "step_seconds", "step_cpu_seconds", "val_scores", "validation_seconds")
+STEP_FIELDS = ("n_steps", "step_members", "step_seconds", "step_cpu_seconds", "val_scores", "validation_seconds",
+               "validation_cpu_seconds")
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +147,7 @@ def test_fit_info_records_each_steps_cost(name, yeast):
     assert len(info["step_members"]) == len(info["step_seconds"]) == len(info["step_cpu_seconds"]) == n
     assert all(s > 0 for s in info["step_seconds"]) and sum(info["step_seconds"]) <= info["fit_seconds"]
     assert 0 < info["validation_seconds"] < 0.2 * info["fit_seconds"]
+    assert 0 < info["validation_cpu_seconds"] < sum(info["step_cpu_seconds"])
     if name == "ecc":
         assert info["step_members"] == [1] * 10
     else:  # yeast: 14 labels, k = 3 -> 5 members a step, 28 members
