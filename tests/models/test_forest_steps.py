@@ -54,6 +54,7 @@ def parts(mirror_dir):
     return out
 
 
+@pytest.mark.slow
 def test_rf_grown_in_steps_is_the_one_shot_forest(parts):
     (X, Y), (X_val, Y_val), (X_test, _) = parts["scene"]["train"], parts["scene"]["val"], parts["scene"]["test"]
     params = {"n_estimators": TREES, "max_features": 0.3, "max_samples": 0.8, "min_samples_leaf": 2}
@@ -118,6 +119,7 @@ def test_without_a_callback_no_step_is_scored(parts):
     assert info["step_trees"] == [25, 30] and "val_scores" not in info
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["yeast", "scene"])
 def test_rfp_beats_the_prior_and_lands_near_rf(dataset, parts):
     (X, Y), (X_val, Y_val), (X_test, Y_test) = (parts[dataset][p] for p in ("train", "val", "test"))
@@ -152,6 +154,7 @@ MEASURE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset, name, trees", [("bibtex", "rf", 25), ("delicious", "rfp", 25)])
 def test_peak_bytes_is_within_a_factor_2_of_a_measured_peak(dataset, name, trees, mirror_dir):
     load_dataset(dataset)  # parsed here, so the measured process reads the cache (no parsing peak)
