@@ -106,6 +106,24 @@ def test_on_epoch_once_per_epoch_and_pruning_propagates(name):
         fit_scores(cls, on_epoch=prune)
 
 
+@pytest.mark.parametrize("name", sorted(n for n, c in MODELS.items() if c.grows_in_steps))
+def test_a_model_that_grows_in_steps_reports_each_and_lets_pruning_propagate(name):
+    """Forests and ensembles report a finite validation score per step, in increasing steps,
+    and a pruner's TrialPruned stops them (the same contract as epochs)."""
+    cls = MODELS[name]
+    calls = []
+    fit_scores(cls, on_epoch=lambda step, score: calls.append((step, score)))
+    steps = [step for step, _ in calls]
+    assert steps and steps == sorted(set(steps)), f"{name}: steps not increasing: {steps}"
+    assert all(np.isfinite(score) for _, score in calls)
+
+    def prune(step, score):
+        raise optuna.TrialPruned(f"pruned at {step}")
+
+    with pytest.raises(optuna.TrialPruned):
+        fit_scores(cls, on_epoch=prune)
+
+
 BROKEN = "import nosuchpackage_for_the_contract_test\n"
 WORKING = '''
 import numpy as np
