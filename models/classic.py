@@ -315,6 +315,10 @@ class EnsembleOfClassifierChains(_LogisticBaseline):
     pruner_warmup = PRUNER_WARMUP_CHAINS
     selection_grid: tuple[float, ...] | None = None  # the step score's thresholds (the worker sets them)
 
+    @classmethod
+    def steps(cls, params: dict[str, Any]) -> int:
+        return int({**cls.defaults, **params}["n_chains"])  # one chain a step
+
     def _fit_varying(self, X, Y, steps: MemberSteps | None = None) -> None:
         n_chains = int(self.params["n_chains"])
         if n_chains < 1:

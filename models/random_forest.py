@@ -137,6 +137,10 @@ class _SteppedForest(Model):
     pruner_warmup = 2  # steps (50 trees): validation rankings at 25-50 trees already correlate 0.86-0.93 with the final ones
     selection_grid: tuple[float, ...] | None = None  # set by the worker: the suite's validation grid
 
+    @classmethod
+    def steps(cls, params: dict[str, Any]) -> int:
+        return len(tree_steps({**cls.defaults, **params}["n_estimators"]))
+
     def _grow(self, forest, X, y, X_val, Y_val, on_epoch, after_step) -> dict[str, Any]:
         """Grow ``forest`` (warm_start) in steps on (X, y); after each step ``after_step(new trees)``
         runs, then, when reporting, ``on_epoch`` gets the step's validation score (the model's

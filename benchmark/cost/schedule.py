@@ -59,9 +59,11 @@ def group_fits(plan: RunPlan, group: GroupPlan, cost: FitCost, done: set) -> lis
     label = group.label
 
     def make(job: tuple[str, int], fit_epochs: float | None) -> Fit:
+        # a model growing in steps has no per-epoch cost: a pruned trial costs its share of steps
+        share = fit_epochs / epochs if epochs and fit_epochs and not cost.epochs_trained else 1.0
         return Fit(label, group.data.entry.name, group.model.name, group.model.resource,
-                   cost.wall_seconds(n, fit_epochs), label if job[0] == "trial" else None,
-                   cost.seconds(n, fit_epochs), job)
+                   share * cost.wall_seconds(n, fit_epochs), label if job[0] == "trial" else None,
+                   share * cost.seconds(n, fit_epochs), job)
 
     return ([make(("trial", k), trial_epochs(group.model.pruning, k, epochs, LAG)) for k in range(trials)]
             + [make(("cell", seed), epochs) for seed in seeds if seed != reused])

@@ -150,7 +150,8 @@ def _model_plan(suite: Suite, execution: ExecutionPlan, data: DataPlan, config: 
     cls = get_model(config.base)
     params, space = _params_and_space(suite, cls, data.entry.name, config)
     trials = suite.trials if not config.fixed and suite.trials > 0 and space else 0
-    epochs, max_epochs = _epochs(cls, params, space, tuned=bool(trials))
+    epochs, max_epochs = (_steps(cls, params, space, tuned=bool(trials)) if cls.grows_in_steps
+                          else _epochs(cls, params, space, tuned=bool(trials)))
     space = space if trials else {}
     warmup = suite.pruner_warmup_epochs if cls.pruner_warmup is None else cls.pruner_warmup
     pruning = Pruning(suite.pruner, suite.pruner_startup_trials, warmup, max_epochs) if trials else None
@@ -205,6 +206,22 @@ def _params_and_space(suite: Suite, cls, dataset: str, config: ModelConfig) -> t
         space = {k: cls.search_space[k] for k in tune}
         return {k: v for k, v in params.items() if k not in space}, space
     return params, {k: d for k, d in cls.search_space.items() if k not in params}
+
+
+def _steps(cls, params: dict[str, Any], space: dict[str, Any], tuned: bool) -> tuple[int | None, int | None]:
+    """For a model that grows in steps: (steps a fit is expected to report, the most it may);
+    None where the model cannot say before the fit. The expected count is at the middle of
+    each tuned numeric range; the most, at the largest value of each tuned setting."""
+    fixed = {**cls.defaults, **params}
+    if cls.steps(fixed) is None:
+        return None, None
+    middle, most = dict(fixed), cls.steps(fixed)
+    for name, dist in (space.items() if tuned else ()):
+        values = list(getattr(dist, "choices", ())) or [dist.low, dist.high]
+        most = max(most, *(cls.steps({**fixed, name: v}) for v in values))
+        if not hasattr(dist, "choices"):
+            middle[name] = type(dist.low)(round((dist.low + dist.high) / 2))
+    return cls.steps(middle), most
 
 
 def _epochs(cls, params: dict[str, Any], space: dict[str, Any], tuned: bool) -> tuple[int | None, int | None]:

@@ -110,6 +110,12 @@ class Model(ABC):
         return None
 
     @classmethod
+    def steps(cls, params: dict[str, Any]) -> int | None:
+        """How many steps a fit with ``params`` reports (a model that ``grows_in_steps``; None:
+        not known before the fit). The pruner's horizon and the cost of a prunable trial."""
+        return None
+
+    @classmethod
     def reports_steps(cls) -> bool:
         """Whether ``fit`` reports a validation score per epoch or step (so trials are prunable)."""
         return bool(cls.trains_in_epochs or cls.grows_in_steps)

@@ -244,3 +244,20 @@ def test_an_implausible_calibration_is_absent_and_warned_about_once(tmp_path, ca
     assert capsys.readouterr().err.count("unusable cost cache entry") == 1
     again.put(Group, calibration.FitCost(1.0, 0.01))
     assert cost_cache.CostCache(tmp_path, threads=1).get(Group) == calibration.FitCost(1.0, 0.01)
+
+
+def test_a_prunable_trial_of_a_model_growing_in_steps_costs_its_share_of_steps(tmp_path):
+    """rf without epochs: a trial the median pruner may stop costs (warm-up + kept share of the
+    rest) / all steps of a full fit; cells and the first startup + LAG trials cost a full fit."""
+    from benchmark.execution.tuning import LAG
+
+    plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 12\npruner = "median"\npruner_startup_trials = 3\n'
+                                   '[model.rf]\ntune = ["n_estimators"]\n')
+    fit_cost = calibration.FitCost(fixed=10.0, per_row=0.0)
+    fits = schedule.group_fits(plan, groups[0], fit_cost, done=set())
+    steps, warm = groups[0].model.epochs, groups[0].model.pruning.warmup
+    trials = [f.seconds for f in fits if f.job[0] == "trial"]
+    assert trials[:3 + LAG] == [10.0] * (3 + LAG)
+    kept = (warm + schedule.MEDIAN_KEPT_SHARE * (steps - warm)) / steps
+    assert trials[3 + LAG:] == pytest.approx([10.0 * kept] * (12 - 3 - LAG)) and kept < 1
+    assert [f.seconds for f in fits if f.job[0] == "cell"] == [10.0]

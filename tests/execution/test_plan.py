@@ -94,3 +94,12 @@ def test_a_models_revision_is_part_of_its_cells_identity(tmp_path, monkeypatch):
     monkeypatch.setattr(get_model("mlknn"), "revision", 1)
     again = {g.model.name: g.model for g in build_plan(suite, make_plan("cpu", 2, cpu_count=2)).groups}
     assert again["mlknn"].config != by_name["mlknn"].config and again["br"].config == by_name["br"].config
+
+
+def test_a_model_growing_in_steps_gets_its_steps_as_the_pruners_horizon(tmp_path):
+    """rf's 100..500 trees in steps of 25: 12 steps expected (300 trees), at most 20, the
+    horizon Hyperband needs (it assumed 100 before); ecc's chains are its steps."""
+    plan = build_plan(_suite(tmp_path, 'models = ["rf", "ecc"]\ntrials = 4\n'), make_plan("cpu", 2, cpu_count=2))
+    by_name = {g.model.name: g.model for g in plan.groups}
+    assert (by_name["rf"].epochs, by_name["rf"].max_epochs, by_name["rf"].pruning.max_epochs) == (12, 20, 20)
+    assert by_name["ecc"].epochs == by_name["ecc"].max_epochs == get_model("ecc").defaults["n_chains"]

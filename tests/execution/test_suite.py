@@ -124,7 +124,7 @@ def test_dry_run_lists_cells_and_done_count(tmp_path, capsys):
 
     store = ResultsStore(tmp_path)
     suite = load_suite("smoke", models="br,prior", datasets="emotions")
-    cells = build_plan(suite, make_plan("cpu", 1)).cells()
+    cells = build_plan(suite, make_plan("cpu", suite.workers)).cells()  # as the command plans it
     store.record({**cells[0]._asdict(), "status": "done"})
     store.record({**cells[1]._asdict(), "config": "another-budget", "status": "done"})  # not this suite's cell
     assert main(["run", "--suite", "smoke", "--models", "br,prior", "--datasets", "emotions",

@@ -21,10 +21,10 @@ import sys
 import numpy as np
 import optuna
 import pytest
-from benchmark.data.loading import load_dataset
 from sklearn.multioutput import ClassifierChain
 from threadpoolctl import threadpool_limits
 
+from benchmark.data.loading import load_dataset
 from benchmark.data.splits import make_split
 from benchmark.evaluation.thresholds import VAL_GRID
 from benchmark.execution.tuning import EpochPruner
