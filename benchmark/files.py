@@ -5,6 +5,9 @@ downloads, a cell's artifacts) goes through :func:`atomic_write`: a unique tempo
 beside the target, then an atomic rename, so a reader never sees a half-written file,
 two writers never share a temporary name and a failed write leaves nothing behind.
 
+Values written as JSON (a row's metrics, a study's attributes, the model registry) go
+through :func:`json_safe` first.
+
 Every cache reader treats an entry it cannot use as absent. A cache entry may be
 truncated (a full disk, a killed process), garbage (another program's file, bit rot) or
 valid-looking but implausible (another version, edited by hand). None of these may crash
@@ -15,11 +18,12 @@ the entry.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Any, Callable
 
 _WARNED: set[str] = set()
 
@@ -59,3 +63,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: b
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars and arrays to Python, NaN/inf to None, any other
+    object to its repr (a model's declared default that JSON cannot hold)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy scalar or array
+        return json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)

@@ -58,7 +58,7 @@ from benchmark.errors import BenchmarkError
 THRESHOLDED_METRICS: tuple[str, ...] = ("ebF1", "miF1", "maF1", "HA", "ACC")
 RANKING_METRICS: tuple[str, ...] = ("P@1", "P@3", "P@5", "RL", "LRAP")
 METRICS: tuple[str, ...] = ("ebF1", "miF1", "maF1", "P@1", "P@3", "P@5", "HA", "ACC", "RL", "LRAP")
-LOWER_IS_BETTER: frozenset[str] = frozenset({"RL"})
+LOWER_IS_BETTER: frozenset[str] = frozenset({"RL", "HL", "one_error", "coverage"})  # of any metric a store may hold
 TOP_K: tuple[int, ...] = (1, 3, 5)
 
 

@@ -111,7 +111,6 @@ DATASET_TABLE_KEYS = {"params", "tune"}
 OVERRIDABLE = (
     "datasets", "models", "fractions", "seeds", "trials", "epochs", "device", "split_seed", "val_size", "workers",
 )
-REFERENCE_MODEL_PARAMS = {"standardize": False, "epoch_selection": "reference"}
 
 
 class SuiteError(BenchmarkError):

@@ -23,10 +23,11 @@ import numpy as np
 from benchmark.data.refs import DatasetRef, load_ref
 from benchmark.evaluation.thresholds import best_over_grid, evaluate_protocols
 from benchmark.execution.tuning import EpochPruner
+from benchmark.files import json_safe
 from benchmark.lazy import lazy
 from benchmark.modelapi.base import get_model
 from benchmark.store import provenance
-from benchmark.store.tables import json_safe, now_iso
+from benchmark.store.tables import now_iso
 
 optuna = lazy("optuna")
 sparse = lazy("scipy.sparse")

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from benchmark import discovery
 from benchmark.errors import BenchmarkError, UnknownNameError
-from benchmark.files import UnusableCacheEntry, atomic_write, warn_unusable
+from benchmark.files import UnusableCacheEntry, atomic_write, json_safe, warn_unusable
 
 if TYPE_CHECKING:  # numpy costs 0.2 s, and `models list` needs none of it
     import numpy as np
@@ -176,19 +176,11 @@ def describe_distribution(dist: Any) -> dict[str, Any]:
     if dist is None:
         return {"type": "fixed"}
     if isinstance(dist, CategoricalDistribution):
-        return {"type": "categorical", "choices": [_json_safe(c) for c in dist.choices]}
+        return {"type": "categorical", "choices": [json_safe(c) for c in dist.choices]}
     if isinstance(dist, (FloatDistribution, IntDistribution)):
         kind = "float" if isinstance(dist, FloatDistribution) else "int"
         return {"type": kind, "low": dist.low, "high": dist.high, "log": dist.log, "step": dist.step}
     return {"type": type(dist).__name__}
-
-
-def _json_safe(value: Any) -> Any:
-    try:
-        json.dumps(value)
-        return value
-    except (TypeError, ValueError):
-        return repr(value)
 
 
 def declare(cls: type[Model]) -> dict[str, Any]:
@@ -211,7 +203,7 @@ def declare(cls: type[Model]) -> dict[str, Any]:
         "hyperparameters": [
             {
                 "name": name,
-                "default": _json_safe(cls.defaults.get(name)),
+                "default": json_safe(cls.defaults.get(name)),
                 "default_repr": repr(cls.defaults.get(name)),
                 "search": describe_distribution(cls.search_space.get(name)),
             }

@@ -41,7 +41,7 @@ from benchmark.report.index import (
     write_index,
 )
 from benchmark.report.inputs import (
-    CELL_KEY,
+    CELL_COORDINATES,
     FOCUS_MODEL,
     MAIN_METRICS,
     METRIC_TITLES,
@@ -579,7 +579,7 @@ class _Builder:
 
     def _failures_and_missing(self) -> None:
         self.blocks.append(Heading("Failed and missing cells"))
-        failed = self.inputs.failed.sort_values(CELL_KEY)
+        failed = self.inputs.failed.sort_values(CELL_COORDINATES)
         if failed.empty:
             self.blocks.append(Paragraph("Failed cells: none."))
         else:
@@ -599,7 +599,7 @@ class _Builder:
                                                ["dataset", "model", "fraction", "seed", "suite"], rows)))
         links = []
         if not failed.empty:
-            cols = [c for c in CELL_KEY + ["error", "suite", "finished_at"] if c in failed.columns]
+            cols = [c for c in CELL_COORDINATES + ["error", "suite", "finished_at"] if c in failed.columns]
             links.append(("failed_cells.csv", self._write("failed_cells.csv", failed[cols].to_csv(index=False))))
         if not missing.empty:
             links.append(("missing_cells.csv", self._write("missing_cells.csv", missing.to_csv(index=False))))
@@ -623,13 +623,13 @@ RUN_META = ("status", "fit_seconds", "predict_seconds", "seconds_per_epoch", "be
 
 def runs_csv(runs: pd.DataFrame) -> str:
     """One row per run (done or failed): timings, provenance, hyperparameters, error line."""
-    cols = CELL_KEY + [c for c in RUN_META if c in runs.columns]
+    cols = CELL_COORDINATES + [c for c in RUN_META if c in runs.columns]
     frame = runs[cols].copy()
     frame["params"] = [json.dumps(p if isinstance(p, dict) else {}, sort_keys=True, default=str) for p in runs["params"]] \
         if "params" in runs.columns else "{}"
     errors = runs["error"] if "error" in runs.columns else pd.Series([None] * len(runs), index=runs.index)
     frame["error"] = [_first_line(e) if st != "done" else "" for e, st in zip(errors, runs["status"])]
-    return frame.sort_values(CELL_KEY).to_csv(index=False)
+    return frame.sort_values(CELL_COORDINATES).to_csv(index=False)
 
 
 def runs_long_csv(runs: pd.DataFrame) -> str:
@@ -646,8 +646,8 @@ def runs_long_csv(runs: pd.DataFrame) -> str:
             for metric, value in (values or {}).items():
                 threshold = (thresholds.get(protocol) or {}).get(metric, np.nan)
                 rows.append([run["dataset"], run["model"], run["fraction"], run["seed"], protocol, metric, value, threshold])
-    frame = pd.DataFrame(rows, columns=CELL_KEY + ["protocol", "metric", "value", "threshold"])
-    return frame.sort_values(CELL_KEY + ["protocol", "metric"]).to_csv(index=False)
+    frame = pd.DataFrame(rows, columns=CELL_COORDINATES + ["protocol", "metric", "value", "threshold"])
+    return frame.sort_values(CELL_COORDINATES + ["protocol", "metric"]).to_csv(index=False)
 
 
 def _friedman_table(results) -> TextTable:

@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 
 from benchmark.errors import BenchmarkError
+from benchmark.evaluation.metrics import LOWER_IS_BETTER
 from benchmark.vocabulary import THRESHOLD_PROTOCOLS as PROTOCOLS  # noqa: F401 - the report's name for it
 
-CELL_KEY = ["dataset", "model", "fraction", "seed"]
+CELL_COORDINATES = ["dataset", "model", "fraction", "seed"]
 
 # Paper metrics first; the rest follow in this order when present.
 MAIN_METRICS = ("ebF1", "miF1", "maF1", "P@1")
 METRIC_ORDER = MAIN_METRICS + ("HA", "ACC", "P@3", "P@5", "LRAP", "RL")
 # Losses: a smaller value is better. Every other metric is a score (larger is better).
-LOWER_IS_BETTER = frozenset({"RL", "HL", "one_error", "coverage"})
 
 METRIC_TITLES = {
     "ebF1": "example-based F1",
@@ -80,7 +80,7 @@ class ReportInputs:
     merge_notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        missing = [c for c in CELL_KEY + ["status", "metrics"] if c not in self.runs.columns]
+        missing = [c for c in CELL_COORDINATES + ["status", "metrics"] if c not in self.runs.columns]
         if missing:
             raise ReportError(f"runs frame lacks column(s) {', '.join(missing)}")
         self.runs = self.runs.copy()
@@ -111,15 +111,15 @@ class ReportInputs:
     def missing_cells(self) -> pd.DataFrame:
         """Planned cells that have no row at all (neither done nor failed) in the store."""
         if self.planned is None or self.planned.empty:
-            return pd.DataFrame(columns=CELL_KEY + ["suite"])
+            return pd.DataFrame(columns=CELL_COORDINATES + ["suite"])
         planned = self.planned.copy()
         planned["fraction"] = planned["fraction"].astype(float)
         planned["seed"] = planned["seed"].astype(int)
-        planned = planned.drop_duplicates(CELL_KEY)
-        have = self.runs[CELL_KEY].drop_duplicates()
-        merged = planned.merge(have, on=CELL_KEY, how="left", indicator=True)
+        planned = planned.drop_duplicates(CELL_COORDINATES)
+        have = self.runs[CELL_COORDINATES].drop_duplicates()
+        merged = planned.merge(have, on=CELL_COORDINATES, how="left", indicator=True)
         missing = merged[merged["_merge"] == "left_only"].drop(columns="_merge")
-        return missing.sort_values(CELL_KEY).reset_index(drop=True)
+        return missing.sort_values(CELL_COORDINATES).reset_index(drop=True)
 
 
 def metrics_long(runs: pd.DataFrame, protocol: str) -> pd.DataFrame:
@@ -135,7 +135,7 @@ def metrics_long(runs: pd.DataFrame, protocol: str) -> pd.DataFrame:
             if value is None or not np.isfinite(value):
                 continue
             rows.append((run.dataset, run.model, float(run.fraction), int(run.seed), metric, float(value)))
-    return pd.DataFrame(rows, columns=CELL_KEY + ["metric", "value"])
+    return pd.DataFrame(rows, columns=CELL_COORDINATES + ["metric", "value"])
 
 
 def full_fraction(long: pd.DataFrame) -> dict[str, float]:
@@ -169,7 +169,7 @@ def select_configurations(runs: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
         keep.append(chosen)
     selected = pd.concat(keep) if keep else runs.iloc[:0]
     _note_mixed_settings(selected, notes)
-    return selected.sort_values(CELL_KEY).reset_index(drop=True)
+    return selected.sort_values(CELL_COORDINATES).reset_index(drop=True)
 
 
 def _note_mixed_settings(runs: pd.DataFrame, notes: list[str]) -> None:
@@ -338,7 +338,7 @@ def merge_inputs(parts: list[ReportInputs]) -> ReportInputs:
     runs = pd.concat(kept_runs, ignore_index=True) if kept_runs else parts[0].runs.iloc[:0]
     planned = pd.concat(kept_planned, ignore_index=True) if kept_planned else None
     _note_mixed_settings(runs, notes)
-    merged = ReportInputs(runs=runs.sort_values(CELL_KEY).reset_index(drop=True), planned=planned,
+    merged = ReportInputs(runs=runs.sort_values(CELL_COORDINATES).reset_index(drop=True), planned=planned,
                           source=" + ".join(p.source for p in parts), notes=notes,
                           store=_Stores([p.store for p in parts]), store_summary=summary, merge_notes=left_out)
     return merged

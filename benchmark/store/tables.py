@@ -9,12 +9,13 @@ equal), so a row with an unknown or a missing required field is an error, never 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+
+from benchmark.files import json_safe
 
 SCHEMA_VERSION = 3  # 3: runs.warnings
 
@@ -105,22 +106,6 @@ def normalize_fraction(fraction: float) -> float:
 
 def cell_key(dataset: str, model: str, fraction: float, seed: int, config: str = "") -> CellKey:
     return CellKey(str(dataset), str(model), normalize_fraction(fraction), int(seed), str(config or ""))
-
-
-def json_safe(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars and arrays to Python, NaN/inf to None, any other
-    object to its repr (a model's declared default that JSON cannot hold)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "tolist") and callable(value.tolist):  # numpy scalar or array
-        return json_safe(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return repr(value)
 
 
 # ----------------------------------------------------------------------------- opening
