@@ -74,6 +74,18 @@ class MemberSteps:
     members' validation predictions included, all steps together).
     """
 
+    @classmethod
+    def of(cls, model: Model, X_val, Y_val, on_epoch) -> "MemberSteps | None":
+        """The steps of ``model``'s fit (after it set ``fit_info``, ``partition_``, ``scaler_``
+        and ``n_features_``); None for a model that does not grow in steps."""
+        if not model.grows_in_steps:
+            return None
+        has_val = X_val is not None and Y_val is not None
+        return cls(model.fit_info, model.partition_,
+                   model.scaler_.transform(check_features(X_val, model.n_features_)) if has_val else None,
+                   check_labels(Y_val, X_val.shape[0]) if has_val else None, on_epoch,
+                   getattr(model, "selection_grid", None))
+
     def __init__(self, info: dict[str, Any], partition: LabelPartition, X_val=None, Y_val=None,
                  on_epoch: Callable[[int, float], None] | None = None, grid=None):
         self.info = info
@@ -191,13 +203,7 @@ class _LogisticBaseline(Model):
         self.scaler_ = scaler.fit(X)
         Xs = self.scaler_.transform(X)
         self.fit_info = {}  # a model growing in steps records them here as they finish
-        steps = None
-        if self.grows_in_steps:
-            has_val = X_val is not None and Y_val is not None
-            steps = MemberSteps(self.fit_info, self.partition_,
-                                self.scaler_.transform(check_features(X_val, self.n_features_)) if has_val else None,
-                                check_labels(Y_val, X_val.shape[0]) if has_val else None, on_epoch,
-                                getattr(self, "selection_grid", None))
+        steps = MemberSteps.of(self, X_val, Y_val, on_epoch)
         with warnings.catch_warnings(record=True) as caught, self._thread_limit():
             warnings.simplefilter("always", ConvergenceWarning)
             if self.partition_.varying.size:

@@ -62,7 +62,6 @@ from benchmark.modelapi.base import Model
 from benchmark.modelapi.sklearn_utils import (
     LabelPartition,
     check_features,
-    check_labels,
     check_xy,
     fit_estimator,
     make_scaler,
@@ -111,13 +110,7 @@ class _Rakel(Model):
         Yv = Y[:, self.partition_.varying]
         members = [LabelPowerset(classifier=self._logistic(), require_dense=[dense, dense]) for _ in self.labelsets_]
         self.fit_info = {}
-        steps = None
-        if self.grows_in_steps:
-            has_val = X_val is not None and Y_val is not None
-            steps = MemberSteps(self.fit_info, self.partition_,
-                                self.scaler_.transform(check_features(X_val, self.n_features_)) if has_val else None,
-                                check_labels(Y_val, X_val.shape[0]) if has_val else None, on_epoch,
-                                self.selection_grid)
+        steps = MemberSteps.of(self, X_val, Y_val, on_epoch)
         per_step = max(1, math.ceil(n_varying / k) if steps is not None else len(members))
         self.members_, self.combinations_ = [], []
         with warnings.catch_warnings(record=True) as caught, threadpool_limits(limits=self._n_jobs):

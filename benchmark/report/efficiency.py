@@ -38,16 +38,24 @@ def fraction_to_reach(fractions: np.ndarray, means: np.ndarray, target: float, h
     return float(x0 + (target - y0) * (x1 - x0) / (y1 - y0)), "interpolated"
 
 
+def _full_data_baselines(group: pd.DataFrame, focus: str, full_fraction: float, higher: bool):
+    """The other models' rows at the table's (full-data) fraction, and the best of them
+    (None when there is no other model)."""
+    full = group[np.isclose(group["fraction"], full_fraction)]
+    baselines = full[full["model"] != focus]
+    if baselines.empty:
+        return baselines, None
+    return baselines, baselines.loc[baselines["mean"].idxmax() if higher else baselines["mean"].idxmin()]
+
+
 def data_efficiency(summary: pd.DataFrame, focus: str, metrics: list[str], table_fractions: dict[str, float]) -> pd.DataFrame:
     """One row per (dataset, metric, model): the target, its source and the fraction needed."""
     rows = []
     for (dataset, metric), group in summary[summary["metric"].isin(metrics)].groupby(["dataset", "metric"]):
         higher = higher_is_better(metric)
-        full = group[np.isclose(group["fraction"], table_fractions[dataset])]
-        baselines = full[full["model"] != focus]
-        if baselines.empty:
+        _, best = _full_data_baselines(group, focus, table_fractions[dataset], higher)
+        if best is None:
             continue
-        best = baselines.loc[baselines["mean"].idxmax() if higher else baselines["mean"].idxmin()]
         for model, curve in group.groupby("model"):
             fraction, status = fraction_to_reach(curve["fraction"].to_numpy(), curve["mean"].to_numpy(), best["mean"], higher)
             rows.append({
@@ -101,11 +109,9 @@ def per_baseline(long: pd.DataFrame, summary: pd.DataFrame, focus: str, metrics:
         if curve.empty:
             continue
         higher = higher_is_better(metric)
-        full = group[np.isclose(group["fraction"], table_fractions[dataset])]
-        baselines = full[full["model"] != focus]
-        if baselines.empty:
+        baselines, best = _full_data_baselines(group, focus, table_fractions[dataset], higher)
+        if best is None:
             continue
-        best = baselines.loc[baselines["mean"].idxmax() if higher else baselines["mean"].idxmin()]
         focus_full = curve[np.isclose(curve["fraction"], table_fractions[dataset])]["mean"]
         seeds = _seed_curves(long, dataset, metric, focus)
         targets = [(BEST_BASELINE, best)] + [(row["model"], row) for _, row in baselines.iterrows()]
