@@ -30,6 +30,8 @@ Label embeddings (``label_embeddings()``): the learnt initial node states u_i^(0
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from optuna.distributions import (
@@ -40,8 +42,14 @@ from optuna.distributions import (
 from torch import nn
 
 from benchmark.errors import BenchmarkError
+from benchmark.modelapi.base import CostUnits
 from benchmark.modelapi.torch_layers import MaskDropout, mlp_layers
-from benchmark.modelapi.torch_training import TORCH_DEFAULTS, TorchModel
+from benchmark.modelapi.torch_training import (
+    ACTIVATION_WORK,
+    STEP_OVERHEAD_PER_TENSOR,
+    TORCH_DEFAULTS,
+    TorchModel,
+)
 
 
 def cooccurrence_blocks(Y, block: int) -> np.ndarray:
@@ -200,6 +208,23 @@ class LaMP(TorchModel):
         self.block_ = block if 0 < block < Y.shape[1] else 0
         self.label_order_ = cooccurrence_blocks(Y, block) if self.block_ else None
         return super().fit(X, Y, X_val, Y_val, on_epoch)
+
+    @classmethod
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+        """Work per row is per label node: each layer attends from every label to the feature
+        tokens and to the other labels (all of them, or a block), then a feed-forward."""
+        p = {**cls.defaults, **params}
+        dim, ff, tokens, layers = int(p["dim"]), int(p["ff_dim"]), int(p["n_tokens"]), int(p["n_layers"])
+        heads = int(p["heads"])
+        block = int(p["label_block"])
+        attended = block if 0 < block < n_labels else n_labels
+        activations = ACTIVATION_WORK * (3 * dim + ff + heads * (tokens + attended))  # norms, ff, attention weights
+        per_label = layers * (8 * dim * dim + 2 * dim * ff + 2 * dim * (tokens + attended) + activations) + 2 * dim
+        encoder = n_features * int(p["encoder_hidden"]) + int(p["encoder_hidden"]) * tokens * dim
+        tensors = 4 + 14 * layers
+        return CostUnits(row=float(encoder + n_labels * per_label),
+                         step=float(encoder + n_labels * dim * 2 + layers * (4 * dim * dim + 2 * dim * ff)
+                                    + STEP_OVERHEAD_PER_TENSOR * tensors))
 
     def build_network(self, n_features: int, n_labels: int) -> nn.Module:
         p = self.params

@@ -41,7 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 from optuna.distributions import FloatDistribution
 
-from benchmark.modelapi.base import Model
+from benchmark.modelapi.base import CostUnits, Model
 from benchmark.modelapi.sklearn_utils import (
     LabelPartition,
     check_features,
@@ -71,11 +71,17 @@ class MLARAM(Model):
 
     name = "mlaram"
     family = "art network"
+    row_exponent = 1.9  # each row is matched against prototypes that grow with the rows (bibtex, delicious: 1.9-2.0)
     defaults: dict[str, Any] = {"vigilance": 0.9, "threshold": 0.02}  # the library's defaults
     search_space: dict[str, Any] = {
         "vigilance": FloatDistribution(0.8, 0.999),
         "threshold": FloatDistribution(0.001, 0.5, log=True),
     }
+
+    @classmethod
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+        """Each row is matched against the prototypes over its features and labels."""
+        return CostUnits(float(max(n_features * density, 1) + max(n_labels, 1)))
 
     def fit(self, X, Y, X_val=None, Y_val=None, on_epoch=None) -> "MLARAM":
         _patch_library()

@@ -72,7 +72,7 @@ from sklearn import config_context
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
-from benchmark.modelapi.base import Model
+from benchmark.modelapi.base import CostUnits, Model
 from benchmark.modelapi.sklearn_utils import (
     LabelPartition,
     ModelInputError,
@@ -103,12 +103,20 @@ class MLkNN(Model):
     name = "mlknn"
     revision = 2  # 2: exact leave-one-out by default (library counting gave duplicated rows themselves)
     family = "knn"
+    row_exponent = 1.5  # a brute-force search (n^2) beside linear counting
     defaults: dict[str, Any] = {"k": 10, "s": 1.0, "standardize": False, "exclude_self": True, "loo": "exact"}
     search_space: dict[str, Any] = {
         "k": IntDistribution(3, 40),
         "s": FloatDistribution(0.1, 3.0, log=True),
         "standardize": CategoricalDistribution([False, True]),
     }
+
+    @classmethod
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+        """The neighbour search (a distance per feature to every training row: the reference's
+        row exponent carries its growth in rows) and the counts over k neighbours' labels."""
+        k = int({**cls.defaults, **params}["k"])
+        return CostUnits(float(max(n_features * density, 1) + k * max(n_labels, 1)))
 
     def fit(self, X, Y, X_val=None, Y_val=None, on_epoch=None) -> "MLkNN":
         start = time.perf_counter()

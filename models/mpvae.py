@@ -80,6 +80,7 @@ import torch
 from optuna.distributions import FloatDistribution, IntDistribution
 from torch import nn
 
+from benchmark.modelapi.base import CostUnits
 from benchmark.modelapi.torch_layers import MaskDropout, adam
 from benchmark.modelapi.torch_training import TORCH_DEFAULTS, TorchModel
 
@@ -562,6 +563,16 @@ class MPVAE(TorchModel):
     def reference_params(cls, dataset_name: str) -> dict[str, Any]:
         """The authors' per-dataset settings (``REFERENCE_SETTINGS``); read by suites with ``reference = true``."""
         return reference_params(dataset_name)
+
+    @classmethod
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+        """The network's parameters, plus the probit samples: each of ``n_train_samples``
+        draws a row's L-dimensional noise through the L x r covariance factor."""
+        units = super().cost_units(n_features, n_labels, params, density)
+        p = {**cls.defaults, **params}
+        rank = int(p["rank"]) or n_labels
+        sampling = float(p["n_train_samples"]) * n_labels * (rank + 4)
+        return CostUnits(row=units.row + sampling, step=units.step)
 
     def build_network(self, n_features: int, n_labels: int) -> MPVAENetwork:
         self._check_params()

@@ -58,7 +58,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from benchmark.modelapi.base import Model
+from benchmark.modelapi.base import CostUnits, Model
 from benchmark.modelapi.sklearn_utils import (
     LabelPartition,
     check_features,
@@ -156,6 +156,16 @@ class _Rakel(Model):
     def _labelsets(self, n_labels: int, k: int, rng: np.random.Generator) -> list[np.ndarray]:
         raise NotImplementedError
 
+    @classmethod
+    def n_members(cls, n_labels: int, params: dict[str, Any]) -> int:
+        raise NotImplementedError
+
+    @classmethod
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+        """A multinomial logistic regression per member over at most 2^k label combinations."""
+        k = max(1, int({**cls.defaults, **params}["labelset_size"]))
+        return CostUnits(float(cls.n_members(n_labels, params) * max(n_features * density, 1) * 2 ** min(k, 10)))
+
     def _logistic(self) -> LogisticRegression:
         return LogisticRegression(C=float(self.params["C"]), class_weight=self.params["class_weight"],
                                   max_iter=int(self.params["max_iter"]), random_state=self.seed)
@@ -207,6 +217,10 @@ class RakelD(_Rakel):
     def _labelsets(self, n_labels, k, rng):
         return disjoint_labelsets(n_labels, k, rng)
 
+    @classmethod
+    def n_members(cls, n_labels: int, params: dict[str, Any]) -> int:
+        return math.ceil(n_labels / max(1, int({**cls.defaults, **params}["labelset_size"])))
+
 
 class RakelO(_Rakel):
     """RAkEL-o: m = model_count_factor * L overlapping labelsets of size k (paper: 2L)."""
@@ -217,6 +231,14 @@ class RakelO(_Rakel):
     grows_in_steps = "members"
     pruner_warmup = PRUNER_WARMUP_STEPS
 
+    @classmethod
+    def probe_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return {"model_count_factor": min(float(params["model_count_factor"]), 0.25)}  # a quarter of L members
+
+    @classmethod
+    def n_members(cls, n_labels: int, params: dict[str, Any]) -> int:
+        return max(1, int(round(float({**cls.defaults, **params}["model_count_factor"]) * n_labels)))
+
     def _labelsets(self, n_labels, k, rng):
-        m = max(1, int(round(float(self.params["model_count_factor"]) * n_labels)))
+        m = self.n_members(n_labels, self.params)
         return overlapping_labelsets(n_labels, k, m, rng)

@@ -46,7 +46,7 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from benchmark.evaluation.thresholds import VAL_GRID, sweep
-from benchmark.modelapi.base import Model
+from benchmark.modelapi.base import CostUnits, Model
 from benchmark.modelapi.sklearn_utils import (
     LabelPartition,
     check_features,
@@ -124,6 +124,43 @@ def expected_nodes(n_rows: int, params: dict[str, Any]) -> float:
     return 2.0 * expected_leaves(n_rows, params) - 1.0
 
 
+def features_per_split(n_features: int, max_features: Any) -> float:
+    """How many features a split tries (scikit-learn's rule for "sqrt", "log2" and fractions)."""
+    d = max(1, int(n_features))
+    if max_features in (None, 1.0):
+        return float(d)
+    if max_features == "sqrt":
+        return max(1.0, math.floor(math.sqrt(d)))
+    if max_features == "log2":
+        return max(1.0, math.floor(math.log2(d)))
+    if isinstance(max_features, int):
+        return float(min(max_features, d))
+    return max(1.0, math.floor(float(max_features) * d))
+
+
+#: a tree's levels at the defaults (fully grown, ~2^12-2^15 leaves on the paper's datasets):
+#: ``max_depth`` below it and a larger ``min_samples_leaf`` shorten the work per row
+NOMINAL_DEPTH = 20.0
+SORT_WORK = 12.0  # per row and feature at a node, the sort's share against one output's update
+
+
+def tree_units(n_features: int, outputs: float, params: dict[str, Any], density: float = 1.0) -> float:
+    """Relative work per training row of a forest: every level a row descends, each tried
+    feature is sorted (its nonzeros, for sparse X) and the split criterion updated over the
+    outputs (labels or projections)."""
+    p = params
+    depth = NOMINAL_DEPTH - math.log2(max(1, int(p.get("min_samples_leaf", 1))))
+    if p.get("max_depth") is not None:
+        depth = min(depth, float(p["max_depth"]))
+    share = p.get("max_samples")
+    share = 1.0 if (share is None or not p.get("bootstrap", True)) else float(share)
+    tried = features_per_split(n_features, p["max_features"])
+    if density < 0.5:  # sparse X: most tried features are empty in a node and skipped at once
+        tried = math.sqrt(tried * features_per_split(n_features, "sqrt"))
+    work = int(p["n_estimators"]) * share * depth * tried
+    return work * (SORT_WORK * density + outputs)
+
+
 def data_bytes(n_rows: int, n_features: int) -> int:
     """The fit's copies of X as float32, dense (CSR and CSC copies of sparse X hold less)."""
     return 2 * 4 * int(n_rows) * int(n_features)
@@ -134,12 +171,27 @@ class _SteppedForest(Model):
 
     family = "trees"
     grows_in_steps = "trees"
+    row_exponent = 1.15  # n log n sorts, deeper trees
     pruner_warmup = 2  # steps (50 trees): validation rankings at 25-50 trees already correlate 0.86-0.93 with the final ones
     selection_grid: tuple[float, ...] | None = None  # set by the worker: the suite's validation grid
 
     @classmethod
     def steps(cls, params: dict[str, Any]) -> int:
         return len(tree_steps({**cls.defaults, **params}["n_estimators"]))
+
+    @classmethod
+    def probe_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return {"n_estimators": min(int(params["n_estimators"]), STEP_TREES)}  # one step of trees
+
+    @classmethod
+    def outputs(cls, n_labels: int, params: dict[str, Any]) -> float:
+        """The outputs a split criterion updates per row: the labels (rf) or projections (rfp)."""
+        return float(n_labels)
+
+    @classmethod
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+        p = {**cls.defaults, **params}
+        return CostUnits(tree_units(n_features, cls.outputs(n_labels, p), p, density))
 
     def _grow(self, forest, X, y, X_val, Y_val, on_epoch, after_step) -> dict[str, Any]:
         """Grow ``forest`` (warm_start) in steps on (X, y); after each step ``after_step(new trees)``
@@ -313,6 +365,10 @@ class ProjectedRandomForest(_SteppedForest):
     }
     #: rows scored at once by predict_proba (bounds the (rows x training rows) kernel)
     chunk_rows = 2048
+
+    @classmethod
+    def outputs(cls, n_labels: int, params: dict[str, Any]) -> float:
+        return float(min(int(params["n_projections"]), max(n_labels, 1)))
 
     def fit(self, X, Y, X_val=None, Y_val=None, on_epoch=None) -> "ProjectedRandomForest":
         start = time.perf_counter()

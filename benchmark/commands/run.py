@@ -46,7 +46,7 @@ def register(subparsers) -> None:
                         "--verbose also lists every cell")
     parser.add_argument("--no-estimate", action="store_true", dest="no_estimate",
                         help="no cost estimate in --dry-run or for the progress display's time left "
-                        "(the estimate calibrates each model on each dataset once, then reads a cache)")
+                        "(the estimate times each model once on its smallest dataset, then reads a cache)")
     parser.add_argument("--wait", action="store_true",
                         help="wait for groups another live run holds, instead of exiting with code 3")
     verbosity = parser.add_mutually_exclusive_group()
@@ -71,7 +71,7 @@ def _dry_run(plan, store, show_cells: bool, with_estimate: bool) -> int:
         print(f"estimate: {result.busy_seconds('cpu') / 3600:.2f} CPU-hours"
               + (f" + {gpu_hours:.2f} GPU-hours" if gpu_hours else "")
               + f"; wall {format_hours(result.wall_seconds)} on {execution.describe()}"
-              + (f"; not estimated (calibration failed): {', '.join('/'.join(p) for p in result.failed)}"
+              + (f"; not estimated (timing failed): {', '.join('/'.join(p) for p in result.failed)}"
                  if result.failed else ""))
     print(f"suite {suite.name} ({suite.hash}): {len(rows)} cells, {done} done, {failed} failed, "
           f"{len(rows) - done} to run; trials {suite.trials}, epochs {suite.epochs or 'model default'}; "

@@ -1,1 +1,1 @@
-"""Cost: what a suite will take (calibration, its cache, the schedule), estimated from the run plan."""
+"""Cost: what a suite will take (reference timings and the cost formula, their cache, the schedule), estimated from the run plan."""

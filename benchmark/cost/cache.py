@@ -1,8 +1,9 @@
-"""Calibrations on disk, one JSON file per machine, shared by concurrent runs.
+"""Reference timings on disk, one JSON file per machine, shared by concurrent runs.
 
 Keyed by machine (CPU model, threads), code version (the sha256 of the model file and
-of the engine files a fit runs, ``FIT_ENGINE``), dataset (its files' sha256) and space,
-so a second dry run is instant. An unreadable or implausible entry is recalibrated.
+of the engine files a fit runs, ``FIT_ENGINE``), the reference's dataset (its files'
+sha256) and fixed settings, so a second dry run is instant. An unreadable or implausible
+entry is recalibrated.
 """
 
 from __future__ import annotations
@@ -17,14 +18,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benchmark import discovery
-from benchmark.cost.calibration import SPACE_DRAWS, FitCost, SpaceFactor, cost_space
+from benchmark.cost.formula import Probe, Reference
 from benchmark.files import UnusableCacheEntry, atomic_write, warn_unusable
-from benchmark.lazy import lazy
 from benchmark.store import provenance
 
-optuna = lazy("optuna")
-
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: one reference timing per model (the cost formula), no space factors
 
 
 #: the engine files a fit executes (besides the model's own file): a change to one of them
@@ -48,7 +46,7 @@ def _machine(threads: int) -> str:
 
 
 class CostCache:
-    """Calibrations on disk, one JSON file per machine, shared by concurrent runs."""
+    """Reference timings on disk, one JSON file per machine, shared by concurrent runs."""
 
     def __init__(self, directory: Path, threads: int, gpu: str = ""):
         self.threads = threads
@@ -91,42 +89,23 @@ class CostCache:
             content.append(self.gpu)
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
-    def get(self, group) -> FitCost | None:
-        entry = self.entries.get(self.key(group))
-        if isinstance(entry, dict) and self.threads > 1 and "parallelism" not in entry and group.model.resource != "gpu":
-            return None  # calibrated before parallelism was measured: its wall time reads up to threads x high
-        return self._entry(FitCost, self.key(group))
+    def get(self, group) -> Reference | None:
+        return self._entry(Reference, self.key(group))
 
-    def put(self, group, cost: FitCost) -> None:
-        self.put_entry(self.key(group), dataclasses_asdict(cost))
+    def reference(self, group, measure: Callable[[], Reference]) -> Reference:
+        """The model's reference timing on ``group``: cached, or measured now and cached."""
+        return self._get_or_measure(Reference, self.key(group), measure)
 
-    def cost(self, group, measure: Callable[[], FitCost]) -> FitCost:
-        """The group's cost at its fixed settings: cached, or measured now and cached."""
-        cost = self.get(group)
-        if cost is None:
-            cost = measure()
-            self.put(group, cost)
-        return cost
+    def probe(self, group, measure: Callable[[], Probe]) -> Probe:
+        """The formula's correction on ``group``'s dataset: cached, or measured now and cached."""
+        return self._get_or_measure(Probe, "probe-" + self.key(group), measure)
 
-    def space_factor(self, group, measure: Callable[[], SpaceFactor] | None) -> SpaceFactor | None:
-        """The group's space factor: cached, or measured now and cached (None: not cached and
-        no ``measure``, as a run's progress estimate asks)."""
-        factor = self.get_space(group)
-        if factor is None and measure is not None:
-            factor = measure()
-            self.put_space(group, factor)
-        return factor
-
-    def space_key(self, group) -> str:
-        space = sorted((k, optuna.distributions.distribution_to_json(d)) for k, d in cost_space(group).items())
-        content = [self.key(group), space, SPACE_DRAWS]
-        return "space-" + hashlib.sha256(json.dumps(content).encode()).hexdigest()[:20]
-
-    def get_space(self, group) -> SpaceFactor | None:
-        return self._entry(SpaceFactor, self.space_key(group))
-
-    def put_space(self, group, factor: SpaceFactor) -> None:
-        self.put_entry(self.space_key(group), dataclasses_asdict(factor))
+    def _get_or_measure(self, cls, key: str, measure):
+        value = self._entry(cls, key)
+        if value is None:
+            value = measure()
+            self.put_entry(key, dataclasses.asdict(value))
+        return value
 
     def put_entry(self, key: str, entry: dict[str, Any]) -> None:
         """Merge one calibration into the file under a lock, written whole by a rename.
@@ -158,7 +137,3 @@ def _file_lock(path: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def dataclasses_asdict(cost: FitCost) -> dict[str, Any]:
-    return dataclasses.asdict(cost)

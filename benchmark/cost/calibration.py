@@ -1,38 +1,33 @@
-"""Timing small fits of a model on its dataset: what one fit costs, before anything runs.
+"""Timing small fits of a model on its reference dataset: the constants of the cost formula.
 
-*Calibration.* For each (dataset, model) the driver times a few small fits of the model
-with the group's fixed settings (defaults for tuned ones) on subsets of the training
-pool, in this process with the threads a worker gets, measured in CPU seconds (GPU
-models on a GPU: wall seconds), so other load on the machine does not distort it:
+*Calibration.* For each model the driver times a few small fits on its reference group
+(:mod:`benchmark.cost.formula`: the plan's group of that model with the least work) with
+the group's fixed settings (defaults for tuned ones), on subsets of the training pool and
+with validation and test subsampled to ``CALIBRATION_EVAL_ROWS`` each, in this process with
+the threads a worker gets, measured in CPU seconds (GPU models on a GPU: wall seconds), so
+other load on the machine does not distort it:
 
-- (validation and test rows are subsampled to 256 each and their share of the cost scaled
-  back to the full sizes)
-- epoch-trained models: 1 and 3 epochs on two subset sizes, which separate the per-epoch
-  cost (linear in the rows, plus the per-epoch validation pass) from the fixed cost
-  (set-up, prediction, evaluation);
-- other models: one fit on each of three subset sizes, fitted as ``c + k * n**a``
-  (so MLkNN's super-linear cost shows).
+- epoch-trained models: 1 and 2 epochs at the batch size and at a quarter of it, which
+  separate the fixed cost (set-up, prediction), the work per row and per optimiser step;
+- other models: one fit on each of three subset sizes, fitted as ``c + k * n**a``, ``a``
+  the model's ``row_exponent`` (MLkNN's search grows faster than a linear model).
 
-A fit of ``E`` epochs on ``n`` rows is then extrapolated. With several threads per worker
-the fits' CPU seconds per wall second (``parallelism``, at most the thread count) turn CPU
-seconds into a fit's wall time. A tuned space that can change a fit's work (anything but
-``COST_NEUTRAL``: trees, widths, batch sizes) is timed at ``SPACE_DRAWS`` random draws
-against the fixed settings, and the ratio scales the cost (:class:`SpaceFactor`). The
-measurements are cached per machine (CPU model, threads), code version (the sha256 of the
-model file and of the engine files a fit runs, ``FIT_ENGINE``), dataset (its files'
-sha256) and space, so a second dry run is instant.
+With several threads per worker the fits' CPU seconds per wall second (``parallelism``, at
+most the thread count) turn CPU seconds into a fit's wall time. The timings are cached
+(:mod:`benchmark.cost.cache`); every other dataset and space draw is a formula, not a fit,
+so a cold dry run of the paper suite times 17 models, not 68 pairs and their spaces.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from benchmark.cost.formula import VALIDATION_SHARE, Probe, Reference, Shape, scaled
 from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.worker import run_job
 from benchmark.lazy import lazy
@@ -40,45 +35,16 @@ from benchmark.lazy import lazy
 optuna = lazy("optuna")
 torch = lazy("torch")
 
-CALIBRATION_ROWS = 1024
+CALIBRATION_ROWS = 512  # training rows of the largest timed fit (fewer on a smaller pool)
 
 
-CALIBRATION_EVAL_ROWS = 256
+CALIBRATION_EVAL_ROWS = 256  # validation and test rows each
 
 
-#: Hyperparameters that do not change the work of a fit (step size, regularisation): a
-#: space tuning only these costs what the fixed settings cost, with no timed draws.
-COST_NEUTRAL = frozenset({"lr", "dropout", "weight_decay"})
+PROBE_CLIP = 50.0  # a dataset's correction is kept within [1/50, 50]
 
-
-#: Random draws of a tuned space timed against the fixed settings (:func:`calibrate_space`).
-SPACE_DRAWS = 8  # trial costs over a network's space vary with a CV of 1.0-1.4 (scene): 4 draws missed the tail
-
-
-SPACE_CLIP = 20.0  # space factors are kept within [1/20, 20]: past that, small fits time noise
-
-
-@dataclass(frozen=True)
-class FitCost:
-    """Seconds of one fit: ``fixed + epochs * (per_epoch_val + per_row * n**exponent)``."""
-
-    fixed: float
-    per_row: float
-    exponent: float = 1.0
-    per_epoch_val: float = 0.0
-    epochs_trained: bool = False
-    peak_gpu_bytes: int = 0  # GPU calibrations: the largest torch allocation of a fit (0: CPU/unknown)
-    parallelism: float = 1.0  # CPU seconds per wall second with the worker's threads (GPU: 1)
-
-    def seconds(self, n_rows: int, epochs: int | None = None) -> float:
-        work = self.per_row * max(n_rows, 1) ** self.exponent
-        if self.epochs_trained:
-            return self.fixed + max(1, epochs or 1) * (self.per_epoch_val + work)
-        return self.fixed + work
-
-    def wall_seconds(self, n_rows: int, epochs: int | None = None) -> float:
-        """The slot time of one fit: its CPU seconds spread over the threads it keeps busy."""
-        return self.seconds(n_rows, epochs) / self.parallelism
+#: Random draws of a tuned space whose mean cost the estimate takes (by formula, untimed)
+SPACE_DRAWS = 16
 
 
 def parallelism_of(timings: list[tuple[float, float]], threads: int) -> float:
@@ -102,8 +68,6 @@ def _timed(job, peaks: list[int] | None = None, timings: list[tuple[float, float
     On a GPU: wall seconds, and the fit's peak torch allocation is appended to ``peaks``.
     On the CPU, ``(cpu, wall)`` seconds are appended to ``timings``.
     """
-
-
     on_gpu = job.device != "cpu"
     measure_memory = on_gpu and torch.cuda.is_available()  # not for a mocked device list (tests)
     if measure_memory:
@@ -123,13 +87,11 @@ def _timed(job, peaks: list[int] | None = None, timings: list[tuple[float, float
 
 @dataclass
 class _Calibration:
-    """A group's timed-fit set-up: its base job, training pool order and evaluation scales."""
+    """A group's timed-fit set-up: its base job (evaluation rows subsampled) and training pool order."""
 
     base_job: Any
     order: np.ndarray
     pool_size: int
-    eval_scale: float
-    val_scale: float
     fixed_params: dict[str, Any]
 
     def fit(self, n: int, epochs: int | None = None, params: dict[str, Any] | None = None,
@@ -149,78 +111,106 @@ def _calibration(plan: RunPlan, group: GroupPlan) -> _Calibration:
     pool = base_job.train
     rng = np.random.default_rng(0)
     order = rng.permutation(pool)
-    # evaluation rows subsampled too (their cost is linear in rows): scaled back below
+    # evaluation rows subsampled too (their cost is linear in rows): the formula scales them
     val = np.sort(rng.permutation(base_job.val)[:CALIBRATION_EVAL_ROWS])
     test = np.sort(rng.permutation(base_job.test)[:CALIBRATION_EVAL_ROWS])
-    val_scale = len(base_job.val) / max(len(val), 1)
-    eval_scale = (len(base_job.val) + len(base_job.test)) / max(len(val) + len(test), 1)
     base_job = dataclasses.replace(base_job, val=val, test=test)
-    return _Calibration(base_job, order, len(pool), eval_scale, val_scale, dict(group.model.params))
+    return _Calibration(base_job, order, len(pool), dict(group.model.params))
 
 
-def calibrate(plan: RunPlan, group: GroupPlan) -> FitCost:
-    """Time small fits of one group's model on its dataset (see the module docstring)."""
+def calibrate_reference(plan: RunPlan, group: GroupPlan) -> Reference:
+    """Time a few small fits of one model on its reference group (see the module docstring)."""
     setup = _calibration(plan, group)
     peaks: list[int] = []
     timings: list[tuple[float, float]] = []
+    top = min(setup.pool_size, CALIBRATION_ROWS)
 
-    def fit(n: int, epochs: int | None = None) -> float:
-        return setup.fit(n, epochs, peaks=peaks, timings=timings)
+    def fit(n: int, epochs: int | None = None, params: dict[str, Any] | None = None) -> float:
+        return setup.fit(n, epochs, params, peaks=peaks, timings=timings)
 
-    cost = _calibrate_fits(group.model.cls, fit, setup.pool_size, setup.eval_scale, setup.val_scale)
-    # A fit's peak is set by its batch, not its rows, except for the features it holds on
-    # the device: the full training set's are a few tens of MB more on the paper's
-    # datasets, inside the share of free memory that plan.jobs_per_gpu leaves unused.
-    return dataclasses.replace(cost, peak_gpu_bytes=max(peaks, default=0),
+    cls = group.model.cls
+    if cls.trains_in_epochs and "epochs" in cls.defaults:
+        reference = _epoch_reference(fit, top, len(setup.base_job.val), {**cls.defaults, **setup.fixed_params})
+    else:
+        reference = _fit_reference(fit, top, cls.row_exponent)
+    shape = group.data.shape()
+    units = cls.cost_units(shape[1], shape[2], {**cls.defaults, **setup.fixed_params}, group.data.density())
+    return dataclasses.replace(reference, row_units=units.row, step_units=units.step,
+                               eval_rows=len(setup.base_job.val) + len(setup.base_job.test),
+                               peak_gpu_bytes=max(peaks, default=0),
                                parallelism=parallelism_of(timings[1:], plan.execution.cpu_threads))  # [0]: warm-up
 
 
-def _calibrate_fits(cls, fit, pool_size: int, eval_scale: float, val_scale: float) -> FitCost:
-    """The cost model's coefficients from timed fits (``fit(n_rows, epochs)`` -> seconds)."""
-    top = min(pool_size, CALIBRATION_ROWS)
-    if cls.trains_in_epochs and "epochs" in cls.defaults:
-        small = max(8, top // 2)
-        fit(small, 1)  # warm-up: imports, caches, first-call overheads
-        a1, a3 = fit(small, 1), fit(small, 3)
-        b1, b3 = fit(top, 1), fit(top, 3)
-        per_small, per_top = max((a3 - a1) / 2, 1e-4), max((b3 - b1) / 2, 1e-4)
-        per_row = max((per_top - per_small) / max(top - small, 1), 0.0)
-        per_epoch_val = max(per_top - per_row * top, 0.0)
-        fixed = max(b1 - per_top, 0.0)
-        return FitCost(fixed * eval_scale, per_row, 1.0, per_epoch_val * val_scale, True)
-    sizes = sorted({max(8, top // 4), max(8, top // 2), top})
-    fit(sizes[0])  # warm-up
-    times = [fit(n) for n in sizes]
-    fixed = max(min(times[0] - (times[1] - times[0]), times[0]) * 0.5, 0.0) if len(times) > 1 else 0.0
-    if len(sizes) >= 2 and times[-1] - fixed > 0 and times[0] - fixed > 0:
-        exponent = math.log((times[-1] - fixed) / (times[0] - fixed)) / math.log(sizes[-1] / sizes[0])
-        exponent = float(np.clip(exponent, 0.5, 2.0))
+def probe(plan: RunPlan, group: GroupPlan, reference: Reference) -> Probe:
+    """Small fits of ``group`` against what the formula predicts for them: the dataset's own
+    correction of the work and of the rest. Measured on bibtex, shapes alone were 0.2-28x
+    off for models not trained in epochs (a solver's iterations, a forest's depth on sparse
+    features, an ART network's prototypes) and 0.5-2.2x for networks (small matrices run far
+    below a large layer's speed). Fits at ``Model.probe_params`` (fewer trees, chains or
+    members): of a model without epochs, one at a quarter of the rows and one at all
+    (``c + k * n**a``); of a network, 1 and 3 epochs."""
+    setup = _calibration(plan, group)
+    cls = group.model.cls
+    params = {**setup.fixed_params, **cls.probe_params({**cls.defaults, **setup.fixed_params})}
+    n = min(setup.pool_size, CALIBRATION_ROWS)
+    _, n_features, n_labels = group.data.shape()
+    shape = Shape(n_features, n_labels, len(setup.base_job.val), len(setup.base_job.test), group.data.density())
+    predicted = scaled(reference, cls, shape, params)
+    if predicted.epochs_trained:
+        setup.fit(min(n, 64), 1, params)  # warm-up: the dataset's first load in this process, first calls
+        one, three = setup.fit(n, 1, params), setup.fit(n, 3, params)
+        per_epoch = (three - one) / 2
+        return Probe(work=_ratio(per_epoch, predicted.seconds(n, 2) - predicted.seconds(n, 1)),
+                     fixed=_ratio(one - per_epoch, predicted.fixed))
+    small = max(8, n // 4)
+    setup.fit(small, params=params)  # warm-up
+    t_small, t_all = setup.fit(small, params=params), setup.fit(n, params=params)
+    a = predicted.exponent
+    k = max(t_all - t_small, 0.0) / max(n ** a - small ** a, 1e-9)
+    c = max(t_all - k * n ** a, 0.0)
+    if k <= 0:
+        k, c = t_all / n ** a, 0.0
+    return Probe(work=_ratio(k, predicted.per_row), fixed=_ratio(c, predicted.fixed))
+
+
+def _ratio(measured: float, predicted: float) -> float:
+    return float(np.clip(max(measured, 1e-6) / max(predicted, 1e-9), 1 / PROBE_CLIP, PROBE_CLIP))
+
+
+def _epoch_reference(fit, top: int, n_val: int, params: dict[str, Any]) -> Reference:
+    """Epochs' cost from fits of 1 and 2 epochs at two batch sizes: the per-epoch difference
+    separates the work per row from the overhead per optimiser step (a quarter of the batch
+    takes four times the steps for the same rows)."""
+    batch = max(1, int(params.get("batch_size") or 1))
+    small_batch = max(8, batch // 4)
+    fit(max(8, top // 2), 1)  # warm-up: imports, caches, first-call overheads
+    one, two = fit(top, 1), fit(top, 2)
+    per_epoch = max(two - one, 1e-4)
+    per_step = 0.0
+    if "batch_size" in params and small_batch < batch:
+        small = {"batch_size": small_batch}
+        per_epoch_small = max(fit(top, 2, small) - fit(top, 1, small), 1e-4)
+        extra_steps = top / small_batch - top / batch
+        per_step = max((per_epoch_small - per_epoch) / extra_steps, 0.0)
+    row_seconds = max(per_epoch - per_step * top / batch, 0.1 * per_epoch)
+    per_row = row_seconds / (top + VALIDATION_SHARE * n_val)
+    return Reference(fixed=max(one - per_epoch, 0.0), per_row=per_row, per_step=per_step, epochs_trained=True)
+
+
+def _fit_reference(fit, top: int, exponent: float) -> Reference:
+    """One fit at each of three sizes, fitted as ``c + k * n**a`` with the model's ``a``
+    (``Model.row_exponent``) by least squares, ``c`` at least 0."""
+    sizes = np.array(sorted({max(8, top // 4), max(8, top // 2), top}), dtype=float)
+    fit(int(sizes[0]))  # warm-up
+    times = np.array([fit(int(n)) for n in sizes])
+    grown = sizes ** exponent
+    if len(sizes) > 1:
+        k, c = np.polyfit(grown, times, 1)
     else:
-        exponent = 1.0
-    per_row = max(times[-1] - fixed, 1e-4) / sizes[-1] ** exponent
-    return FitCost(fixed * eval_scale, per_row, exponent)
-
-
-@dataclass(frozen=True)
-class SpaceFactor:
-    """Mean cost of fits at random draws of a group's tuned space over the cost at its
-    fixed settings (the defaults of the tuned ones): the epochs' work and the rest of a fit
-    scale separately (a wider network costs more per epoch, not more to set up)."""
-
-    epoch: float = 1.0
-    fixed: float = 1.0
-
-    def apply(self, cost: FitCost) -> FitCost:
-        if not cost.epochs_trained:  # one fit is all the work
-            return dataclasses.replace(cost, fixed=cost.fixed * self.fixed, per_row=cost.per_row * self.fixed)
-        return dataclasses.replace(cost, fixed=cost.fixed * self.fixed, per_row=cost.per_row * self.epoch,
-                                   per_epoch_val=cost.per_epoch_val * self.epoch)
-
-
-def cost_space(group) -> dict[str, Any]:
-    """The part of a group's tuned space that can change what a fit costs (``epochs``
-    aside: :func:`epochs_of` counts them)."""
-    return {k: d for k, d in group.model.space.items() if k not in COST_NEUTRAL and k != "epochs"}
+        k, c = times[0] / grown[0], 0.0
+    if c < 0 or k <= 0:  # noise: all of it work, or all of it fixed
+        c, k = (0.0, float(times[-1] / grown[-1])) if k > 0 else (float(times.mean()), 1e-9)
+    return Reference(fixed=float(c), per_row=float(max(k, 1e-12)), exponent=exponent)
 
 
 def space_draws(space: dict[str, Any], n: int = SPACE_DRAWS) -> list[dict[str, Any]]:
@@ -228,41 +218,3 @@ def space_draws(space: dict[str, Any], n: int = SPACE_DRAWS) -> list[dict[str, A
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     return [dict(study.ask(space).params) for _ in range(n)]
-
-
-def calibrate_space(plan: RunPlan, group: GroupPlan) -> SpaceFactor:
-    """Time fits at :func:`space_draws` of the group's cost space against its fixed settings.
-
-    Calibrating at the fixed settings alone missed what the tuned space costs: rf's trees
-    and features, a network's width and batch size (an rf-dominated suite measured x3.1 its
-    estimate). Draws that fail are left out; if all do, the factor is 1.
-    """
-    space = cost_space(group)
-    if not space:
-        return SpaceFactor()
-    setup = _calibration(plan, group)
-    top = min(setup.pool_size, CALIBRATION_ROWS // 2)  # a ratio of costs: half the rows keep 9 fits cheap
-    cls = group.model.cls
-    by_epochs = cls.trains_in_epochs and "epochs" in cls.defaults
-
-    def measure(params: dict[str, Any]) -> tuple[float, float]:
-        """(per-epoch, rest) seconds; a model without epochs: (whole fit, whole fit)."""
-        if not by_epochs:
-            whole = setup.fit(top, params=params)
-            return whole, whole
-        one, three = setup.fit(top, 1, params), setup.fit(top, 3, params)
-        per_epoch = max((three - one) / 2, 1e-4)
-        return per_epoch, max(one - per_epoch, 0.05 * one)  # a near-zero rest: no ratio of noise
-
-    setup.fit(top, 1 if by_epochs else None)  # warm-up
-    base = measure({})
-    drawn = []
-    for params in space_draws(space):
-        try:
-            drawn.append(measure(params))
-        except Exception:  # noqa: BLE001 - a draw the model refuses would fail its trial too
-            continue
-    if not drawn:
-        return SpaceFactor()
-    epoch, fixed = (float(np.clip(np.mean([d[i] for d in drawn]) / base[i], 1 / SPACE_CLIP, SPACE_CLIP)) for i in (0, 1))
-    return SpaceFactor(epoch, fixed)  # without epochs both are the whole fit's ratio

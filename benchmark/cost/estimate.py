@@ -1,9 +1,10 @@
 """The cost model: how long a plan will take, known before it starts and corrected while it runs.
 
-The pieces: :mod:`~benchmark.cost.calibration` times a few small fits per (dataset, model),
-:mod:`~benchmark.cost.cache` keeps them per machine, :mod:`~benchmark.cost.schedule` turns
-costs into the plan's fits and their wall time on its slots; :func:`estimate` puts them
-together for a run plan. *During a run* the progress display takes the estimate of each
+The pieces: :mod:`~benchmark.cost.calibration` times a few small fits per model on its
+reference group, :mod:`~benchmark.cost.cache` keeps them per machine,
+:mod:`~benchmark.cost.formula` scales them to every group and space draw,
+:mod:`~benchmark.cost.schedule` turns costs into the plan's fits and their wall time on its
+slots; :func:`estimate` puts them together for a run plan. *During a run* the progress display takes the estimate of each
 finished job, compares it with the measured time and scales the remaining estimate by that ratio.
 """
 
@@ -14,12 +15,11 @@ from dataclasses import dataclass
 
 from benchmark.cost.cache import CostCache
 from benchmark.cost.calibration import (
-    SPACE_DRAWS,
-    FitCost,
-    calibrate,
-    calibrate_space,
-    cost_space,
+    calibrate_reference,
+    probe,
+    space_draws,
 )
+from benchmark.cost.formula import FitCost, Probe, Reference, Shape, mean_cost, scaled
 from benchmark.cost.schedule import Fit, group_fits, schedule_wall
 from benchmark.data.settings import cache_dir
 from benchmark.execution import resources
@@ -57,47 +57,25 @@ class Estimate:
         return [self.costs[pair].peak_gpu_bytes for pair in sorted(on_gpu)]
 
 
-def estimate(plan: RunPlan, groups: list[GroupPlan], done: set, notice=print, time_spaces: bool = True) -> Estimate:
+def estimate(plan: RunPlan, groups: list[GroupPlan], done: set, notice=print) -> Estimate:
     """Per (dataset, model): fits and CPU/GPU hours; the total wall time for the plan's slots.
 
-    Each (dataset, model) is calibrated once (then cached); a tuned space that can change a
-    fit's work scales it by its space factor, timed here only with ``time_spaces`` (the dry
-    run; a run's progress estimate uses cached factors alone).
+    Each model is timed once on its reference group (then cached); every group's fits are
+    the formula's scaling of that timing, averaged over draws of a tuned space.
     """
     execution = plan.execution
     gpu = provenance.device_name(execution.device) if execution.uses_gpu else ""
     cache = CostCache(cache_dir() / "cost", execution.cpu_threads, gpu)
     configure_threads(execution.cpu_threads)
+    references = _references(plan, cache, {g.model.name for g in groups}, notice)
     costs: dict[tuple[str, str], FitCost] = {}  # at the fixed settings (GPU peaks)
-    spaced: dict[tuple[str, str], FitCost] = {}  # scaled to the tuned space
-    failed: set[tuple[str, str]] = set()
+    spaced: dict[tuple[str, str], FitCost] = {}  # mean over the tuned space
     for group in groups:
-        dataset, model = pair = (group.dataset, group.model.name)
-        if pair in costs or pair in failed:
-            continue
-
-        def measure_cost() -> FitCost:
-            notice(f"calibrating {model} on {dataset} (a few small fits; cached afterwards)")
-            return calibrate(plan, group)
-
-        def measure_space():
-            notice(f"timing {model} on {dataset} at {SPACE_DRAWS} draws of its tuned space")
-            return calibrate_space(plan, group)
-
-        try:
-            costs[pair] = cache.cost(group, measure_cost)
-        except Exception as exc:  # noqa: BLE001 - the model fails here; the run would record it
-            last = str(exc).strip().splitlines()
-            notice(f"{model} on {dataset}: calibration failed ({last[-1] if last else exc}); not estimated")
-            failed.add(pair)
-            continue
-        factor = None
-        if group.model.tuned and cost_space(group):
-            try:
-                factor = cache.space_factor(group, measure_space if time_spaces else None)
-            except Exception as exc:  # noqa: BLE001 - the fixed settings' cost stands (not cached: retried)
-                notice(f"{model} on {dataset}: space timing failed ({exc}); fixed settings used")
-        spaced[pair] = factor.apply(costs[pair]) if factor is not None else costs[pair]
+        pair = (group.dataset, group.model.name)
+        if pair not in costs and group.model.name in references:
+            reference = references[group.model.name]
+            correction = _probe(plan, cache, group, reference, notice)
+            costs[pair], spaced[pair] = (correction.apply(c) for c in group_cost(plan, group, reference))
     fits = [fit for group in groups if (group.dataset, group.model.name) in spaced
             for fit in group_fits(plan, group, spaced[(group.dataset, group.model.name)], done)]
     rows: dict[tuple[str, str], EstimateRow] = {}
@@ -105,7 +83,71 @@ def estimate(plan: RunPlan, groups: list[GroupPlan], done: set, notice=print, ti
         row = rows.get((fit.dataset, fit.model), EstimateRow(0, 0.0, fit.resource))
         rows[(fit.dataset, fit.model)] = EstimateRow(row.fits + 1, row.seconds + fit.cpu_seconds, fit.resource)
     wall = schedule_wall(fits, execution.cpu_workers, len(execution.gpu_devices), LAG)
-    return Estimate(rows, wall, fits, sorted(failed), costs)
+    failed = sorted({(g.dataset, g.model.name) for g in groups if g.model.name not in references})
+    return Estimate(rows, wall, fits, failed, costs)
+
+
+def reference_group(groups: list[GroupPlan]) -> GroupPlan:
+    """A model's reference: its group with the least work per row at the fixed settings
+    (the smallest dataset), so the timed fits are short; ties go to the larger pool."""
+    def work(group: GroupPlan) -> tuple[float, int]:
+        n_rows, n_features, n_labels = group.data.shape()
+        params = {**group.model.cls.defaults, **group.model.params}
+        units = group.model.cls.cost_units(n_features, n_labels, params, group.data.density())
+        return units.row, -n_rows
+    return min(groups, key=work)
+
+
+def _references(plan: RunPlan, cache: CostCache, models: set[str], notice) -> dict[str, Reference]:
+    """Each model's reference timing (cached, or timed now); a model whose fits fail is left out."""
+    references = {}
+    for model in sorted(models):
+        group = reference_group([g for g in plan.groups if g.model.name == model])
+
+        def measure() -> Reference:
+            notice(f"timing {model} on {group.dataset} (a few small fits; cached afterwards)")
+            return calibrate_reference(plan, group)
+
+        try:
+            references[model] = cache.reference(group, measure)
+        except Exception as exc:  # noqa: BLE001 - the model fails here; the run would record it
+            last = str(exc).strip().splitlines()
+            notice(f"{model} on {group.dataset}: timing failed ({last[-1] if last else exc}); not estimated")
+    return references
+
+
+def _probe(plan: RunPlan, cache: CostCache, group: GroupPlan, reference: Reference, notice) -> Probe:
+    """The formula's correction on the group's dataset (none on the model's reference group)."""
+    if cache.key(group) == cache.key(reference_group([g for g in plan.groups if g.model.name == group.model.name])):
+        return Probe()
+
+    def measure() -> Probe:
+        notice(f"timing {group.model.name} on {group.dataset} (small fits; cached afterwards)")
+        return probe(plan, group, reference)
+
+    try:
+        return cache.probe(group, measure)
+    except Exception as exc:  # noqa: BLE001 - the formula stands uncorrected; the run would record the failure
+        notice(f"{group.model.name} on {group.dataset}: timing failed ({exc}); formula uncorrected")
+        return Probe()
+
+
+def group_cost(plan: RunPlan, group: GroupPlan, reference: Reference) -> tuple[FitCost, FitCost]:
+    """One fit's cost at the group's fixed settings, and its mean over the tuned space."""
+    _, n_features, n_labels = group.data.shape()
+    parts = group.data.parts(group.fraction, plan.trial_seed)
+    shape = Shape(n_features, n_labels, len(parts.val), len(parts.test), group.data.density())
+    cls, params = group.model.cls, dict(group.model.params)
+    fixed = scaled(reference, cls, shape, params)
+    if not group.model.tuned or not group.model.space:
+        return fixed, fixed
+    drawn = []
+    for draw in space_draws(group.model.space):
+        try:
+            drawn.append(scaled(reference, cls, shape, {**params, **draw}))
+        except Exception:  # noqa: BLE001 - a draw the model refuses would fail its trial too
+            continue
+    return fixed, mean_cost(drawn) if drawn else fixed
 
 
 def format_hours(seconds: float) -> str:
@@ -131,7 +173,6 @@ def size_gpu_jobs(plan: RunPlan, done: set, notice=print) -> RunPlan:
 
 
 def run_estimator(plan: RunPlan):
-    """What a run's progress display estimates with: the plan's estimate from cached space
-    factors alone (timing spaces took minutes of the smoke suite: that is the dry run's work;
-    the display corrects the estimate by the measured times of finished jobs)."""
-    return lambda groups, done, notice: estimate(plan, groups, done, notice=notice, time_spaces=False)
+    """What a run's progress display estimates with: the dry run's formula (the display
+    corrects it by the measured times of finished jobs)."""
+    return lambda groups, done, notice: estimate(plan, groups, done, notice=notice)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from benchmark.cost.calibration import FitCost
+from benchmark.cost.formula import FitCost
 from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.tuning import LAG
 from benchmark.execution.worker import Pruning

@@ -93,6 +93,13 @@ class DataPlan:
         dataset = self.dataset()
         return len(self.parts(1.0, self.split_seed).train), dataset.X.shape[1], dataset.Y.shape[1]
 
+    def density(self) -> float:
+        """The share of nonzero features (1 for dense X): sparse-aware models' work follows it."""
+        X = self.dataset().X
+        if not hasattr(X, "nnz"):
+            return 1.0
+        return float(X.nnz) / max(1, X.shape[0] * X.shape[1])
+
     def parts(self, fraction: float, seed: int) -> Parts:
         split_seed, subset_seed = self.data_seed(seed)
         key = (round(float(fraction), 6), split_seed, subset_seed)

@@ -44,6 +44,7 @@ import inspect
 import json
 import sys
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -58,6 +59,17 @@ EpochCallback = Callable[[int, float], None]
 
 FIT_INFO_FIELDS = ("fit_seconds",)
 EPOCH_FIT_INFO_FIELDS = ("n_epochs", "best_epoch", "epoch_seconds")
+
+
+@dataclass(frozen=True)
+class CostUnits:
+    """Relative work of one fit: per training row (per epoch for a model trained in epochs)
+    and per optimiser step (batch overhead). The cost model times each model on one small
+    reference dataset and scales those seconds by these units to every other dataset and
+    hyperparameter draw (:mod:`benchmark.cost.formula`): only ratios of units matter."""
+
+    row: float
+    step: float = 0.0
 
 
 class Model(ABC):
@@ -80,6 +92,10 @@ class Model(ABC):
     revision: ClassVar[int] = 1
     defaults: ClassVar[dict[str, Any]] = {}
     search_space: ClassVar[dict[str, Any]] = {}  # name -> optuna.distributions.*
+    #: how a fit's work grows with its training rows (``rows ** row_exponent``), from the
+    #: algorithm: small timed fits are too noisy to tell 0.5 from 1 (they did, and a
+    #: linear model's cost on 13k rows came out 5x short)
+    row_exponent: ClassVar[float] = 1.0
 
     def __init__(self, seed: int = 0, device: str = "cpu", n_threads: int | None = None, **params: Any):
         unknown = sorted(set(params) - set(self.defaults))
@@ -108,6 +124,21 @@ class Model(ABC):
         modelled). A model whose memory grows with the label count (a forest keeping class
         counts per leaf) says so here, and the planner refuses what would not fit."""
         return None
+
+    @classmethod
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+        """Relative work per training row of a fit with ``params`` (merged over the defaults)
+        on data of this shape, ``density`` the share of nonzero features (sparse X). The
+        default, one unit per nonzero feature and label, is a per-label linear model's; a
+        model whose work grows otherwise says so here."""
+        return CostUnits(float(max(n_features * density, 1) * max(n_labels, 1)))
+
+    @classmethod
+    def probe_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Overrides for the one small fit that times this model on each dataset: the same
+        work per unit, less of it (a forest's first trees, one chain); ``cost_units`` must
+        count the difference. Default: none."""
+        return {}
 
     @classmethod
     def steps(cls, params: dict[str, Any]) -> int | None:

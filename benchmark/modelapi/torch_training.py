@@ -61,7 +61,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import BenchmarkError
-from benchmark.modelapi.base import EpochCallback, Model
+from benchmark.modelapi.base import CostUnits, EpochCallback, Model
 from benchmark.modelapi.epoch_selection import (
     check_selection,
 )
@@ -100,6 +100,31 @@ TORCH_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: an optimiser step's fixed work per parameter tensor, in parameters (order of magnitude:
+#: a few microseconds of launch and Python overhead against ~1 ns per parameter)
+STEP_OVERHEAD_PER_TENSOR = 2000
+
+
+#: elementwise work per activation of a row (bias, activation function, dropout, their
+#: gradients), in weights: mlp on yeast, 1 thread, 96k-2.2M weights, spent 9e-5 us per
+#: weight and ~5 us per row beside (benchmarks/results/cost_formula.txt)
+ACTIVATION_WORK = 100
+
+_NETWORK_SIZES: dict[tuple, list[tuple[int, int]]] = {}
+
+
+def network_sizes(cls: type, n_features: int, n_labels: int, params: dict[str, Any]) -> list[tuple[int, int]]:
+    """(elements, dimensions) of each parameter tensor of ``cls``'s network for this shape
+    (built on the CPU, not trained; memoised: a dry run asks for every space draw)."""
+    key = (cls, int(n_features), int(n_labels), repr(sorted(params.items())))
+    if key not in _NETWORK_SIZES:
+        model = cls(**{k: v for k, v in params.items() if k in cls.defaults})
+        with torch.device("cpu"):
+            net = model.build_network(int(n_features), int(n_labels))
+        _NETWORK_SIZES[key] = [(int(p.numel()), int(p.dim())) for p in net.parameters()]
+    return _NETWORK_SIZES[key]
+
+
 class TorchModel(Model):
     """Base class for PyTorch models trained by ``train_epochs``; see the module docstring.
 
@@ -134,6 +159,19 @@ class TorchModel(Model):
     def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
         """Return (scheduler, "epoch" | "step") or None for a constant learning rate."""
         return None
+
+    @classmethod
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+        """The network's parameters: a row's forward and backward pass is a few multiply-adds
+        per weight and ``ACTIVATION_WORK`` elementwise operations per activation (a bias or
+        norm element: one per unit of a layer), and an optimiser step touches each parameter
+        once more plus a fixed overhead per tensor (Python, kernel launches). Batches are
+        dense: ``density`` does not count."""
+        sizes = network_sizes(cls, n_features, n_labels, params)
+        weights = float(sum(n for n, ndim in sizes if ndim > 1))
+        units = float(sum(n for n, ndim in sizes if ndim <= 1))
+        return CostUnits(row=weights + ACTIVATION_WORK * units,
+                         step=weights + units + STEP_OVERHEAD_PER_TENSOR * len(sizes))
 
     # ---- shared machinery
     def _features(self, X) -> DeviceFeatures:

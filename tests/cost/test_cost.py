@@ -1,5 +1,6 @@
-"""The cost model's pieces: the calibration cache shared by concurrent runs, the fit formula
-and the wall-time schedule."""
+"""The cost model's pieces: the timing cache shared by concurrent runs, the cost formula (a
+model's reference timing scaled by its cost units, corrected per dataset by small probe
+fits) and the wall-time schedule."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from benchmark.cost import cache as cost_cache
-from benchmark.cost import calibration, estimate, schedule
+from benchmark.cost import calibration, estimate, formula, schedule
 from benchmark.modelapi.base import get_model
 
-ENTRY = {"fixed": 1.0, "per_row": 0.01, "exponent": 1.0, "per_epoch_val": 0.0, "epochs_trained": False,
-         "peak_gpu_bytes": 0}
+ENTRY = {"fixed": 1.0, "per_row": 0.01, "exponent": 1.0, "per_step": 0.0, "epochs_trained": False,
+         "eval_rows": 512, "row_units": 1.0, "step_units": 0.0, "peak_gpu_bytes": 0}
 
 
 def _put_many(directory: str, prefix: str, count: int, start) -> None:
@@ -55,9 +56,9 @@ def test_a_damaged_or_old_cache_file_reads_as_empty_and_is_rewritten(tmp_path):
 
 
 def test_fit_seconds_follow_the_formula():
-    per_epoch = calibration.FitCost(fixed=2.0, per_row=0.5, per_epoch_val=1.0, epochs_trained=True)
+    per_epoch = formula.FitCost(fixed=2.0, per_row=0.5, per_epoch_val=1.0, epochs_trained=True)
     assert per_epoch.seconds(10, epochs=3) == pytest.approx(2.0 + 3 * (1.0 + 5.0))
-    power = calibration.FitCost(fixed=1.0, per_row=0.1, exponent=2.0)
+    power = formula.FitCost(fixed=1.0, per_row=0.1, exponent=2.0)
     assert power.seconds(10) == pytest.approx(1.0 + 0.1 * 100)
 
 
@@ -84,26 +85,12 @@ def test_parallelism_is_cpu_per_wall_second_within_one_and_the_threads():
 
 
 def test_a_multithreaded_fit_is_scheduled_by_wall_time_and_counted_in_cpu_hours():
-    fit_cost = calibration.FitCost(fixed=0.0, per_row=1.0, parallelism=2.0)
+    fit_cost = formula.FitCost(fixed=0.0, per_row=1.0, parallelism=2.0)
     assert fit_cost.seconds(10) == pytest.approx(10.0)  # CPU seconds, both threads
     assert fit_cost.wall_seconds(10) == pytest.approx(5.0)
     fits = [schedule.Fit("g", "d", "m", "cpu", fit_cost.wall_seconds(10), None, fit_cost.seconds(10)) for _ in range(2)]
     assert schedule.schedule_wall(fits, cpu_slots=1, gpu_slots=0, lag=4) == pytest.approx(10.0)
     assert sum(f.cpu_seconds for f in fits) == pytest.approx(20.0)
-
-
-def test_a_multithread_cache_entry_without_parallelism_is_recalibrated(tmp_path):
-    class Group:  # what CostCache.key reads
-        class data:
-            fingerprint, split_seed, val_size = "sha", 0, 0.15
-
-        class model:
-            base, params, resource, cls = "prior", {}, "cpu", get_model("prior")
-
-    for threads, expected in ((1, True), (2, False)):
-        cache = cost_cache.CostCache(tmp_path / str(threads), threads=threads)
-        cache.put_entry(cache.key(Group), ENTRY)  # an entry written before parallelism existed
-        assert (cost_cache.CostCache(tmp_path / str(threads), threads=threads).get(Group) is not None) is expected
 
 
 def _plan(tmp_path, body: str):
@@ -134,7 +121,7 @@ def test_trials_the_median_pruner_may_stop_are_estimated_at_the_measured_share_o
     plan, groups = _plan(tmp_path, 'models = ["mlp"]\ntrials = 12\npruner = "median"\n'
                                        'pruner_startup_trials = 3\npruner_warmup_epochs = 2\n'
                                        '[model.mlp]\nparams = { epochs = 10 }\n')
-    fit_cost = calibration.FitCost(fixed=1.0, per_row=0.0, per_epoch_val=1.0, epochs_trained=True)
+    fit_cost = formula.FitCost(fixed=1.0, per_row=0.0, per_epoch_val=1.0, epochs_trained=True)
     fits = schedule.group_fits(plan, groups[0], fit_cost, done=set())
     trials = [f for f in fits if f.job[0] == "trial"]
     assert [f.job for f in trials] == [("trial", k) for k in range(12)]
@@ -148,38 +135,80 @@ def test_trials_the_median_pruner_may_stop_are_estimated_at_the_measured_share_o
         assert {f.seconds for f in schedule.group_fits(plan, group, fit_cost, set())} == {11.0}
 
 
-def test_a_space_of_step_size_and_regularisation_costs_the_fixed_settings_without_timing(tmp_path, monkeypatch):
-    plan, groups = _plan(tmp_path, 'models = ["mlp"]\ntrials = 2\n[model.mlp]\ntune = ["lr", "dropout", "weight_decay"]\n')
-    monkeypatch.setattr(calibration, "_timed", lambda *a, **k: pytest.fail("no fit is timed"))
-    assert calibration.cost_space(groups[0]) == {}
-    assert calibration.calibrate_space(plan, groups[0]) == calibration.SpaceFactor()
+def test_the_formula_scales_a_reference_by_units_rows_and_evaluation_rows():
+    mlp = get_model("mlp")
+    base = {"width": 64, "depth": 1, "batch_size": 32}
+    units = mlp.cost_units(10, 5, {**mlp.defaults, **base})
+    reference = formula.Reference(fixed=1.0, per_row=0.01, per_step=0.1, epochs_trained=True, eval_rows=100,
+                                  row_units=units.row, step_units=units.step)
+    same = formula.scaled(reference, mlp, formula.Shape(10, 5, n_val=50, n_test=50), base)
+    assert same.fixed == pytest.approx(1.0) and same.per_row == pytest.approx(0.01 + 0.1 / 32)
+    assert same.per_epoch_val == pytest.approx(0.01 * formula.VALIDATION_SHARE * 50)
+    wider = formula.scaled(reference, mlp, formula.Shape(10, 5, 50, 50), {**base, "width": 256, "batch_size": 128})
+    wide = mlp.cost_units(10, 5, {**mlp.defaults, **base, "width": 256})
+    assert wide.row / units.row > 3, "a wider network has more parameters per row"
+    assert wider.per_row == pytest.approx(0.01 * wide.row / units.row + 0.1 * wide.step / units.step / 128)
+    predicting = 0.01 * formula.VALIDATION_SHARE * 100  # a forward pass over validation and test
+    assert wider.fixed == pytest.approx(1.0 - predicting + predicting * wide.row / units.row), "set-up stays"
+    twice_the_rows = formula.scaled(reference, mlp, formula.Shape(10, 5, 100, 100), base)
+    assert twice_the_rows.fixed == pytest.approx(1.0 + predicting), "prediction scales with the evaluation rows"
+    linear = formula.Reference(fixed=1.0, per_row=0.01, eval_rows=100, row_units=units.row)
+    assert formula.scaled(linear, get_model("br"), formula.Shape(10, 5, 100, 100), {}).fixed == pytest.approx(2.0)
+
+
+def test_cost_units_follow_what_a_fit_does():
+    rf, br, ecc, rakelo = (get_model(n) for n in ("rf", "br", "ecc", "rakelo"))
+    trees = {**rf.defaults, "n_estimators": 100}
+    assert rf.cost_units(100, 10, {**trees, "n_estimators": 200}).row == pytest.approx(2 * rf.cost_units(100, 10, trees).row)
+    assert rf.cost_units(100, 10, {**trees, "max_features": 0.5}).row > 4 * rf.cost_units(100, 10, trees).row
+    assert br.cost_units(1000, 10, br.defaults, density=0.05).row == pytest.approx(0.05 * br.cost_units(1000, 10, br.defaults).row)
+    one_chain = {**ecc.defaults, **ecc.probe_params(ecc.defaults)}
+    assert ecc.cost_units(50, 10, ecc.defaults).row == pytest.approx(10 * ecc.cost_units(50, 10, one_chain).row)
+    probe = {**rakelo.defaults, **rakelo.probe_params(rakelo.defaults)}
+    assert rakelo.cost_units(50, 40, rakelo.defaults).row == pytest.approx(8 * rakelo.cost_units(50, 40, probe).row)
+
+
+def test_a_probe_corrects_the_formula_for_its_dataset():
+    cost = formula.FitCost(fixed=1.0, per_row=0.5, per_epoch_val=2.0, epochs_trained=True)
+    epochs_only = formula.Probe(work=3.0).apply(cost)
+    assert (epochs_only.fixed, epochs_only.per_row, epochs_only.per_epoch_val) == (1.0, 1.5, 6.0)
+    whole = formula.Probe(work=0.5, fixed=0.5).apply(formula.FitCost(fixed=4.0, per_row=1.0, exponent=2.0))
+    assert whole.seconds(3) == pytest.approx(0.5 * (4.0 + 9.0))
+
+
+def test_a_tuned_space_costs_the_mean_of_the_formula_over_its_draws(tmp_path):
+    plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
+    draws = calibration.space_draws(groups[0].model.space)
+    trees = [d["n_estimators"] for d in draws]
+    assert len(trees) == calibration.SPACE_DRAWS and min(trees) >= 100 and max(trees) <= 500
+    reference = formula.Reference(fixed=0.0, per_row=1.0, row_units=1.0, eval_rows=1)
+    fixed, spaced = estimate.group_cost(plan, groups[0], reference)
+    assert spaced.per_row / fixed.per_row == pytest.approx(sum(trees) / len(trees) / 200)
 
 
 @pytest.mark.slow
-def test_the_space_factor_is_measured_from_fits_at_draws_of_the_tuned_space(tmp_path):
-    """rf at its default 200 trees against 8 seeded draws of 300 to 500 trees: the fits cost
-    about their mean tree count over 200 (1.81x; set-up and evaluation dilute it)."""
-    plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
-    draws = calibration.space_draws(calibration.cost_space(groups[0]))
-    assert [d["n_estimators"] for d in draws] == [300, 400, 400, 300, 300, 400, 300, 500]
-    factor = calibration.calibrate_space(plan, groups[0])
-    assert 1.3 < factor.fixed < 2.3
-    base = calibration.FitCost(fixed=2.0, per_row=0.5)
-    assert factor.apply(base).seconds(4) == pytest.approx(base.seconds(4) * factor.fixed)
-    epochs = calibration.FitCost(fixed=2.0, per_row=0.5, per_epoch_val=1.0, epochs_trained=True)
-    scaled = calibration.SpaceFactor(epoch=3.0, fixed=0.5).apply(epochs)
-    assert scaled.seconds(2, epochs=10) == pytest.approx(2.0 * 0.5 + 10 * 3.0 * (1.0 + 0.5 * 2))
+def test_a_cold_estimate_times_each_model_once_and_each_other_dataset_with_a_probe(tmp_path, monkeypatch, capsys):
+    """emotions is every model's reference (the least work); yeast gets one probe per model;
+    a second estimate reads everything from the cache and times nothing."""
+    monkeypatch.setenv("MLCBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    from benchmark.execution.plan import build_plan
+    from benchmark.execution.resources import make_plan
+    from benchmark.execution.suite import load_suite
 
-
-def test_the_space_factor_is_cached_apart_from_the_fixed_settings_cost(tmp_path):
-    plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
-    cache = cost_cache.CostCache(tmp_path / "cache", threads=1)
-    cache.put(groups[0], calibration.FitCost(1.0, 0.1))
-    assert cache.get_space(groups[0]) is None, "an entry at the fixed settings is not a space factor"
-    cache.put_space(groups[0], calibration.SpaceFactor(1.0, 1.6))
-    again = cost_cache.CostCache(tmp_path / "cache", threads=1)
-    assert again.get_space(groups[0]) == calibration.SpaceFactor(1.0, 1.6)
-    assert again.get(groups[0]) == calibration.FitCost(1.0, 0.1)
+    suite_file = tmp_path / "two.toml"
+    suite_file.write_text('name = "two"\ndatasets = ["emotions", "yeast"]\nmodels = ["br", "mlp", "rf"]\n'
+                          'fractions = [1.0]\nseeds = [0]\ntrials = 3\nepochs = 3\n')
+    plan = build_plan(load_suite(str(suite_file)), make_plan("cpu", 1))
+    notices: list[str] = []
+    first = estimate.estimate(plan, list(plan.groups), set(), notice=notices.append)
+    assert sorted(n.split(" (")[0] for n in notices) == sorted(
+        [f"timing {m} on emotions" for m in ("br", "mlp", "rf")] + [f"timing {m} on yeast" for m in ("br", "mlp", "rf")])
+    assert not first.failed and all(r.seconds > 0 for r in first.rows.values())
+    assert first.rows[("yeast", "rf")].seconds > first.rows[("emotions", "rf")].seconds, "4x the rows, 2x the labels"
+    monkeypatch.setattr(estimate, "calibrate_reference", lambda *a: pytest.fail("timed again"))
+    monkeypatch.setattr(estimate, "probe", lambda *a: pytest.fail("probed again"))
+    again = estimate.estimate(plan, list(plan.groups), set(), notice=notices.append)
+    assert again.rows == first.rows and len(notices) == 6
 
 
 @pytest.mark.slow
@@ -214,17 +243,22 @@ def test_the_progress_display_compares_each_finished_job_with_its_own_estimate(t
         "a prunable trial is estimated shorter than a full fit"
 
 
-def test_a_run_uses_cached_space_factors_and_times_none_itself(tmp_path, monkeypatch):
-    """Timing spaces is the dry run's work (it made the README's first smoke run ~4 min longer);
-    a run's progress estimate takes the fixed settings' cost where no factor is cached."""
+def test_a_runs_progress_estimate_reuses_the_dry_runs_timings(tmp_path, monkeypatch):
     monkeypatch.setenv("MLCBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(estimate, "calibrate_space", lambda *a: pytest.fail("a run timed a space"))
-    plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
-    monkeypatch.setattr(estimate, "calibrate", lambda plan, group: calibration.FitCost(1.0, 0.0))
+    plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\nparams = { n_estimators = 100 }\n'
+                                   'tune = ["criterion"]\n')  # a space that leaves the cost alone
+    timed = []
+
+    def reference(plan, group):  # 1 s a fit, whatever the rows
+        timed.append(group.dataset)
+        parts, (_, n_features, n_labels) = group.data.parts(1.0, 0), group.data.shape()
+        units = group.model.cls.cost_units(n_features, n_labels, {**group.model.cls.defaults, **group.model.params})
+        return formula.Reference(fixed=1.0, per_row=0.0, eval_rows=len(parts.val) + len(parts.test), row_units=units.row)
+
+    monkeypatch.setattr(estimate, "calibrate_reference", reference)
     runner = _runner(plan, tmp_path / "res", with_estimate=True)
     assert runner._estimate(groups, set()) == pytest.approx(3.0), "2 trials + seed 1's cell at 1 s each"
-    cost_cache.CostCache(tmp_path / "cache" / "cost", threads=plan.execution.cpu_threads).put_space(groups[0], calibration.SpaceFactor(2.0, 2.0))
-    assert runner._estimate(groups, set()) == pytest.approx(6.0), "a cached factor is used"
+    assert runner._estimate(groups, set()) == pytest.approx(3.0) and timed == ["emotions"], "timed once, then cached"
 
 
 def test_an_implausible_calibration_is_absent_and_warned_about_once(tmp_path, capsys):
@@ -242,8 +276,9 @@ def test_an_implausible_calibration_is_absent_and_warned_about_once(tmp_path, ca
     again = cost_cache.CostCache(tmp_path, threads=1)
     assert again.get(Group) is None and again.get(Group) is None
     assert capsys.readouterr().err.count("unusable cost cache entry") == 1
-    again.put(Group, calibration.FitCost(1.0, 0.01))
-    assert cost_cache.CostCache(tmp_path, threads=1).get(Group) == calibration.FitCost(1.0, 0.01)
+    good = formula.Reference(1.0, 0.01)
+    assert again.reference(Group, lambda: good) == good
+    assert cost_cache.CostCache(tmp_path, threads=1).get(Group) == good
 
 
 def test_a_prunable_trial_of_a_model_growing_in_steps_costs_its_share_of_steps(tmp_path):
@@ -253,7 +288,7 @@ def test_a_prunable_trial_of_a_model_growing_in_steps_costs_its_share_of_steps(t
 
     plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 12\npruner = "median"\npruner_startup_trials = 3\n'
                                    '[model.rf]\ntune = ["n_estimators"]\n')
-    fit_cost = calibration.FitCost(fixed=10.0, per_row=0.0)
+    fit_cost = formula.FitCost(fixed=10.0, per_row=0.0)
     fits = schedule.group_fits(plan, groups[0], fit_cost, done=set())
     steps, warm = groups[0].model.epochs, groups[0].model.pruning.warmup
     trials = [f.seconds for f in fits if f.job[0] == "trial"]

@@ -6,6 +6,8 @@ declares ``uses_gpu`` but never touches CUDA, so this runs on any machine.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from benchmark.execution.executors import LocalExecutor
@@ -69,7 +71,7 @@ def test_jobs_per_gpu_fills_free_memory_up_to_the_caps():
 
 
 def test_the_run_command_sizes_gpu_jobs_from_the_calibrated_peak(tmp_path, monkeypatch, capsys):
-    """Without --workers on a (mocked) GPU machine the dry run calibrates, reads the peak of
+    """Without --workers on a (mocked) GPU machine the dry run times the models, reads the peak of
     the GPU model's fits and the device's free memory, and plans that many jobs per GPU."""
     import benchmark.cost.calibration as calibration
     import benchmark.cost.estimate as estimate
@@ -77,16 +79,15 @@ def test_the_run_command_sizes_gpu_jobs_from_the_calibrated_peak(tmp_path, monke
     from benchmark.cli import main
 
     gib = 2**30
-    real_calibrate = calibration.calibrate
+    real_reference = calibration.calibrate_reference
 
-    def calibrate(plan, group):  # the real timings, a mocked device peak for the GPU model
-        fit = real_calibrate(plan, group)
-        peak = 3 * gib if group.model.resource == "gpu" else 0
-        return calibration.FitCost(fit.fixed, fit.per_row, fit.exponent, fit.per_epoch_val, fit.epochs_trained, peak)
+    def calibrate_reference(plan, group):  # the real timings, a mocked device peak for the GPU model
+        reference = real_reference(plan, group)
+        return dataclasses.replace(reference, peak_gpu_bytes=3 * gib if group.model.resource == "gpu" else 0)
 
     monkeypatch.setattr(plan_module, "cuda_device_count", lambda: 1)
     monkeypatch.setattr(plan_module, "gpu_free_bytes", lambda device: 10 * gib)
-    monkeypatch.setattr(estimate, "calibrate", calibrate)
+    monkeypatch.setattr(estimate, "calibrate_reference", calibrate_reference)
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     monkeypatch.setenv("MLCBENCH_CACHE_DIR", str(tmp_path / "cache"))  # no cached calibration
     suite_file = tmp_path / "mixed.toml"

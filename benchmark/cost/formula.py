@@ -1,0 +1,125 @@
+"""The cost formula: what one fit costs, from a model's reference timing and its cost units.
+
+Timing every (dataset, model) and every space draw took over two hours of one core on the
+paper suite before a user saw an estimate. Instead each model is timed once, on its
+*reference*: the plan's group of that model with the least work (the smallest dataset),
+a few small fits (:func:`benchmark.cost.calibration.calibrate_reference`). Every other group
+and every draw of a tuned space is that timing scaled by the model's cost units
+(:meth:`benchmark.modelapi.base.Model.cost_units`: parameters of a network, trees x features
+x outputs of a forest, labels x features of a linear model) and by its rows and epochs:
+
+- training work per epoch (or per fit): ``per_row * rows**exponent`` times the ratio of row
+  units; a network's optimiser steps add ``per_step * rows / batch_size`` times the ratio
+  of step units; the per-epoch validation pass is a forward pass over the validation rows
+  (a third of a training row's work);
+- the rest: a network's set-up stays, its prediction of validation and test is a forward
+  pass per row; another model's rest (set-up and prediction) scales with the evaluation rows.
+
+Only ratios of units matter, so a unit's constant never needs to be known.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+#: a validation row's forward pass against a training row's forward and backward pass
+VALIDATION_SHARE = 1 / 3
+
+
+@dataclass(frozen=True)
+class FitCost:
+    """Seconds of one fit: ``fixed + epochs * (per_epoch_val + per_row * n**exponent)``."""
+
+    fixed: float
+    per_row: float
+    exponent: float = 1.0
+    per_epoch_val: float = 0.0
+    epochs_trained: bool = False
+    peak_gpu_bytes: int = 0  # GPU calibrations: the largest torch allocation of a fit (0: CPU/unknown)
+    parallelism: float = 1.0  # CPU seconds per wall second with the worker's threads (GPU: 1)
+
+    def seconds(self, n_rows: int, epochs: int | None = None) -> float:
+        work = self.per_row * max(n_rows, 1) ** self.exponent
+        if self.epochs_trained:
+            return self.fixed + max(1, epochs or 1) * (self.per_epoch_val + work)
+        return self.fixed + work
+
+    def wall_seconds(self, n_rows: int, epochs: int | None = None) -> float:
+        """The slot time of one fit: its CPU seconds spread over the threads it keeps busy."""
+        return self.seconds(n_rows, epochs) / self.parallelism
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A model's timed fits on its reference group, and the units they were timed at.
+
+    ``per_row`` is seconds per training row**exponent (per epoch for a model trained in
+    epochs), the validation pass included at ``VALIDATION_SHARE``; ``per_step`` seconds per
+    optimiser step; ``fixed`` the seconds of the rest with ``eval_rows`` rows predicted.
+    """
+
+    fixed: float
+    per_row: float
+    exponent: float = 1.0
+    per_step: float = 0.0
+    epochs_trained: bool = False
+    eval_rows: int = 1
+    row_units: float = 1.0
+    step_units: float = 0.0
+    peak_gpu_bytes: int = 0
+    parallelism: float = 1.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A dataset's correction to the formula: measured over predicted seconds of small fits,
+    for the work that grows with rows and epochs and for the rest."""
+
+    work: float = 1.0
+    fixed: float = 1.0
+
+    def apply(self, cost: FitCost) -> FitCost:
+        return dataclasses.replace(cost, fixed=cost.fixed * self.fixed, per_row=cost.per_row * self.work,
+                                   per_epoch_val=cost.per_epoch_val * self.work)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the formula reads of a group's data: its features, labels and evaluation rows."""
+
+    n_features: int
+    n_labels: int
+    n_val: int
+    n_test: int
+    density: float = 1.0  # share of nonzero features
+
+
+def scaled(reference: Reference, cls: type, shape: Shape, params: dict[str, Any]) -> FitCost:
+    """The cost of one fit of ``cls`` with ``params`` on data of ``shape``: the reference
+    scaled by the ratio of cost units (see the module docstring)."""
+    merged = {**cls.defaults, **params}
+    units = cls.cost_units(shape.n_features, shape.n_labels, merged, shape.density)
+    rows = units.row / max(reference.row_units, 1e-12)
+    eval_rows = shape.n_val + shape.n_test
+    if not reference.epochs_trained:  # the rest: set-up and prediction, per evaluation row
+        return FitCost(reference.fixed * eval_rows / max(reference.eval_rows, 1), reference.per_row * rows,
+                       reference.exponent, peak_gpu_bytes=reference.peak_gpu_bytes, parallelism=reference.parallelism)
+    # a network's rest: a constant set-up and a forward pass over the evaluation rows
+    predicting = reference.per_row * VALIDATION_SHARE
+    setup = max(reference.fixed - predicting * reference.eval_rows, 0.0)
+    fixed = setup + predicting * rows * eval_rows
+    steps = units.step / reference.step_units if reference.step_units > 0 else 1.0
+    batch = max(1, int(merged.get("batch_size") or 1))
+    per_row = reference.per_row * rows + reference.per_step * steps / batch
+    per_epoch_val = reference.per_row * rows * VALIDATION_SHARE * shape.n_val
+    peak = int(reference.peak_gpu_bytes * max(1.0, steps))  # weights, gradients and moments grow with the parameters
+    return FitCost(fixed, per_row, 1.0, per_epoch_val, True, peak, reference.parallelism)
+
+
+def mean_cost(costs: list[FitCost]) -> FitCost:
+    """The mean fit of several (space draws): the formula is linear in its coefficients."""
+    first = costs[0]
+    mean = {name: sum(getattr(c, name) for c in costs) / len(costs) for name in ("fixed", "per_row", "per_epoch_val")}
+    return dataclasses.replace(first, **mean, peak_gpu_bytes=max(c.peak_gpu_bytes for c in costs))
