@@ -132,6 +132,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         self.base = self.base or self.name
+        if self.cls is None:  # load_suite passes the class it checked the params against
+            self.cls = get_model(self.base)
 
 
 @dataclass
