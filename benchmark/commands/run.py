@@ -15,7 +15,7 @@ from benchmark.execution.executors import make_executor
 from benchmark.execution.plan import build_plan
 from benchmark.execution.progress import RunProgress
 from benchmark.execution.resources import make_plan
-from benchmark.execution.runner import Runner, dry_run_rows
+from benchmark.execution.runner import Runner
 from benchmark.execution.suite import load_suite
 from benchmark.store.results import ResultsStore, StoreError, describe_db_error
 
@@ -55,30 +55,6 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=handle)
 
 
-def _dry_run(plan, store, show_cells: bool, with_estimate: bool) -> int:
-    suite, execution = plan.suite, plan.execution
-    rows = dry_run_rows(plan, store)
-    if show_cells:
-        print(tabulate(rows, headers=["dataset", "model", "fraction", "seed", "status"]))
-    done = sum(r[-1] == "done" for r in rows)
-    failed = sum(r[-1] == "failed" for r in rows)
-    if with_estimate:
-        plan.check_data()  # a bad dataset file: one error line, before any calibration
-        result = estimate(plan, list(plan.groups), store.done_cells(), notice=lambda t: print(f"notice: {t}"))
-        table = [(d, m, r.fits, r.resource, f"{r.seconds / 3600:.3f}") for (d, m), r in sorted(result.rows.items())]
-        print(tabulate(table, headers=["dataset", "model", "fits", "runs on", "est. hours"]))
-        gpu_hours = result.busy_seconds("gpu") / 3600
-        print(f"estimate: {result.busy_seconds('cpu') / 3600:.2f} CPU-hours"
-              + (f" + {gpu_hours:.2f} GPU-hours" if gpu_hours else "")
-              + f"; wall {format_hours(result.wall_seconds)} on {execution.describe()}"
-              + (f"; not estimated (timing failed): {', '.join('/'.join(p) for p in result.failed)}"
-                 if result.failed else ""))
-    print(f"suite {suite.name} ({suite.hash}): {len(rows)} cells, {done} done, {failed} failed, "
-          f"{len(rows) - done} to run; trials {suite.trials}, epochs {suite.epochs or 'model default'}; "
-          f"{execution.describe()}")
-    return 0
-
-
 def _stop_cleanly_on_signals() -> dict:
     """Ctrl-C and SIGTERM (cluster schedulers) stop the run after recording what finished.
 
@@ -97,6 +73,7 @@ def _stop_cleanly_on_signals() -> dict:
 
 
 def handle(args: argparse.Namespace) -> int:
+    progress = RunProgress(quiet=args.quiet, verbose=args.verbose)
     data_dir = os.path.abspath(args.data_dir) if args.data_dir else None  # travels in the plan and each job
     suite = load_suite(  # flags over suite values; plain ones are checked before any model file is imported
         args.suite, data_dir=data_dir, models=args.models, datasets=args.datasets, fractions=args.fractions,
@@ -104,16 +81,38 @@ def handle(args: argparse.Namespace) -> int:
         workers=args.workers)
     plan = build_plan(suite, make_plan(suite.device, suite.workers, args.executor, data_dir, args.address))
     store = ResultsStore(args.results)
-    progress = RunProgress(quiet=args.quiet, verbose=args.verbose)
     if plan.execution.auto_gpu_jobs and not args.no_estimate:
         plan = size_gpu_jobs(plan, store.done_cells(), notice=progress.notice)
-    if args.dry_run:
+    execution = plan.execution
+
+    if args.dry_run:  # every cell with its stored status, and what the plan will cost
         for notice in suite.notices:
             print(f"notice: {notice}")
-        return _dry_run(plan, store, show_cells=args.verbose, with_estimate=not args.no_estimate)
-    executor = make_executor(plan.execution)
-    runner = Runner(plan, store, executor, progress, wait_for_others=args.wait,
-                    estimator=None if args.quiet or args.no_estimate else run_estimator(plan))
+        status = store.cell_status()
+        rows = [(*cell[:4], status.get(cell, "todo")) for cell in plan.cells()]
+        if args.verbose:
+            print(tabulate(rows, headers=["dataset", "model", "fraction", "seed", "status"]))
+        done = sum(r[-1] == "done" for r in rows)
+        failed = sum(r[-1] == "failed" for r in rows)
+        if not args.no_estimate:
+            plan.check_data()  # a bad dataset file: one error line, before any timed fit
+            result = estimate(plan, list(plan.groups), store.done_cells(), notice=lambda t: print(f"notice: {t}"))
+            table = [(d, m, r.fits, r.resource, f"{r.seconds / 3600:.3f}") for (d, m), r in sorted(result.rows.items())]
+            print(tabulate(table, headers=["dataset", "model", "fits", "runs on", "est. hours"]))
+            gpu_hours = result.busy_seconds("gpu") / 3600
+            print(f"estimate: {result.busy_seconds('cpu') / 3600:.2f} CPU-hours"
+                  + (f" + {gpu_hours:.2f} GPU-hours" if gpu_hours else "")
+                  + f"; wall {format_hours(result.wall_seconds)} on {execution.describe()}"
+                  + (f"; not estimated (timing failed): {', '.join('/'.join(p) for p in result.failed)}"
+                     if result.failed else ""))
+        print(f"suite {suite.name} ({suite.hash}): {len(rows)} cells, {done} done, {failed} failed, "
+              f"{len(rows) - done} to run; trials {suite.trials}, epochs {suite.epochs or 'model default'}; "
+              f"{execution.describe()}")
+        return 0
+
+    estimator = None if args.quiet or args.no_estimate else run_estimator(plan)
+    executor = make_executor(execution)
+    runner = Runner(plan, store, executor, progress, wait_for_others=args.wait, estimator=estimator)
     previous_handlers = _stop_cleanly_on_signals()
     store_failed = False
     try:

@@ -90,8 +90,9 @@ class DataPlan:
 
     def shape(self) -> tuple[int, int, int]:
         """(training rows, features, labels) of the full training pool (split seed's draw)."""
+        n_rows = len(self.parts(1.0, self.split_seed).train)
         dataset = self.dataset()
-        return len(self.parts(1.0, self.split_seed).train), dataset.X.shape[1], dataset.Y.shape[1]
+        return n_rows, dataset.X.shape[1], dataset.Y.shape[1]
 
     def density(self) -> float:
         """The share of nonzero features (1 for dense X): sparse-aware models' work follows it."""

@@ -22,7 +22,6 @@ from benchmark.evaluation.thresholds import ORACLE_GRID
 from benchmark.execution.resources import ExecutionPlan
 from benchmark.execution.suite import ModelConfig, Suite
 from benchmark.execution.worker import Job, Pruning
-from benchmark.modelapi.base import get_model
 from benchmark.store.identity import config_hash, group_settings, study_hash
 from benchmark.store.tables import CellKey, cell_key
 
@@ -127,17 +126,15 @@ class RunPlan:
 def build_plan(suite: Suite, execution: ExecutionPlan) -> RunPlan:
     """Resolve a loaded suite on one execution plan into the run's frozen plan."""
     reference = suite.protocol == "reference"
-    val_grid = tuple(suite.resolved_val_grid())
     groups = []
     for entry in suite.datasets:
         data = _data_plan(suite, entry, execution.data_dir)
         for config in suite.models:
             model = _model_plan(suite, execution, data, config)
-            _refuse_what_will_not_fit(model, data, execution)
             groups += [GroupPlan(data, model, fraction, tuple(suite.seeds)) for fraction in suite.fractions]
     return RunPlan(suite=suite, execution=execution, groups=tuple(groups), trial_seed=suite.split_seed,
-                   val_grid=val_grid, oracle_grid=tuple(suite.resolved_oracle_grid()),
-                   selection_grid=tuple(float(t) for t in ORACLE_GRID) if reference else val_grid,
+                   val_grid=suite.val_thresholds, oracle_grid=suite.oracle_thresholds,
+                   selection_grid=tuple(float(t) for t in ORACLE_GRID) if reference else suite.val_thresholds,
                    objective=suite.objective, budget_seconds=suite.budget_seconds)
 
 
@@ -147,7 +144,8 @@ def _data_plan(suite: Suite, entry: DatasetRef, data_dir: str | None) -> DataPla
 
 
 def _model_plan(suite: Suite, execution: ExecutionPlan, data: DataPlan, config: ModelConfig) -> ModelPlan:
-    cls = get_model(config.base)
+    """One model column on one dataset; refused here when a fit would not fit in memory."""
+    cls = config.cls
     params, space = _params_and_space(suite, cls, data.entry.name, config)
     trials = suite.trials if not config.fixed and suite.trials > 0 and space else 0
     epochs, max_epochs = (_steps(cls, params, space, tuned=bool(trials)) if cls.grows_in_steps
@@ -157,6 +155,7 @@ def _model_plan(suite: Suite, execution: ExecutionPlan, data: DataPlan, config: 
     pruning = Pruning(suite.pruner, suite.pruner_startup_trials, warmup, max_epochs) if trials else None
     resource = execution.resource_for(cls)
     threads = execution.cpu_threads if resource == "cpu" else execution.gpu_threads
+    _refuse_what_will_not_fit(config.name, cls, resource, params, space, data, execution)
     settings = group_settings(suite, data.entry.name, data.fingerprint, config.name, config.base, params,
                               space, trials, max_epochs, pruner_warmup=warmup, threads=threads,
                               revision=cls.revision)
@@ -169,23 +168,24 @@ def machine_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _refuse_what_will_not_fit(model: ModelPlan, data: DataPlan, execution: ExecutionPlan) -> None:
+def _refuse_what_will_not_fit(name: str, cls, resource: str, fixed: dict[str, Any], space: dict[str, Any],
+                              data: DataPlan, execution: ExecutionPlan) -> None:
     """One line, before anything runs, when a fit of this model (at the most memory its space
     can ask for) would not fit beside the other jobs running at once."""
-    cls = model.cls
     if cls.peak_bytes(1, 1, 1, dict(cls.defaults)) is None:
         return  # not modelled: nothing to check (and no dataset to load)
     n_rows, n_features, n_labels = data.shape()
-    params = {**cls.defaults, **model.params}
-    for name, dist in model.space.items():  # the most memory each tuned setting can ask for
+    params = {**cls.defaults, **fixed}
+    for setting, dist in space.items():  # the most memory each tuned setting can ask for
         values = list(getattr(dist, "choices", ())) or [dist.low, dist.high]
-        params[name] = max(values, key=lambda v: cls.peak_bytes(n_rows, n_features, n_labels, {**params, name: v}))
+        params[setting] = max(values, key=lambda v: cls.peak_bytes(n_rows, n_features, n_labels,
+                                                                   {**params, setting: v}))
     peak = cls.peak_bytes(n_rows, n_features, n_labels, params)
-    slots = execution.cpu_workers if model.resource == "cpu" else 1
+    slots = execution.cpu_workers if resource == "cpu" else 1
     budget = MEMORY_SHARE * machine_memory_bytes() / max(1, slots)
     if peak > budget:
-        worst = ", ".join(f"{k} = {params[k]!r}" for k in sorted(model.space) or sorted(model.params))
-        raise PlanError(f"{model.name} on {data.entry.name}: a fit needs about {peak / 2**30:.1f} GiB "
+        worst = ", ".join(f"{k} = {params[k]!r}" for k in sorted(space) or sorted(fixed))
+        raise PlanError(f"{name} on {data.entry.name}: a fit needs about {peak / 2**30:.1f} GiB "
                         f"({worst or 'its defaults'}), more than the {budget / 2**30:.1f} GiB one of "
                         f"{slots} job(s) may use here; narrow its space or use fewer workers")
 
@@ -200,8 +200,12 @@ def _params_and_space(suite: Suite, cls, dataset: str, config: ModelConfig) -> t
         params["epochs"] = suite.epochs
     if suite.protocol == "reference":
         params.update({k: v for k, v in REFERENCE_MODEL_PARAMS.items() if k in cls.defaults})
-    fixed, tune = config.on(dataset)
-    params.update(fixed)
+    own = config.datasets.get(dataset)  # that dataset's table over the model's
+    params.update(config.params)
+    tune = config.tune
+    if own is not None:
+        params.update(own.params)
+        tune = own.tune if own.tune is not None else tune
     if tune is not None:  # only these are searched; everything else stays fixed
         space = {k: cls.search_space[k] for k in tune}
         return {k: v for k, v in params.items() if k not in space}, space

@@ -252,8 +252,3 @@ class Runner:
         in_flight[handle] = InFlight(request.kind, group, request.ident, label, time.monotonic())
         self.progress.job_started(label)
 
-
-def dry_run_rows(plan: RunPlan, store: ResultsStore) -> list[tuple[str, str, float, int, str]]:
-    """Every cell of the plan (under its configuration) with its stored status."""
-    status = store.cell_status()
-    return [(*cell[:4], status.get(cell, "todo")) for cell in plan.cells()]

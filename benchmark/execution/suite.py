@@ -128,16 +128,12 @@ class ModelConfig:
     tune: list[str] | None = None  # only these are searched (None: the whole space)
     reference: bool = False  # start from the model's per-dataset reference settings
     datasets: dict[str, DatasetSettings] = field(default_factory=dict)  # per-dataset overrides
+    cls: type | None = field(default=None, compare=False, repr=False)  # the base's class, resolved once; not hashed
 
     def __post_init__(self) -> None:
         self.base = self.base or self.name
-
-    def on(self, dataset: str) -> tuple[dict[str, Any], list[str] | None]:
-        """(fixed params, tune list) on ``dataset``: the model's, with that dataset's table over them."""
-        own = self.datasets.get(dataset)
-        if own is None:
-            return dict(self.params), self.tune
-        return {**self.params, **own.params}, own.tune if own.tune is not None else self.tune
+        if self.cls is None:  # load_suite passes the class it checked the params against
+            self.cls = get_model(self.base)
 
 
 @dataclass
@@ -173,22 +169,31 @@ class Suite:
     workers: int | str = 1  # how to run, not what: not part of the hash
     source: str = ""
     notices: list[str] = field(default_factory=list)
+    # the grids resolved once (the defaults where the suite gives none); the hash covers the given ones
+    val_thresholds: tuple[float, ...] = field(init=False)
+    oracle_thresholds: tuple[float, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.val_thresholds = tuple(float(t) for t in (self.val_grid if self.val_grid is not None else VAL_GRID))
+        oracle = self.oracle_grid if self.oracle_grid is not None else ORACLE_GRID  # the reference's nine points too
+        self.oracle_thresholds = tuple(float(t) for t in oracle)
 
     def model(self, name: str) -> ModelConfig:
         return next(m for m in self.models if m.name == name)
 
     def resolved_val_grid(self) -> list[float]:
-        return [float(t) for t in (self.val_grid if self.val_grid is not None else VAL_GRID)]
+        return list(self.val_thresholds)
 
     def resolved_oracle_grid(self) -> list[float]:
-        grid = self.oracle_grid if self.oracle_grid is not None else ORACLE_GRID  # the reference's nine points too
-        return [float(t) for t in grid]
+        return list(self.oracle_thresholds)
 
     def resolved(self) -> dict[str, Any]:
         """The content the hash covers: everything that changes what a cell computes."""
         content = asdict(self)
-        for key in ("source", "notices", "workers"):
+        for key in ("source", "notices", "workers", "val_thresholds", "oracle_thresholds"):
             content.pop(key)
+        for model in content["models"]:
+            model.pop("cls")
         return content
 
     @property
@@ -380,7 +385,7 @@ def _model_config(name: str, table: dict[str, Any], declared: frozenset[str] = f
     if reference and not hasattr(cls, "reference_params"):
         raise SuiteError(f"[model.{name}] reference = true: {base} publishes no reference settings")
     return ModelConfig(name=name, base=base, fixed=trials == 0, params=dict(params), tune=tune, reference=reference,
-                       datasets=datasets)
+                       datasets=datasets, cls=cls)
 
 
 def _params_table(where: str, name: str, cls, params: Any) -> dict[str, Any]:
