@@ -7,6 +7,9 @@ the tuning objective, and for a tuning trial the pruner and the trial history it
 see. The executor stamps the device and thread count on submit. :func:`run_job`
 loads the dataset (cached per process), fits, predicts validation and test, evaluates
 the three threshold protocols and never raises: a failure comes back as a result.
+A trial with successive halving over training rows first fits its early rungs on
+stratified subsets of its training rows and stops when not promoted
+(:mod:`benchmark.execution.halving`); its last rung is the plain fit.
 """
 
 from __future__ import annotations

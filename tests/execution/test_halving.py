@@ -275,6 +275,20 @@ def test_a_halving_study_prunes_early_rungs_and_is_deterministic(tmp_path):
     assert _comparable(trials) == _comparable(next(iter(_studies(two).values())))
     for key, cell in _cells(two).items():
         assert_same(cells[key].metrics, cell.metrics, (key, "metrics"))
+    # the report states it
+    assert main(["report", "--results", str(one), "--out", str(tmp_path / "report")]) == 0
+    index = (tmp_path / "report" / "index.md").read_text()
+    assert "Tuning: successive halving over training rows" in index
+    assert "for emotions/br (min_rows = 60, factor = 2, startup = 2); the seeds" in index
+
+
+def test_a_report_without_halving_says_nothing_about_it():
+    import pandas as pd
+
+    from benchmark.report.build import _halving_text
+
+    runs = pd.DataFrame({"dataset": ["yeast"], "model": ["br"], "settings": [{"tuning": {"trials": 3}}]})
+    assert _halving_text(runs) is None
 
 
 @pytest.mark.slow
