@@ -162,7 +162,7 @@ class Group:
             return [self._outcome(ident, result)]
         if result.lost:
             return self._trial_lost(ident, result)
-        attrs: dict[str, Any] = {}
+        attrs: dict[str, Any] = dict(result.attrs)
         if result.state == "complete":
             attrs["cell_record"] = result.record.to_dict()
         elif result.state == "failed":

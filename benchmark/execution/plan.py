@@ -19,6 +19,7 @@ from benchmark.data.refs import DatasetRef
 from benchmark.data.settings import cache_dir
 from benchmark.errors import BenchmarkError
 from benchmark.evaluation.thresholds import ORACLE_GRID
+from benchmark.execution.halving import Halving, applies
 from benchmark.execution.resources import ExecutionPlan
 from benchmark.execution.suite import ModelConfig, Suite
 from benchmark.execution.worker import Job, Pruning
@@ -52,6 +53,7 @@ class ModelPlan:
     config: str
     study: str
     cls: type = dataclasses.field(compare=False, repr=False)  # the registered model class, resolved once
+    halving: Halving | None = None  # successive halving over training rows of its trials (None: all rows)
 
     @property
     def tuned(self) -> bool:
@@ -120,6 +122,7 @@ class RunPlan:
                    train=parts.train, val=parts.val, test=parts.test, val_grid=self.val_grid,
                    oracle_grid=self.oracle_grid, objective=self.objective,
                    pruning=group.model.pruning if kind == "trial" else None, history=history, label=group.label,
+                   halving=group.model.halving if kind == "trial" else None,
                    selection_grid=self.selection_grid, data_dir=self.execution.data_dir)
 
 
@@ -156,11 +159,21 @@ def _model_plan(suite: Suite, execution: ExecutionPlan, data: DataPlan, config: 
     resource = execution.resource_for(cls)
     threads = execution.cpu_threads if resource == "cpu" else execution.gpu_threads
     _refuse_what_will_not_fit(config.name, cls, resource, params, space, data, execution)
+    halving = _halving(suite, data, config) if trials else None
     settings = group_settings(suite, data.entry.name, data.fingerprint, config.name, config.base, params,
                               space, trials, max_epochs, pruner_warmup=warmup, threads=threads,
-                              revision=cls.revision)
+                              revision=cls.revision, halving=halving.settings() if halving else None)
     return ModelPlan(config.name, config.base, resource, params, space, trials, epochs,
-                     max_epochs, pruning, settings, config_hash(settings), study_hash(settings), cls)
+                     max_epochs, pruning, settings, config_hash(settings), study_hash(settings), cls, halving)
+
+
+def _halving(suite: Suite, data: DataPlan, config: ModelConfig) -> Halving | None:
+    """The model's halving setting where the full training pool allows more than one rung
+    (a smaller fraction may still get one rung: its trials then train on all its rows)."""
+    halving = suite.halving_for(config)
+    if halving is None:
+        return None
+    return halving if applies(len(data.parts(1.0, suite.split_seed).train), halving) else None
 
 
 def machine_memory_bytes() -> int:

@@ -29,6 +29,8 @@ except ``name``)::
     pruner_warmup_epochs = 2                 # MedianPruner: epochs before a trial can be pruned
     val_grid = [0.05, ..., 0.95]             # thresholds of the "val" protocol (default VAL_GRID)
     oracle_grid = [0.1, ..., 0.9]            # thresholds of the "oracle" protocol
+    halving = { min_rows = 1000, factor = 3, startup = 3 }   # successive halving over training
+                                             # rows for tuning (off when absent; halving.py)
 
     [[dataset]]                              # a dataset declared by path (DatasetSpec.from_dict)
     name = "mydata"
@@ -51,6 +53,15 @@ except ``name``)::
     [model."cgmvae-nocl"]                    # a named variant: another model's code, own settings
     base = "cgmvae"
     params = { contrastive_weight = 0.0 }    # fixed; the rest of the base's space is tuned
+
+    [model.br]
+    halving = false                          # this model tunes on all rows (or its own table)
+
+``halving`` tunes by successive halving over training rows (:mod:`benchmark.execution.halving`):
+trials start on ``min_rows`` stratified training rows and the better ones are refitted on
+``factor`` times more, up to all rows; the seeds of the chosen configuration always train
+on all rows. It applies to a (dataset, model) only where the training rows allow more
+than one rung, and is then part of its cells' identity; elsewhere it changes nothing.
 
 ``protocol = "reference"`` reproduces the authors' evaluation code: training fractions
 are prefixes of the training index, the oracle grid is the nine points 0.1..0.9, models
@@ -80,6 +91,7 @@ from benchmark.data.download import is_available
 from benchmark.data.refs import DatasetRef
 from benchmark.errors import BenchmarkError, ParseError, UnknownNameError
 from benchmark.evaluation.thresholds import ORACLE_GRID, VAL_GRID
+from benchmark.execution.halving import Halving
 from benchmark.lazy import lazy
 from benchmark.modelapi.base import get_model, model_declarations
 from benchmark.vocabulary import (
@@ -104,9 +116,10 @@ KNOWN_KEYS = {
     "name", "description", "datasets", "optional_datasets", "include_available", "models",
     "fractions", "seeds", "trials", "epochs", "split_seed", "val_size", "device", "pruner",
     "pruner_startup_trials", "pruner_warmup_epochs", "val_grid", "oracle_grid", "dataset", "model",
-    "workers", "objective", "resample", "protocol", "budget",
+    "workers", "objective", "resample", "protocol", "budget", "halving",
 }
-MODEL_TABLE_KEYS = {"trials", "params", "base", "tune", "reference", "datasets"}
+MODEL_TABLE_KEYS = {"trials", "params", "base", "tune", "reference", "datasets", "halving"}
+HALVING_KEYS = {"min_rows", "factor", "startup"}
 DATASET_TABLE_KEYS = {"params", "tune"}
 OVERRIDABLE = (
     "datasets", "models", "fractions", "seeds", "trials", "epochs", "device", "split_seed", "val_size", "workers",
@@ -128,6 +141,7 @@ class ModelConfig:
     tune: list[str] | None = None  # only these are searched (None: the whole space)
     reference: bool = False  # start from the model's per-dataset reference settings
     datasets: dict[str, DatasetSettings] = field(default_factory=dict)  # per-dataset overrides
+    halving: Halving | bool | None = None  # None: the suite's; False: off; a Halving: its own
     cls: type | None = field(default=None, compare=False, repr=False)  # the base's class, resolved once; not hashed
 
     def __post_init__(self) -> None:
@@ -165,6 +179,7 @@ class Suite:
     resample: str = "subset"
     protocol: str = "harness"
     budget_seconds: float | None = None
+    halving: Halving | None = None  # successive halving over training rows when tuning (off: None)
     include_available: bool = False
     workers: int | str = 1  # how to run, not what: not part of the hash
     source: str = ""
@@ -192,9 +207,18 @@ class Suite:
         content = asdict(self)
         for key in ("source", "notices", "workers", "val_thresholds", "oracle_thresholds"):
             content.pop(key)
+        if content["halving"] is None:  # suites without halving keep the hash they had
+            content.pop("halving")
         for model in content["models"]:
             model.pop("cls")
+            if model["halving"] is None:
+                model.pop("halving")
         return content
+
+    def halving_for(self, config: ModelConfig) -> Halving | None:
+        """The halving setting of one model column (its own table's, else the suite's)."""
+        own = config.halving
+        return (self.halving if own is None else own) or None
 
     @property
     def hash(self) -> str:
@@ -265,16 +289,17 @@ def _convert(value: Any, kind):
     return kind(value)
 
 
-def _integer(raw: dict, key: str, default: int | None, minimum: int | None = None) -> int | None:
+def _integer(raw: dict, key: str, default: int | None, minimum: int | None = None, where: str = "") -> int | None:
     value = raw.get(key, default)
     if value is None:
         return None
+    name = f"{where}: {key}" if where else key
     try:
         number = _convert(value, int)
     except (TypeError, ValueError):
-        raise SuiteError(f"{key} must be an integer, not {value!r}") from None
+        raise SuiteError(f"{name} must be an integer, not {value!r}") from None
     if minimum is not None and number < minimum:
-        raise SuiteError(f"{key} must be >= {minimum}, not {number}")
+        raise SuiteError(f"{name} must be >= {minimum}, not {number}")
     return number
 
 
@@ -379,13 +404,34 @@ def _model_config(name: str, table: dict[str, Any], declared: frozenset[str] = f
         raise SuiteError(f"[model.{name}] datasets must be tables [model.{name}.datasets.NAME], not {per_dataset!r}")
     datasets = {dataset: _dataset_settings(name, base, cls, dataset, sub, declared)
                 for dataset, sub in per_dataset.items()}
+    halving = _halving(table["halving"], f"[model.{name}] halving", allow_false=True) if "halving" in table else None
     reference = table.get("reference", False)
     if not isinstance(reference, bool):
         raise SuiteError(f"[model.{name}] reference must be true or false, not {reference!r}")
     if reference and not hasattr(cls, "reference_params"):
         raise SuiteError(f"[model.{name}] reference = true: {base} publishes no reference settings")
     return ModelConfig(name=name, base=base, fixed=trials == 0, params=dict(params), tune=tune, reference=reference,
-                       datasets=datasets, cls=cls)
+                       datasets=datasets, halving=halving, cls=cls)
+
+
+def _halving(value: Any, where: str, allow_false: bool = False) -> Halving | bool:
+    """``{ min_rows = N, factor = F, startup = S }`` (factor 3 and startup 3 by default)."""
+    if value is False and allow_false:
+        return False
+    example = "{ min_rows = 1000, factor = 3 }" + (" or false" if allow_false else "")
+    if not isinstance(value, dict):
+        raise SuiteError(f"{where} must be a table such as {example}, not {value!r}")
+    unknown = sorted(set(value) - HALVING_KEYS)
+    if unknown:
+        raise SuiteError(f"{where}: unknown keys {unknown} (allowed: {', '.join(sorted(HALVING_KEYS))})")
+    if "min_rows" not in value:
+        raise SuiteError(f"{where} needs min_rows, the training rows of the first rung: {example}")
+    min_rows = _integer(value, "min_rows", None, minimum=1, where=where)
+    startup = _integer(value, "startup", 3, minimum=0, where=where)
+    factor = value.get("factor", 3)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor <= 1:
+        raise SuiteError(f"{where}: factor must be a number > 1, not {factor!r}")
+    return Halving(min_rows=min_rows, factor=float(factor), startup=startup)
 
 
 def _params_table(where: str, name: str, cls, params: Any) -> dict[str, Any]:
@@ -568,6 +614,7 @@ def load_suite(name_or_path: str, data_dir: str | None = None, **overrides: Any)
         resample=_choice(raw, "resample", "subset", RESAMPLE_MODES),
         protocol=_choice(raw, "protocol", "harness", SPLIT_PROTOCOLS),
         budget_seconds=parse_duration(raw.get("budget")),
+        halving=_halving(raw["halving"], "halving") if "halving" in raw else None,
         include_available=include,
         workers=_workers(raw.get("workers", 1)),
     )

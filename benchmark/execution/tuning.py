@@ -26,7 +26,9 @@ raised (a broken model cannot loop). A model with an empty search space (or a fi
 the trial history it was sent, reports each epoch's validation score into a fresh trial
 there, and raises ``optuna.TrialPruned`` when the pruner says so. The driver copies the
 intermediate values into the stored trial. Hyperband's maximum resource is the model's
-real epoch budget.
+real epoch budget. A study with successive halving over training rows
+(:mod:`benchmark.execution.halving`) reports rungs instead of epochs: its steps are rung
+indices, decided by the same history, and per-epoch pruning is off there.
 """
 
 from __future__ import annotations

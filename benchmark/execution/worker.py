@@ -7,6 +7,9 @@ the tuning objective, and for a tuning trial the pruner and the trial history it
 see. The executor stamps the device and thread count on submit. :func:`run_job`
 loads the dataset (cached per process), fits, predicts validation and test, evaluates
 the three threshold protocols and never raises: a failure comes back as a result.
+A trial with successive halving over training rows first fits its early rungs on
+stratified subsets of its training rows and stops when not promoted
+(:mod:`benchmark.execution.halving`); its last rung is the plain fit.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 
 from benchmark.data.refs import DatasetRef, load_ref
 from benchmark.evaluation.thresholds import best_over_grid, evaluate_protocols
+from benchmark.execution.halving import Halving, RowHalving, applies
 from benchmark.execution.tuning import EpochPruner
 from benchmark.files import json_safe
 from benchmark.lazy import lazy
@@ -61,6 +65,7 @@ class Job:
     selection_grid: tuple[float, ...] | None = None  # epoch-selection thresholds (models that select epochs)
     pruning: Pruning | None = None
     history: tuple[dict[str, Any], ...] = ()  # finished trials the pruner may see
+    halving: Halving | None = None  # a trial's successive halving over training rows (halving.py)
     data_dir: str | None = None
     device: str = "cpu"  # stamped by the executor
     n_threads: int | None = None  # stamped by the executor
@@ -112,6 +117,7 @@ class JobResult:
     started_at: str | None = None
     artifacts: dict[str, np.ndarray] = field(default_factory=dict)  # small arrays kept beside the store
     lost: bool = False  # the job's worker died (a kill, the OOM killer, a lost node): not the model's failure
+    attrs: dict[str, Any] = field(default_factory=dict)  # what a trial's stored record keeps beside its values
 
 
 def objective_value(y_val, s_val, objective: str, grid) -> float:
@@ -138,19 +144,44 @@ def run_job(job: Job) -> JobResult:
         model = cls(seed=job.seed, device=job.device, n_threads=job.n_threads, **job.params)
         if job.selection_grid is not None and hasattr(model, "selection_grid"):
             model.selection_grid = tuple(job.selection_grid)
-        if job.kind == "trial" and job.pruning is not None and cls.reports_steps():
+        if job.kind == "trial" and applies(len(job.train), job.halving):
+            pruner = RowHalving(job.halving, list(job.history), len(job.train))
+            _early_rungs(job, cls, X, Y, pruner)  # raises optuna.TrialPruned when not promoted
+        elif job.kind == "trial" and job.pruning is not None and cls.reports_steps():
             pruner = EpochPruner(job.pruning, list(job.history))
-        record = FitRecord.from_dict(json_safe({**_fit_and_evaluate(job, model, X, Y, pruner),
+        epoch_pruner = pruner if isinstance(pruner, EpochPruner) else None
+        record = FitRecord.from_dict(json_safe({**_fit_and_evaluate(job, model, X, Y, epoch_pruner),
                                                 "started_at": started_at}))
+        if isinstance(pruner, RowHalving):  # the last rung: every training row, the trial's own fit
+            pruner.report(len(pruner.rows) - 1, record.val_score)
         return JobResult("complete", val_score=record.val_score,
                          intermediate=dict(pruner.intermediate) if pruner else {},
-                         record=record, started_at=started_at,
+                         record=record, started_at=started_at, attrs=_attrs(pruner),
                          artifacts=model_artifacts(job, model, Y) if job.kind == "cell" else {})
     except optuna.TrialPruned:
-        return JobResult("pruned", intermediate=dict(pruner.intermediate) if pruner else {}, started_at=started_at)
+        return JobResult("pruned", intermediate=dict(pruner.intermediate) if pruner else {}, started_at=started_at,
+                         attrs=_attrs(pruner))
     except Exception:  # noqa: BLE001 - a failing model is a result, recorded with its traceback
         return JobResult("failed", error=traceback.format_exc(), started_at=started_at,
-                         intermediate=dict(pruner.intermediate) if pruner else {})
+                         intermediate=dict(pruner.intermediate) if pruner else {}, attrs=_attrs(pruner))
+
+
+def _attrs(pruner) -> dict[str, Any]:
+    return pruner.attrs() if isinstance(pruner, RowHalving) else {}
+
+
+def _early_rungs(job: Job, cls, X, Y, halving: RowHalving) -> None:
+    """Fit a fresh model on each rung's rows but the last, score it on all validation rows,
+    and report the score (``optuna.TrialPruned`` when the trial is not promoted)."""
+    train, val = job.train, job.val
+    for rung, positions in halving.early_rungs(Y[train], job.seed):
+        model = cls(seed=job.seed, device=job.device, n_threads=job.n_threads, **job.params)
+        if job.selection_grid is not None and hasattr(model, "selection_grid"):
+            model.selection_grid = tuple(job.selection_grid)
+        rows = train[positions]
+        model.fit(X[rows], Y[rows], X[val], Y[val], on_epoch=None)
+        s_val = np.asarray(model.predict_proba(X[val]), dtype=np.float64)
+        halving.report(rung, objective_value(Y[val], s_val, job.objective, list(job.val_grid)))
 
 
 def model_artifacts(job: Job, model, Y) -> dict[str, np.ndarray]:

@@ -155,6 +155,25 @@ def _variance_text(runs: pd.DataFrame) -> str:
     return "; ".join(VARIANCE_TEXT.get(m, str(m)) for m in sorted(modes, key=str))
 
 
+def _halving_text(runs: pd.DataFrame) -> str | None:
+    """Which (dataset, model) were tuned by successive halving over training rows, and how;
+    None when none was (then the report says nothing: every trial trained on all rows)."""
+    used: dict[str, set[str]] = {}
+    for row in runs[["dataset", "model", "settings"]].itertuples() if "settings" in runs.columns else ():
+        settings = row.settings
+        halving = settings.get("tuning", {}).get("halving") if isinstance(settings, dict) else None
+        if isinstance(halving, dict):
+            how = (f"min_rows = {halving.get('min_rows')}, factor = {halving.get('factor'):g}, "
+                   f"startup = {halving.get('startup')}")
+            used.setdefault(how, set()).add(f"{row.dataset}/{row.model}")
+    if not used:
+        return None
+    parts = [f"{', '.join(sorted(pairs))} ({how})" for how, pairs in sorted(used.items())]
+    return ("successive halving over training rows: trials started on a stratified subset of the training "
+            "rows and only the better ones were refitted on more, up to all rows, for " + "; ".join(parts)
+            + "; the seeds of the chosen configuration trained on all rows; all other tuning used all rows")
+
+
 def _resample_modes(runs: pd.DataFrame) -> set[str]:
     """The resample modes recorded in these runs' settings (empty for stores without them)."""
     modes = set()
@@ -296,7 +315,8 @@ class _Builder:
             f"Variance: {_variance_text(runs)}",
             f"Configurations: {distinct('config')} (one per suite, dataset and model: the latest unless "
             "`--all-configs`)",
-        ] + [f"Note: {note}" for note in self.inputs.notes]))
+        ] + [f"Tuning: {text}" for text in [_halving_text(runs)] if text]
+          + [f"Note: {note}" for note in self.inputs.notes]))
         if self.inputs.store_summary:
             self.blocks.append(Heading("Stores", 3))
             self.blocks.append(Paragraph(

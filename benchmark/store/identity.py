@@ -38,13 +38,17 @@ def space_json(search_space: dict[str, Any]) -> dict[str, Any]:
 def group_settings(suite, dataset: str, fingerprint: dict[str, str], model: str, base_model: str,
                    params: dict[str, Any], search_space: dict[str, Any], trials: int,
                    max_epochs: int | None, pruner_warmup: int | None = None, threads: int = 1,
-                   revision: int = 1) -> dict[str, Any]:
+                   revision: int = 1, halving: dict[str, Any] | None = None) -> dict[str, Any]:
     """The settings every cell of one (dataset, model) shares, as plain data.
 
     ``threads`` (per fit) is part of it when above one: the same fit on two threads sums in
     another order than on one (test metrics moved by ~1e-4), so one store never mixes them.
     One thread adds nothing, so cells made before threads were recorded (one worker per core,
     as the committed stores) keep their identity.
+
+    ``halving`` (successive halving over training rows, :mod:`benchmark.execution.halving`)
+    is part of it, in ``tuning``, only where the plan applies it: cells tuned on all rows,
+    as every cell before halving existed, keep their identity.
     """
     settings = {
         "harness": PROTOCOL_VERSION,
@@ -61,6 +65,8 @@ def group_settings(suite, dataset: str, fingerprint: dict[str, str], model: str,
     }
     if threads != 1:
         settings["threads"] = int(threads)
+    if halving is not None:
+        settings["tuning"]["halving"] = dict(halving)
     if revision != 1:  # the model's own revision (Model.revision); 1 adds nothing, as before revisions
         settings["model"]["revision"] = int(revision)
     return settings
