@@ -2,7 +2,8 @@
 
 Per group: ``trials`` trial fits (under the median pruner the trials it may stop train
 the measured share of their epochs after warm-up, :func:`trial_epochs`) plus one fit per
-seed (minus the one reused from the best trial). Wall time is a list schedule of every
+seed (minus the one reused from the best trial); under successive halving over rows, the
+trials' fits on each rung's rows, as many as the promotion rule lets through. Wall time is a list schedule of every
 fit's wall time, longest first, on the plan's CPU and GPU slots, with at most ``LAG + 1``
 trials of one study at a time.
 """
@@ -13,6 +14,7 @@ import heapq
 from dataclasses import dataclass
 
 from benchmark.cost.formula import FitCost
+from benchmark.execution.halving import expected_rung_counts, rung_rows
 from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.tuning import LAG
 from benchmark.execution.worker import Pruning
@@ -65,8 +67,23 @@ def group_fits(plan: RunPlan, group: GroupPlan, cost: FitCost, done: set) -> lis
                    share * cost.wall_seconds(n, fit_epochs), label if job[0] == "trial" else None,
                    share * cost.seconds(n, fit_epochs), job)
 
-    return ([make(("trial", k), trial_epochs(group.model.pruning, k, epochs, LAG)) for k in range(trials)]
-            + [make(("cell", seed), epochs) for seed in seeds if seed != reused])
+    halving = group.model.halving
+    if halving is not None and trials:
+        per_trial = halving_trial_seconds(cost, n, epochs, trials, halving) / trials
+        trial_fits = [Fit(label, group.data.entry.name, group.model.name, group.model.resource,
+                          per_trial / cost.parallelism, label, per_trial, ("trial", k)) for k in range(trials)]
+    else:
+        trial_fits = [make(("trial", k), trial_epochs(group.model.pruning, k, epochs, LAG)) for k in range(trials)]
+    return trial_fits + [make(("cell", seed), epochs) for seed in seeds if seed != reused]
+
+
+def halving_trial_seconds(cost: FitCost, n_rows: int, epochs: int | None, trials: int, halving) -> float:
+    """CPU seconds of a study's trials under successive halving over rows: each rung's fits
+    (a fresh fit on that rung's rows, in full: no epoch pruning) times the trials expected to
+    reach it, by the promotion rule itself (``halving.expected_rung_counts``)."""
+    rows = rung_rows(n_rows, halving)
+    counts = expected_rung_counts(trials, len(rows), halving, LAG)
+    return sum(count * cost.seconds(r, epochs) for r, count in zip(rows, counts))
 
 
 def schedule_wall(fits: list[Fit], cpu_slots: int, gpu_slots: int, lag: int) -> float:

@@ -296,3 +296,23 @@ def test_a_prunable_trial_of_a_model_growing_in_steps_costs_its_share_of_steps(t
     kept = (warm + schedule.MEDIAN_KEPT_SHARE * (steps - warm)) / steps
     assert trials[3 + LAG:] == pytest.approx([10.0 * kept] * (12 - 3 - LAG)) and kept < 1
     assert [f.seconds for f in fits if f.job[0] == "cell"] == [10.0]
+
+
+def test_halving_trials_cost_each_rung_their_promotion_rule_lets_through(tmp_path):
+    """Under successive halving over rows a study's trials cost, per rung, the fits the
+    promotion rule expects there at that rung's rows; cells still train on all rows."""
+    from benchmark.execution.halving import expected_rung_counts, rung_rows
+    from benchmark.execution.tuning import LAG
+
+    plan, groups = _plan(tmp_path, 'models = ["br"]\ntrials = 12\nhalving = { min_rows = 60, factor = 2, startup = 1 }\n')
+    halving = groups[0].model.halving
+    assert halving is not None, "emotions' training pool allows more than one rung"
+    n = len(groups[0].data.parts(1.0, plan.trial_seed).train)
+    rows = rung_rows(n, halving)
+    counts = expected_rung_counts(12, len(rows), halving, LAG)
+    assert len(rows) >= 3 and counts[0] == 12 and counts[-1] < counts[0]
+    fits = schedule.group_fits(plan, groups[0], formula.FitCost(fixed=0.0, per_row=1.0), done=set())
+    trials = [f.cpu_seconds for f in fits if f.job[0] == "trial"]
+    assert sum(trials) == pytest.approx(sum(c * r for c, r in zip(counts, rows)))
+    assert sum(trials) < 12 * n, "cheaper than every trial on all rows"
+    assert [f.cpu_seconds for f in fits if f.job[0] == "cell"] == [float(n)]
