@@ -163,7 +163,7 @@ def probe(plan: RunPlan, group: GroupPlan, reference: Reference) -> Probe:
         return Probe(work=_ratio(per_epoch, predicted.seconds(n, 2) - predicted.seconds(n, 1)),
                      fixed=_ratio(one - per_epoch, predicted.fixed))
     small = max(8, n // 4)
-    setup.fit(small, params=params)  # warm-up
+    setup.fit(min(n, 64), params=params)  # warm-up: the dataset's first load in this process, first calls
     t_small, t_all = setup.fit(small, params=params), setup.fit(n, params=params)
     a = predicted.exponent
     k = max(t_all - t_small, 0.0) / max(n ** a - small ** a, 1e-9)

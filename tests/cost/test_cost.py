@@ -165,7 +165,7 @@ def test_cost_units_follow_what_a_fit_does():
     one_chain = {**ecc.defaults, **ecc.probe_params(ecc.defaults)}
     assert ecc.cost_units(50, 10, ecc.defaults).row == pytest.approx(10 * ecc.cost_units(50, 10, one_chain).row)
     probe = {**rakelo.defaults, **rakelo.probe_params(rakelo.defaults)}
-    assert rakelo.cost_units(50, 40, rakelo.defaults).row == pytest.approx(8 * rakelo.cost_units(50, 40, probe).row)
+    assert rakelo.cost_units(50, 40, rakelo.defaults).row == pytest.approx(20 * rakelo.cost_units(50, 40, probe).row)
 
 
 def test_a_probe_corrects_the_formula_for_its_dataset():
