@@ -23,9 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark.cost.cache import CostCache  # noqa: E402
-from benchmark.cost.calibration import space_draws  # noqa: E402
 from benchmark.cost.estimate import _probe, _references  # noqa: E402
-from benchmark.cost.formula import Shape, scaled  # noqa: E402
+from benchmark.cost.formula import Probe, Shape, scaled, space_draws  # noqa: E402
 from benchmark.data.settings import cache_dir  # noqa: E402
 from benchmark.execution.plan import build_plan  # noqa: E402
 from benchmark.execution.pool import configure_threads  # noqa: E402
@@ -68,7 +67,7 @@ def main() -> None:
     plan = build_plan(suite, make_plan("cpu", 1, data_dir=args.data_dir))
     configure_threads(1)
     cache = CostCache(cache_dir() / "cost", 1)
-    references = _references(plan, cache, {g.model.name for g in plan.groups}, print)
+    references, keys = _references(plan, cache, {g.model.name for g in plan.groups}, print)
     print(f"{'dataset':<10} {'model':<8} {'setting':<8} {'formula s':>10} {'measured s':>10} {'ratio':>6}")
     ratios = []
     timed_fit(plan, plan.groups[0], dict(plan.groups[0].model.params))  # warm-up: the split cache, first calls
@@ -86,7 +85,7 @@ def main() -> None:
         for label, params in settings:
             params = capped(params, cls, args.epochs, args.trees)
             merged = {**cls.defaults, **params}
-            correction = _probe(plan, cache, group, ref, print)
+            correction = Probe() if cache.key(group) == keys[group.model.name] else _probe(plan, cache, group, ref, print)
             predicted = correction.apply(scaled(ref, cls, shape, params)).seconds(len(parts.train), merged.get("epochs"))
             try:
                 measured = timed_fit(plan, group, params)

@@ -32,7 +32,6 @@ from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.worker import run_job
 from benchmark.lazy import lazy
 
-optuna = lazy("optuna")
 torch = lazy("torch")
 
 CALIBRATION_ROWS = 512  # training rows of the largest timed fit (fewer on a smaller pool)
@@ -43,8 +42,6 @@ CALIBRATION_EVAL_ROWS = 256  # validation and test rows each
 
 PROBE_CLIP = 50.0  # a dataset's correction is kept within [1/50, 50]
 
-#: Random draws of a tuned space whose mean cost the estimate takes (by formula, untimed)
-SPACE_DRAWS = 16
 
 
 def parallelism_of(timings: list[tuple[float, float]], threads: int) -> float:
@@ -211,10 +208,3 @@ def _fit_reference(fit, top: int, exponent: float) -> Reference:
     if c < 0 or k <= 0:  # noise: all of it work, or all of it fixed
         c, k = (0.0, float(times[-1] / grown[-1])) if k > 0 else (float(times.mean()), 1e-9)
     return Reference(fixed=float(c), per_row=float(max(k, 1e-12)), exponent=exponent)
-
-
-def space_draws(space: dict[str, Any], n: int = SPACE_DRAWS) -> list[dict[str, Any]]:
-    """``n`` reproducible uniform draws from ``space`` (Optuna's random sampler, seed 0)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    return [dict(study.ask(space).params) for _ in range(n)]

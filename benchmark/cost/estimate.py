@@ -14,12 +14,16 @@ import os
 from dataclasses import dataclass
 
 from benchmark.cost.cache import CostCache
-from benchmark.cost.calibration import (
-    calibrate_reference,
-    probe,
+from benchmark.cost.calibration import calibrate_reference, probe
+from benchmark.cost.formula import (
+    FitCost,
+    Probe,
+    Reference,
+    Shape,
+    mean_cost,
+    scaled,
     space_draws,
 )
-from benchmark.cost.formula import FitCost, Probe, Reference, Shape, mean_cost, scaled
 from benchmark.cost.schedule import Fit, group_fits, schedule_wall
 from benchmark.data.settings import cache_dir
 from benchmark.execution import resources
@@ -67,14 +71,15 @@ def estimate(plan: RunPlan, groups: list[GroupPlan], done: set, notice=print) ->
     gpu = provenance.device_name(execution.device) if execution.uses_gpu else ""
     cache = CostCache(cache_dir() / "cost", execution.cpu_threads, gpu)
     configure_threads(execution.cpu_threads)
-    references = _references(plan, cache, {g.model.name for g in groups}, notice)
+    references, reference_keys = _references(plan, cache, {g.model.name for g in groups}, notice)
     costs: dict[tuple[str, str], FitCost] = {}  # at the fixed settings (GPU peaks)
     spaced: dict[tuple[str, str], FitCost] = {}  # mean over the tuned space
     for group in groups:
         pair = (group.dataset, group.model.name)
         if pair not in costs and group.model.name in references:
             reference = references[group.model.name]
-            correction = _probe(plan, cache, group, reference, notice)
+            correction = Probe() if cache.key(group) == reference_keys[group.model.name] else \
+                _probe(plan, cache, group, reference, notice)
             costs[pair], spaced[pair] = (correction.apply(c) for c in group_cost(plan, group, reference))
     fits = [fit for group in groups if (group.dataset, group.model.name) in spaced
             for fit in group_fits(plan, group, spaced[(group.dataset, group.model.name)], done)]
@@ -98,11 +103,13 @@ def reference_group(groups: list[GroupPlan]) -> GroupPlan:
     return min(groups, key=work)
 
 
-def _references(plan: RunPlan, cache: CostCache, models: set[str], notice) -> dict[str, Reference]:
-    """Each model's reference timing (cached, or timed now); a model whose fits fail is left out."""
-    references = {}
+def _references(plan: RunPlan, cache: CostCache, models: set[str], notice) -> tuple[dict[str, Reference], dict[str, str]]:
+    """Each model's reference timing (cached, or timed now; a model whose fits fail is left
+    out) and its reference group's cache key (a group with that key needs no probe)."""
+    references, keys = {}, {}
     for model in sorted(models):
         group = reference_group([g for g in plan.groups if g.model.name == model])
+        keys[model] = cache.key(group)
 
         def measure() -> Reference:
             notice(f"timing {model} on {group.dataset} (a few small fits; cached afterwards)")
@@ -113,14 +120,11 @@ def _references(plan: RunPlan, cache: CostCache, models: set[str], notice) -> di
         except Exception as exc:  # noqa: BLE001 - the model fails here; the run would record it
             last = str(exc).strip().splitlines()
             notice(f"{model} on {group.dataset}: timing failed ({last[-1] if last else exc}); not estimated")
-    return references
+    return references, keys
 
 
 def _probe(plan: RunPlan, cache: CostCache, group: GroupPlan, reference: Reference, notice) -> Probe:
-    """The formula's correction on the group's dataset (none on the model's reference group)."""
-    if cache.key(group) == cache.key(reference_group([g for g in plan.groups if g.model.name == group.model.name])):
-        return Probe()
-
+    """The formula's correction on the group's dataset, cached or timed now."""
     def measure() -> Probe:
         notice(f"timing {group.model.name} on {group.dataset} (small fits; cached afterwards)")
         return probe(plan, group, reference)

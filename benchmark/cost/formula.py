@@ -24,6 +24,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from benchmark.lazy import lazy
+
+optuna = lazy("optuna")
+
+#: random draws of a tuned space whose mean cost the estimate takes (by formula, untimed)
+SPACE_DRAWS = 16
+
 #: a validation row's forward pass against a training row's forward and backward pass
 VALIDATION_SHARE = 1 / 3
 
@@ -123,3 +130,10 @@ def mean_cost(costs: list[FitCost]) -> FitCost:
     first = costs[0]
     mean = {name: sum(getattr(c, name) for c in costs) / len(costs) for name in ("fixed", "per_row", "per_epoch_val")}
     return dataclasses.replace(first, **mean, peak_gpu_bytes=max(c.peak_gpu_bytes for c in costs))
+
+
+def space_draws(space: dict[str, Any], n: int = SPACE_DRAWS) -> list[dict[str, Any]]:
+    """``n`` reproducible uniform draws from ``space`` (Optuna's random sampler, seed 0)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    return [dict(study.ask(space).params) for _ in range(n)]

@@ -178,9 +178,9 @@ def test_a_probe_corrects_the_formula_for_its_dataset():
 
 def test_a_tuned_space_costs_the_mean_of_the_formula_over_its_draws(tmp_path):
     plan, groups = _plan(tmp_path, 'models = ["rf"]\ntrials = 2\n[model.rf]\ntune = ["n_estimators"]\n')
-    draws = calibration.space_draws(groups[0].model.space)
+    draws = formula.space_draws(groups[0].model.space)
     trees = [d["n_estimators"] for d in draws]
-    assert len(trees) == calibration.SPACE_DRAWS and min(trees) >= 100 and max(trees) <= 500
+    assert len(trees) == formula.SPACE_DRAWS and min(trees) >= 100 and max(trees) <= 500
     reference = formula.Reference(fixed=0.0, per_row=1.0, row_units=1.0, eval_rows=1)
     fixed, spaced = estimate.group_cost(plan, groups[0], reference)
     assert spaced.per_row / fixed.per_row == pytest.approx(sum(trees) / len(trees) / 200)
