@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.cost.formula import VALIDATION_SHARE, Probe, Reference, Shape, scaled
+from benchmark.data.refs import load_ref
 from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.worker import run_job
 from benchmark.lazy import lazy
@@ -153,14 +154,15 @@ def probe(plan: RunPlan, group: GroupPlan, reference: Reference) -> Probe:
     _, n_features, n_labels = group.data.shape()
     shape = Shape(n_features, n_labels, len(setup.base_job.val), len(setup.base_job.test), group.data.density())
     predicted = scaled(reference, cls, shape, params)
+    # no warm-up fit: the model ran its reference fits in this process; the dataset is loaded
+    # here so that no timed fit parses it (the worker keeps two datasets per process)
+    load_ref(setup.base_job.dataset, setup.base_job.data_dir)
     if predicted.epochs_trained:
-        setup.fit(min(n, 64), 1, params)  # warm-up: the dataset's first load in this process, first calls
         one, three = setup.fit(n, 1, params), setup.fit(n, 3, params)
         per_epoch = (three - one) / 2
         return Probe(work=_ratio(per_epoch, predicted.seconds(n, 2) - predicted.seconds(n, 1)),
                      fixed=_ratio(one - per_epoch, predicted.fixed))
     small = max(8, n // 4)
-    setup.fit(min(n, 64), params=params)  # warm-up: the dataset's first load in this process, first calls
     t_small, t_all = setup.fit(small, params=params), setup.fit(n, params=params)
     a = predicted.exponent
     k = max(t_all - t_small, 0.0) / max(n ** a - small ** a, 1e-9)
