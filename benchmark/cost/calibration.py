@@ -41,6 +41,7 @@ CALIBRATION_ROWS = 512  # training rows of the largest timed fit (fewer on a sma
 CALIBRATION_EVAL_ROWS = 256  # validation and test rows each
 
 
+PROBE_ROWS = 256  # a probe without epochs: 64 and 256 rows (512 took 11 s per logistic model on delicious)
 PROBE_CLIP = 50.0  # a dataset's correction is kept within [1/50, 50]
 
 
@@ -145,7 +146,7 @@ def probe(plan: RunPlan, group: GroupPlan, reference: Reference) -> Probe:
     off for models not trained in epochs (a solver's iterations, a forest's depth on sparse
     features, an ART network's prototypes) and 0.5-2.2x for networks (small matrices run far
     below a large layer's speed). Fits at ``Model.probe_params`` (fewer trees, chains or
-    members): of a model without epochs, one at a quarter of the rows and one at all
+    members): of a model without epochs, at 64 and 256 rows
     (``c + k * n**a``); of a network, 1 and 3 epochs."""
     setup = _calibration(plan, group)
     cls = group.model.cls
@@ -162,6 +163,7 @@ def probe(plan: RunPlan, group: GroupPlan, reference: Reference) -> Probe:
         per_epoch = (three - one) / 2
         return Probe(work=_ratio(per_epoch, predicted.seconds(n, 2) - predicted.seconds(n, 1)),
                      fixed=_ratio(one - per_epoch, predicted.fixed))
+    n = min(n, PROBE_ROWS)
     small = max(8, n // 4)
     t_small, t_all = setup.fit(small, params=params), setup.fit(n, params=params)
     a = predicted.exponent
