@@ -75,9 +75,8 @@ def main() -> None:
         cls, ref = group.model.cls, references.get(group.model.name)
         if ref is None:
             continue
-        _, n_features, n_labels = group.data.shape()
         parts = group.data.parts(group.fraction, plan.trial_seed)
-        shape = Shape(n_features, n_labels, len(parts.val), len(parts.test), group.data.density())
+        shape = Shape.of(group.data, len(parts.val), len(parts.test))
         settings = [("fixed", dict(group.model.params))]
         if group.model.tuned and args.draws:
             settings += [(f"draw {i}", {**group.model.params, **d})

@@ -27,7 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.cost.formula import VALIDATION_SHARE, Probe, Reference, Shape, scaled
+from benchmark.cost.formula import (
+    VALIDATION_SHARE,
+    Probe,
+    Reference,
+    Shape,
+    scaled,
+    units,
+)
 from benchmark.data.refs import load_ref
 from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.worker import run_job
@@ -132,9 +139,8 @@ def calibrate_reference(plan: RunPlan, group: GroupPlan) -> Reference:
         reference = _epoch_reference(fit, top, len(setup.base_job.val), {**cls.defaults, **setup.fixed_params})
     else:
         reference = _fit_reference(fit, top, cls.row_exponent)
-    shape = group.data.shape()
-    units = cls.cost_units(shape[1], shape[2], {**cls.defaults, **setup.fixed_params}, group.data.density())
-    return dataclasses.replace(reference, row_units=units.row, step_units=units.step,
+    fixed_units = units(cls, Shape.of(group.data, 0, 0), setup.fixed_params)
+    return dataclasses.replace(reference, row_units=fixed_units.row, step_units=fixed_units.step,
                                eval_rows=len(setup.base_job.val) + len(setup.base_job.test),
                                peak_gpu_bytes=max(peaks, default=0),
                                parallelism=parallelism_of(timings[1:], plan.execution.cpu_threads))  # [0]: warm-up
@@ -152,8 +158,7 @@ def probe(plan: RunPlan, group: GroupPlan, reference: Reference) -> Probe:
     cls = group.model.cls
     params = {**setup.fixed_params, **cls.probe_params({**cls.defaults, **setup.fixed_params})}
     n = min(setup.pool_size, CALIBRATION_ROWS)
-    _, n_features, n_labels = group.data.shape()
-    shape = Shape(n_features, n_labels, len(setup.base_job.val), len(setup.base_job.test), group.data.density())
+    shape = Shape.of(group.data, len(setup.base_job.val), len(setup.base_job.test))
     predicted = scaled(reference, cls, shape, params)
     # no warm-up fit: the model ran its reference fits in this process; the dataset is loaded
     # here so that no timed fit parses it (the worker keeps two datasets per process)

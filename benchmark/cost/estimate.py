@@ -23,6 +23,7 @@ from benchmark.cost.formula import (
     mean_cost,
     scaled,
     space_draws,
+    units,
 )
 from benchmark.cost.schedule import Fit, group_fits, schedule_wall
 from benchmark.data.settings import cache_dir
@@ -96,10 +97,7 @@ def reference_group(groups: list[GroupPlan]) -> GroupPlan:
     """A model's reference: its group with the least work per row at the fixed settings
     (the smallest dataset), so the timed fits are short; ties go to the larger pool."""
     def work(group: GroupPlan) -> tuple[float, int]:
-        n_rows, n_features, n_labels = group.data.shape()
-        params = {**group.model.cls.defaults, **group.model.params}
-        units = group.model.cls.cost_units(n_features, n_labels, params, group.data.density())
-        return units.row, -n_rows
+        return units(group.model.cls, Shape.of(group.data, 0, 0), group.model.params).row, -group.data.shape()[0]
     return min(groups, key=work)
 
 
@@ -138,9 +136,8 @@ def _probe(plan: RunPlan, cache: CostCache, group: GroupPlan, reference: Referen
 
 def group_cost(plan: RunPlan, group: GroupPlan, reference: Reference) -> tuple[FitCost, FitCost]:
     """One fit's cost at the group's fixed settings, and its mean over the tuned space."""
-    _, n_features, n_labels = group.data.shape()
     parts = group.data.parts(group.fraction, plan.trial_seed)
-    shape = Shape(n_features, n_labels, len(parts.val), len(parts.test), group.data.density())
+    shape = Shape.of(group.data, len(parts.val), len(parts.test))
     cls, params = group.model.cls, dict(group.model.params)
     fixed = scaled(reference, cls, shape, params)
     if not group.model.tuned or not group.model.space:

@@ -102,13 +102,24 @@ class Shape:
     n_test: int
     density: float = 1.0  # share of nonzero features
 
+    @classmethod
+    def of(cls, data, n_val: int, n_test: int) -> "Shape":
+        """The shape of a data plan's dataset with these evaluation rows."""
+        _, n_features, n_labels = data.shape()
+        return cls(n_features, n_labels, n_val, n_test, data.density())
+
+
+def units(model_cls: type, shape: Shape, params: dict[str, Any]):
+    """``model_cls``'s cost units on ``shape`` with ``params`` over its defaults."""
+    return model_cls.cost_units(shape.n_features, shape.n_labels, {**model_cls.defaults, **params}, shape.density)
+
 
 def scaled(reference: Reference, cls: type, shape: Shape, params: dict[str, Any]) -> FitCost:
     """The cost of one fit of ``cls`` with ``params`` on data of ``shape``: the reference
     scaled by the ratio of cost units (see the module docstring)."""
     merged = {**cls.defaults, **params}
-    units = cls.cost_units(shape.n_features, shape.n_labels, merged, shape.density)
-    rows = units.row / max(reference.row_units, 1e-12)
+    fit_units = units(cls, shape, params)
+    rows = fit_units.row / max(reference.row_units, 1e-12)
     eval_rows = shape.n_val + shape.n_test
     if not reference.epochs_trained:  # the rest: set-up and prediction, per evaluation row
         return FitCost(reference.fixed * eval_rows / max(reference.eval_rows, 1), reference.per_row * rows,
@@ -117,7 +128,7 @@ def scaled(reference: Reference, cls: type, shape: Shape, params: dict[str, Any]
     predicting = reference.per_row * VALIDATION_SHARE
     setup = max(reference.fixed - predicting * reference.eval_rows, 0.0)
     fixed = setup + predicting * rows * eval_rows
-    steps = units.step / reference.step_units if reference.step_units > 0 else 1.0
+    steps = fit_units.step / reference.step_units if reference.step_units > 0 else 1.0
     batch = max(1, int(merged.get("batch_size") or 1))
     per_row = reference.per_row * rows + reference.per_step * steps / batch
     per_epoch_val = reference.per_row * rows * VALIDATION_SHARE * shape.n_val
