@@ -170,12 +170,14 @@ def probe(plan: RunPlan, group: GroupPlan, reference: Reference) -> Probe:
                      fixed=_ratio(one - per_epoch, predicted.fixed))
     n = min(n, PROBE_ROWS)
     small = max(8, n // 4)
+    setup.fit(small, params=params)  # warm-up: this dataset's first fit pays first-call costs
     t_small, t_all = setup.fit(small, params=params), setup.fit(n, params=params)
     a = predicted.exponent
     k = max(t_all - t_small, 0.0) / max(n ** a - small ** a, 1e-9)
     c = max(t_all - k * n ** a, 0.0)
-    if k <= 0:
-        k, c = t_all / n ** a, 0.0
+    if k * n ** a < 0.5 * t_all:  # a slope lost in the noise of fits this small: one ratio for all of it
+        whole = _ratio(t_all, predicted.seconds(n))
+        return Probe(work=whole, fixed=whole)
     return Probe(work=_ratio(k, predicted.per_row), fixed=_ratio(c, predicted.fixed))
 
 
