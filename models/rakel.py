@@ -239,7 +239,11 @@ class RakelO(_Rakel):
 
     @classmethod
     def n_members(cls, n_labels: int, params: dict[str, Any]) -> int:
-        return max(1, int(round(float({**cls.defaults, **params}["model_count_factor"]) * n_labels)))
+        """m = round(factor * L), but never fewer than the covering partition's ceil(L / k)
+        members, which every fit builds first (a probe's factor of 0.1 still fits them all)."""
+        merged = {**cls.defaults, **params}
+        covering = math.ceil(n_labels / max(1, int(merged["labelset_size"])))
+        return max(1, covering, int(round(float(merged["model_count_factor"]) * n_labels)))
 
     def _labelsets(self, n_labels, k, rng):
         m = self.n_members(n_labels, self.params)

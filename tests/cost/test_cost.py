@@ -13,6 +13,7 @@ import pytest
 
 from benchmark.cost import cache as cost_cache
 from benchmark.cost import calibration, estimate, formula, schedule
+from benchmark.data.loading import load_dataset
 from benchmark.modelapi.base import get_model
 
 ENTRY = {"fixed": 1.0, "per_row": 0.01, "exponent": 1.0, "per_step": 0.0, "epochs_trained": False,
@@ -62,18 +63,30 @@ def test_fit_seconds_follow_the_formula():
     assert power.seconds(10) == pytest.approx(1.0 + 0.1 * 100)
 
 
-def _fit(seconds: float, study: str | None = None, resource: str = "cpu") -> schedule.Fit:
-    return schedule.Fit("g", "d", "m", resource, seconds, study, seconds)
+def _fit(seconds: float, study: str | None = None, resource: str = "cpu", group: str = "g",
+         job: tuple[str, int] = ("cell", 0)) -> schedule.Fit:
+    return schedule.Fit(group, "d", "m", resource, seconds, study, seconds, job)
 
 
-def test_schedule_is_longest_first_per_resource_and_limits_trials_per_study():
-    # longest first on 2 slots: 5 | 4, then 3 joins the 4 -> 7; the GPU fit runs beside them
+def test_schedule_follows_the_runner_earliest_group_first_per_resource():
+    # one group's seeds in plan order on 2 slots: 3 | 5, then 4 joins the 3 -> 7; the GPU fit runs beside them
     fits = [_fit(3.0), _fit(5.0), _fit(4.0), _fit(6.0, resource="gpu")]
     assert schedule.schedule_wall(fits, cpu_slots=2, gpu_slots=1, lag=4) == pytest.approx(7.0)
+    # a long group last in plan order runs at the end, as the runner has it (longest first said 10)
+    short = [_fit(1.0, group=f"s{i}") for i in range(10)]
+    assert schedule.schedule_wall(short + [_fit(10.0, group="long")], cpu_slots=2, gpu_slots=0, lag=1) == \
+        pytest.approx(15.0)
+
+
+def test_schedule_limits_trials_per_study_and_starts_seeds_after_the_last_trial():
+    trials = [_fit(1.0, study="s", job=("trial", k)) for k in range(6)]
     # one study, 4 slots, lag 1: at most 2 of its trials at once -> 3 rounds of 1 s
-    trials = [_fit(1.0, study="s") for _ in range(6)]
     assert schedule.schedule_wall(trials, cpu_slots=4, gpu_slots=0, lag=1) == pytest.approx(3.0)
     assert schedule.schedule_wall(trials, cpu_slots=4, gpu_slots=0, lag=4) == pytest.approx(2.0)
+    seeds = [_fit(2.0, job=("cell", seed)) for seed in (1, 2)]
+    # the seeds wait for the study (3 s), then run side by side; another group fills the idle slots
+    other = [_fit(4.0, group="other")]
+    assert schedule.schedule_wall(trials + seeds + other, cpu_slots=4, gpu_slots=0, lag=1) == pytest.approx(5.0)
 
 
 def test_parallelism_is_cpu_per_wall_second_within_one_and_the_threads():
@@ -165,7 +178,21 @@ def test_cost_units_follow_what_a_fit_does():
     one_chain = {**ecc.defaults, **ecc.probe_params(ecc.defaults)}
     assert ecc.cost_units(50, 10, ecc.defaults).row == pytest.approx(10 * ecc.cost_units(50, 10, one_chain).row)
     probe = {**rakelo.defaults, **rakelo.probe_params(rakelo.defaults)}
-    assert rakelo.cost_units(50, 40, rakelo.defaults).row == pytest.approx(20 * rakelo.cost_units(50, 40, probe).row)
+    # the probe's tenth of L members is below the covering partition's ceil(40 / 3) = 14, which a fit builds anyway
+    assert rakelo.n_members(40, probe) == 14 and rakelo.n_members(40, rakelo.defaults) == 80
+    assert rakelo.cost_units(50, 40, rakelo.defaults).row == pytest.approx(80 / 14 * rakelo.cost_units(50, 40, probe).row)
+
+
+def test_rakelo_counts_the_members_a_fit_builds():
+    """The cost formula's member count is the fit's, also at the probe's small factor."""
+    yeast = load_dataset("yeast")
+    rows = yeast.split["train"][:300]
+    X, Y = yeast.X[rows], yeast.Y[rows]
+    rakelo = get_model("rakelo")
+    for factor in (0.1, 1.0, 2.5):
+        fitted = rakelo(seed=0, model_count_factor=factor, max_iter=50).fit(X, Y)
+        n_labels = int((Y.min(axis=0) != Y.max(axis=0)).sum())  # members are drawn over the varying labels
+        assert len(fitted.fit_info["labelsets"]) == rakelo.n_members(n_labels, {"model_count_factor": factor})
 
 
 def test_a_probe_corrects_the_formula_for_its_dataset():
