@@ -160,20 +160,23 @@ def _model_plan(suite: Suite, execution: ExecutionPlan, data: DataPlan, config: 
     threads = execution.cpu_threads if resource == "cpu" else execution.gpu_threads
     _refuse_what_will_not_fit(config.name, cls, resource, params, space, data, execution)
     halving = _halving(suite, data, config) if trials else None
+    halving_settings = halving.settings() if halving else None
     settings = group_settings(suite, data.entry.name, data.fingerprint, config.name, config.base, params,
                               space, trials, max_epochs, pruner_warmup=warmup, threads=threads,
-                              revision=cls.revision, halving=halving.settings() if halving else None)
+                              revision=cls.revision, halving=halving_settings)
     return ModelPlan(config.name, config.base, resource, params, space, trials, epochs,
                      max_epochs, pruning, settings, config_hash(settings), study_hash(settings), cls, halving)
 
 
 def _halving(suite: Suite, data: DataPlan, config: ModelConfig) -> Halving | None:
     """The model's halving setting where the full training pool allows more than one rung
-    (a smaller fraction may still get one rung: its trials then train on all its rows)."""
-    halving = suite.halving_for(config)
+    (a smaller fraction may still get one rung: its trials then train on all its rows).
+    The model's own table decides over the suite's; ``false`` there turns it off."""
+    halving = (suite.halving if config.halving is None else config.halving) or None
     if halving is None:
         return None
-    return halving if applies(len(data.parts(1.0, suite.split_seed).train), halving) else None
+    n_train = len(data.parts(1.0, suite.split_seed).train)
+    return halving if applies(n_train, halving) else None
 
 
 def machine_memory_bytes() -> int:
