@@ -26,6 +26,7 @@ from benchmark.cost.formula import (
     units,
 )
 from benchmark.cost.schedule import Fit, group_fits, schedule_wall
+from benchmark.data.dataplan import check_data
 from benchmark.data.settings import cache_dir
 from benchmark.execution import resources
 from benchmark.execution.plan import GroupPlan, RunPlan
@@ -161,7 +162,7 @@ def size_gpu_jobs(plan: RunPlan, done: set, notice=print) -> RunPlan:
     """No --workers on a GPU machine: as many jobs per GPU as its free memory holds of the
     largest calibrated peak of the plan's GPU jobs (``resources.jobs_per_gpu``); the
     calibrations are cached, so the run's own estimate reuses them."""
-    plan.check_data()  # a bad dataset file: one error line, before any calibration
+    check_data(plan.datasets, plan.trial_seed)  # a bad dataset file: one error line, before any calibration
     peaks = estimate(plan, list(plan.groups), done, notice=notice).gpu_peaks()
     if not peaks:
         return plan

@@ -68,6 +68,13 @@ class GroupPlan:
     model: ModelPlan
     fraction: float
     seeds: tuple[int, ...]
+    keys: dict[int, CellKey] = dataclasses.field(init=False, compare=False, repr=False)  # seed -> its cell
+
+    def __post_init__(self) -> None:
+        """The cells' keys, made once: the estimate, the runner and the groups only read them."""
+        keys = {seed: cell_key(self.dataset, self.model.name, self.fraction, seed, self.model.config)
+                for seed in self.seeds}
+        object.__setattr__(self, "keys", keys)
 
     @property
     def dataset(self) -> str:
@@ -85,9 +92,6 @@ class GroupPlan:
     def study_name(self) -> str:
         return f"mlcbench|{self.dataset}|{self.model.name}|fraction={self.fraction:g}|{self.model.study}"
 
-    def key(self, seed: int) -> CellKey:
-        return cell_key(self.dataset, self.model.name, self.fraction, seed, self.model.config)
-
 
 @dataclass(frozen=True)
 class RunPlan:
@@ -95,6 +99,7 @@ class RunPlan:
 
     suite: Suite  # its name, hash and notices are recorded; nothing is re-derived from it
     execution: ExecutionPlan
+    datasets: tuple[DataPlan, ...]  # one per dataset, shared by its groups
     groups: tuple[GroupPlan, ...]
     trial_seed: int  # trials train with this fixed model seed (the split seed)
     val_grid: tuple[float, ...]
@@ -104,13 +109,7 @@ class RunPlan:
     budget_seconds: float | None
 
     def cells(self) -> list[CellKey]:
-        return [group.key(seed) for group in self.groups for seed in group.seeds]
-
-    def check_data(self) -> None:
-        """Load and split every dataset once, before anything is planned in the store or timed:
-        a bad file is one error, here, not a failure per model and cell later."""
-        for data in {group.dataset: group.data for group in self.groups}.values():
-            data.parts(1.0, self.trial_seed)
+        return [key for group in self.groups for key in group.keys.values()]
 
     def with_execution(self, execution: ExecutionPlan) -> "RunPlan":
         return dataclasses.replace(self, execution=execution)
@@ -129,13 +128,14 @@ class RunPlan:
 def build_plan(suite: Suite, execution: ExecutionPlan) -> RunPlan:
     """Resolve a loaded suite on one execution plan into the run's frozen plan."""
     reference = suite.protocol == "reference"
-    groups = []
+    datasets, groups = [], []
     for entry in suite.datasets:
         data = _data_plan(suite, entry, execution.data_dir)
+        datasets.append(data)
         for config in suite.models:
             model = _model_plan(suite, execution, data, config)
             groups += [GroupPlan(data, model, fraction, tuple(suite.seeds)) for fraction in suite.fractions]
-    return RunPlan(suite=suite, execution=execution, groups=tuple(groups), trial_seed=suite.split_seed,
+    return RunPlan(suite=suite, execution=execution, datasets=tuple(datasets), groups=tuple(groups), trial_seed=suite.split_seed,
                    val_grid=suite.val_thresholds, oracle_grid=suite.oracle_thresholds,
                    selection_grid=tuple(float(t) for t in ORACLE_GRID) if reference else suite.val_thresholds,
                    objective=suite.objective, budget_seconds=suite.budget_seconds)
