@@ -101,8 +101,8 @@ def handle(args: argparse.Namespace) -> int:
             result = estimate(plan, list(plan.groups), store.done_cells(), notice=lambda t: print(f"notice: {t}"))
             table = [(d, m, r.fits, r.resource, f"{r.seconds / 3600:.3f}") for (d, m), r in sorted(result.rows.items())]
             print(tabulate(table, headers=["dataset", "model", "fits", "runs on", "est. hours"]))
-            gpu_hours = result.busy_seconds("gpu") / 3600
-            print(f"estimate: {result.busy_seconds('cpu') / 3600:.2f} CPU-hours"
+            gpu_hours = result.busy_seconds["gpu"] / 3600
+            print(f"estimate: {result.busy_seconds['cpu'] / 3600:.2f} CPU-hours"
                   + (f" + {gpu_hours:.2f} GPU-hours" if gpu_hours else "")
                   + f"; wall {format_hours(result.wall_seconds)} on {execution.describe()}"
                   + (f"; not estimated (timing failed): {', '.join('/'.join(p) for p in result.failed)}"
