@@ -149,13 +149,13 @@ class Runner:
         self.fetch_datasets()
         check_data(self.plan.datasets, self.plan.trial_seed)
         cells = self.plan.cells()
-        self.store.plan(cells, self.plan.suite.name, self.plan.suite.hash)
         done = self.store.done_cells()
-        self.summary.planned = len(cells)
-        self.summary.already_done = sum(c in done for c in cells)
         todo = [g for g in self.plan.groups if any(g.keys[s] not in done for s in g.seeds)]
         for data in {g.dataset: g.data for g in todo}.values():  # what reading the data changed
             self.summary.notices += [f"{data.entry.name}: {notice}" for notice in data.notices()]
+        self.store.plan(cells, self.plan.suite.name, self.plan.suite.hash)
+        self.summary.planned = len(cells)
+        self.summary.already_done = sum(c in done for c in cells)
         total_estimate = self._estimate(todo, done) if self.estimator is not None else None
         execution = self.plan.execution
         self.progress.start(total=len(cells) - self.summary.already_done, already_done=self.summary.already_done,
