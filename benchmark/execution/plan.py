@@ -158,8 +158,11 @@ def _model_plan(suite: Suite, execution: ExecutionPlan, data: DataPlan, config: 
     pruning = Pruning(suite.pruner, suite.pruner_startup_trials, warmup, max_epochs) if trials else None
     resource = execution.resource_for(cls)
     threads = execution.cpu_threads if resource == "cpu" else execution.gpu_threads
+    halving = _halving(suite, config) if trials else None
     _refuse_what_will_not_fit(config.name, cls, resource, params, space, data, execution)
-    halving = _halving(suite, data, config) if trials else None
+    if halving is not None:  # only where the full training pool allows more than one rung
+        n_train = len(data.parts(1.0, suite.split_seed).train)
+        halving = halving if applies(n_train, halving) else None
     halving_settings = halving.settings() if halving else None
     settings = group_settings(suite, data.entry.name, data.fingerprint, config.name, config.base, params,
                               space, trials, max_epochs, pruner_warmup=warmup, threads=threads,
@@ -168,15 +171,11 @@ def _model_plan(suite: Suite, execution: ExecutionPlan, data: DataPlan, config: 
                      max_epochs, pruning, settings, config_hash(settings), study_hash(settings), cls, halving)
 
 
-def _halving(suite: Suite, data: DataPlan, config: ModelConfig) -> Halving | None:
-    """The model's halving setting where the full training pool allows more than one rung
-    (a smaller fraction may still get one rung: its trials then train on all its rows).
-    The model's own table decides over the suite's; ``false`` there turns it off."""
-    halving = (suite.halving if config.halving is None else config.halving) or None
-    if halving is None:
-        return None
-    n_train = len(data.parts(1.0, suite.split_seed).train)
-    return halving if applies(n_train, halving) else None
+def _halving(suite: Suite, config: ModelConfig) -> Halving | None:
+    """The model's halving setting: its own table's over the suite's (``false`` there: off).
+    The plan keeps it only where the full training pool allows more than one rung (a
+    smaller fraction may still get one rung: its trials then train on all its rows)."""
+    return (suite.halving if config.halving is None else config.halving) or None
 
 
 def machine_memory_bytes() -> int:
