@@ -168,7 +168,7 @@ class Runner:
                     self._loop(groups, claims)
                     done = self.store.done_cells()  # groups the other run has finished meanwhile are not left
                     skipped = [g for g in groups if g.state == GroupState.SKIPPED
-                               and any(g.keys[s] not in done for s in g.seeds)]
+                               and any(g.plan.keys[s] not in done for s in g.seeds)]
                     if not (skipped and self.wait_for_others and not self.summary.interrupted):
                         self.summary.left_to_others = [g.label for g in skipped]
                         break
