@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from tabulate import tabulate
 
 from benchmark.cost.estimate import estimate, format_hours, run_estimator, size_gpu_jobs
+from benchmark.data.dataplan import check_data
 from benchmark.execution.executors import make_executor
 from benchmark.execution.plan import build_plan
 from benchmark.execution.progress import RunProgress
@@ -79,7 +80,8 @@ def handle(args: argparse.Namespace) -> int:
         args.suite, data_dir=data_dir, models=args.models, datasets=args.datasets, fractions=args.fractions,
         seeds=args.seeds, trials=args.trials, epochs=args.epochs, device=args.device, split_seed=args.split_seed,
         workers=args.workers)
-    plan = build_plan(suite, make_plan(suite.device, suite.workers, args.executor, data_dir, args.address))
+    execution = make_plan(suite.device, suite.workers, args.executor, data_dir, args.address)
+    plan = build_plan(suite, execution)
     store = ResultsStore(args.results)
     if plan.execution.auto_gpu_jobs and not args.no_estimate:
         plan = size_gpu_jobs(plan, store.done_cells(), notice=progress.notice)
@@ -95,12 +97,12 @@ def handle(args: argparse.Namespace) -> int:
         done = sum(r[-1] == "done" for r in rows)
         failed = sum(r[-1] == "failed" for r in rows)
         if not args.no_estimate:
-            plan.check_data()  # a bad dataset file: one error line, before any timed fit
+            check_data(plan.datasets, plan.trial_seed)  # a bad dataset file: one error line, before any timed fit
             result = estimate(plan, list(plan.groups), store.done_cells(), notice=lambda t: print(f"notice: {t}"))
             table = [(d, m, r.fits, r.resource, f"{r.seconds / 3600:.3f}") for (d, m), r in sorted(result.rows.items())]
             print(tabulate(table, headers=["dataset", "model", "fits", "runs on", "est. hours"]))
-            gpu_hours = result.busy_seconds("gpu") / 3600
-            print(f"estimate: {result.busy_seconds('cpu') / 3600:.2f} CPU-hours"
+            gpu_hours = result.busy_seconds["gpu"] / 3600
+            print(f"estimate: {result.busy_seconds['cpu'] / 3600:.2f} CPU-hours"
                   + (f" + {gpu_hours:.2f} GPU-hours" if gpu_hours else "")
                   + f"; wall {format_hours(result.wall_seconds)} on {execution.describe()}"
                   + (f"; not estimated (timing failed): {', '.join('/'.join(p) for p in result.failed)}"

@@ -26,6 +26,7 @@ from benchmark.cost.formula import (
     units,
 )
 from benchmark.cost.schedule import Fit, group_fits, schedule_wall
+from benchmark.data.dataplan import check_data
 from benchmark.data.settings import cache_dir
 from benchmark.execution import resources
 from benchmark.execution.plan import GroupPlan, RunPlan
@@ -52,9 +53,7 @@ class Estimate:
     fits: list[Fit]
     failed: list[tuple[str, str]]  # pairs whose calibration failed: not estimated
     costs: dict[tuple[str, str], FitCost]  # at the fixed settings (GPU peaks)
-
-    def busy_seconds(self, resource: str) -> float:
-        return sum(r.seconds for r in self.rows.values() if r.resource == resource)
+    busy_seconds: dict[str, float]  # "cpu" and "gpu": the rows' seconds on each, summed
 
     def gpu_peaks(self) -> list[int]:
         """The calibrated peak GPU bytes of the pairs that run on the GPU."""
@@ -69,9 +68,9 @@ def estimate(plan: RunPlan, groups: list[GroupPlan], done: set, notice=print) ->
     the formula's scaling of that timing, averaged over draws of a tuned space.
     """
     execution = plan.execution
+    configure_threads(execution.cpu_threads)  # the timed fits run with the plan's threads
     gpu = provenance.device_name(execution.device) if execution.uses_gpu else ""
     cache = CostCache(cache_dir() / "cost", execution.cpu_threads, gpu)
-    configure_threads(execution.cpu_threads)
     references, reference_keys = _references(plan, cache, {g.model.name for g in groups}, notice)
     costs: dict[tuple[str, str], FitCost] = {}  # at the fixed settings (GPU peaks)
     spaced: dict[tuple[str, str], FitCost] = {}  # mean over the tuned space
@@ -90,7 +89,8 @@ def estimate(plan: RunPlan, groups: list[GroupPlan], done: set, notice=print) ->
         rows[(fit.dataset, fit.model)] = EstimateRow(row.fits + 1, row.seconds + fit.cpu_seconds, fit.resource)
     wall = schedule_wall(fits, execution.cpu_workers, len(execution.gpu_devices), LAG)
     failed = sorted({(g.dataset, g.model.name) for g in groups if g.model.name not in references})
-    return Estimate(rows, wall, fits, failed, costs)
+    busy = {resource: sum(r.seconds for r in rows.values() if r.resource == resource) for resource in ("cpu", "gpu")}
+    return Estimate(rows, wall, fits, failed, costs, busy)
 
 
 def reference_group(groups: list[GroupPlan]) -> GroupPlan:
@@ -161,7 +161,7 @@ def size_gpu_jobs(plan: RunPlan, done: set, notice=print) -> RunPlan:
     """No --workers on a GPU machine: as many jobs per GPU as its free memory holds of the
     largest calibrated peak of the plan's GPU jobs (``resources.jobs_per_gpu``); the
     calibrations are cached, so the run's own estimate reuses them."""
-    plan.check_data()  # a bad dataset file: one error line, before any calibration
+    check_data(plan.datasets, plan.trial_seed)  # a bad dataset file: one error line, before any calibration
     peaks = estimate(plan, list(plan.groups), done, notice=notice).gpu_peaks()
     if not peaks:
         return plan

@@ -51,7 +51,7 @@ def trial_epochs(pruning: Pruning | None, index: int, epochs: int | None, lag: i
 
 
 def group_fits(plan: RunPlan, group: GroupPlan, cost: FitCost, done: set) -> list[Fit]:
-    seeds = [s for s in group.seeds if group.key(s) not in done]
+    seeds = [s for s in group.seeds if group.keys[s] not in done]
     if not seeds:
         return []
     n = len(group.data.parts(group.fraction, plan.trial_seed).train)

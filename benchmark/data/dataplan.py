@@ -25,6 +25,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -165,6 +166,13 @@ class DataPlan:
             train = pool[nested_fractions(self._dataset.Y[pool], [fraction], seed=subset_seed)[fraction]]
         return Parts(np.asarray(train, dtype=np.int64), np.asarray(split.val, dtype=np.int64),
                      np.asarray(split.test, dtype=np.int64))
+
+
+def check_data(plans: Iterable[DataPlan], seed: int) -> None:
+    """Load and split every dataset once, before anything is planned in the store or timed:
+    a bad file is one error, here, not a failure per model and cell later."""
+    for data in plans:
+        data.parts(1.0, seed)
 
 
 def _names(names: list[str], limit: int = 8) -> str:

@@ -25,7 +25,6 @@ from typing import Any, Callable
 
 from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.worker import FitRecord, Job, JobResult
-from benchmark.store.tables import CellKey
 
 #: a trial whose worker dies this often fails its group's cells instead of being asked again
 MAX_TRIAL_LOSSES = 2
@@ -83,9 +82,6 @@ class Group:
     def label(self) -> str:
         return self.plan.label
 
-    def key(self, seed: int) -> CellKey:
-        return self.plan.key(seed)
-
     @property
     def finished(self) -> bool:
         return self.state in (GroupState.DONE, GroupState.SKIPPED)
@@ -100,7 +96,7 @@ class Group:
             self.state = GroupState.SKIPPED
             return
         self._claims = claims
-        self.seeds = [s for s in self.seeds if self.key(s) not in done]  # finished elsewhere meanwhile
+        self.seeds = [s for s in self.seeds if self.plan.keys[s] not in done]  # finished elsewhere meanwhile
         self.started_at = time.monotonic()
         if not self.seeds:
             self._finish()
@@ -113,7 +109,7 @@ class Group:
     def retry(self, done: set) -> None:
         """SKIPPED -> CLAIMING with the seeds still missing (``--wait``: the other run may have let go)."""
         self.state = GroupState.CLAIMING
-        self.seeds = [s for s in self.seeds if self.key(s) not in done]
+        self.seeds = [s for s in self.seeds if self.plan.keys[s] not in done]
 
     def _seed_with(self, params: dict[str, Any] | None) -> None:
         self.params = params

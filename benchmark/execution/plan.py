@@ -68,6 +68,13 @@ class GroupPlan:
     model: ModelPlan
     fraction: float
     seeds: tuple[int, ...]
+    keys: dict[int, CellKey] = dataclasses.field(init=False, compare=False, repr=False)  # seed -> its cell
+
+    def __post_init__(self) -> None:
+        """The cells' keys, made once: the estimate, the runner and the groups only read them."""
+        keys = {seed: cell_key(self.dataset, self.model.name, self.fraction, seed, self.model.config)
+                for seed in self.seeds}
+        object.__setattr__(self, "keys", keys)
 
     @property
     def dataset(self) -> str:
@@ -85,9 +92,6 @@ class GroupPlan:
     def study_name(self) -> str:
         return f"mlcbench|{self.dataset}|{self.model.name}|fraction={self.fraction:g}|{self.model.study}"
 
-    def key(self, seed: int) -> CellKey:
-        return cell_key(self.dataset, self.model.name, self.fraction, seed, self.model.config)
-
 
 @dataclass(frozen=True)
 class RunPlan:
@@ -95,6 +99,7 @@ class RunPlan:
 
     suite: Suite  # its name, hash and notices are recorded; nothing is re-derived from it
     execution: ExecutionPlan
+    datasets: tuple[DataPlan, ...]  # one per dataset, shared by its groups
     groups: tuple[GroupPlan, ...]
     trial_seed: int  # trials train with this fixed model seed (the split seed)
     val_grid: tuple[float, ...]
@@ -104,13 +109,7 @@ class RunPlan:
     budget_seconds: float | None
 
     def cells(self) -> list[CellKey]:
-        return [group.key(seed) for group in self.groups for seed in group.seeds]
-
-    def check_data(self) -> None:
-        """Load and split every dataset once, before anything is planned in the store or timed:
-        a bad file is one error, here, not a failure per model and cell later."""
-        for data in {group.dataset: group.data for group in self.groups}.values():
-            data.parts(1.0, self.trial_seed)
+        return [key for group in self.groups for key in group.keys.values()]
 
     def with_execution(self, execution: ExecutionPlan) -> "RunPlan":
         return dataclasses.replace(self, execution=execution)
@@ -129,13 +128,14 @@ class RunPlan:
 def build_plan(suite: Suite, execution: ExecutionPlan) -> RunPlan:
     """Resolve a loaded suite on one execution plan into the run's frozen plan."""
     reference = suite.protocol == "reference"
-    groups = []
+    datasets, groups = [], []
     for entry in suite.datasets:
         data = _data_plan(suite, entry, execution.data_dir)
+        datasets.append(data)
         for config in suite.models:
             model = _model_plan(suite, execution, data, config)
             groups += [GroupPlan(data, model, fraction, tuple(suite.seeds)) for fraction in suite.fractions]
-    return RunPlan(suite=suite, execution=execution, groups=tuple(groups), trial_seed=suite.split_seed,
+    return RunPlan(suite=suite, execution=execution, datasets=tuple(datasets), groups=tuple(groups), trial_seed=suite.split_seed,
                    val_grid=suite.val_thresholds, oracle_grid=suite.oracle_thresholds,
                    selection_grid=tuple(float(t) for t in ORACLE_GRID) if reference else suite.val_thresholds,
                    objective=suite.objective, budget_seconds=suite.budget_seconds)
@@ -158,22 +158,24 @@ def _model_plan(suite: Suite, execution: ExecutionPlan, data: DataPlan, config: 
     pruning = Pruning(suite.pruner, suite.pruner_startup_trials, warmup, max_epochs) if trials else None
     resource = execution.resource_for(cls)
     threads = execution.cpu_threads if resource == "cpu" else execution.gpu_threads
+    halving = _halving(suite, config) if trials else None
     _refuse_what_will_not_fit(config.name, cls, resource, params, space, data, execution)
-    halving = _halving(suite, data, config) if trials else None
+    if halving is not None:  # only where the full training pool allows more than one rung
+        n_train = len(data.parts(1.0, suite.split_seed).train)
+        halving = halving if applies(n_train, halving) else None
+    halving_settings = halving.settings() if halving else None
     settings = group_settings(suite, data.entry.name, data.fingerprint, config.name, config.base, params,
                               space, trials, max_epochs, pruner_warmup=warmup, threads=threads,
-                              revision=cls.revision, halving=halving.settings() if halving else None)
+                              revision=cls.revision, halving=halving_settings)
     return ModelPlan(config.name, config.base, resource, params, space, trials, epochs,
                      max_epochs, pruning, settings, config_hash(settings), study_hash(settings), cls, halving)
 
 
-def _halving(suite: Suite, data: DataPlan, config: ModelConfig) -> Halving | None:
-    """The model's halving setting where the full training pool allows more than one rung
-    (a smaller fraction may still get one rung: its trials then train on all its rows)."""
-    halving = suite.halving_for(config)
-    if halving is None:
-        return None
-    return halving if applies(len(data.parts(1.0, suite.split_seed).train), halving) else None
+def _halving(suite: Suite, config: ModelConfig) -> Halving | None:
+    """The model's halving setting: its own table's over the suite's (``false`` there: off).
+    The plan keeps it only where the full training pool allows more than one rung (a
+    smaller fraction may still get one rung: its trials then train on all its rows)."""
+    return (suite.halving if config.halving is None else config.halving) or None
 
 
 def machine_memory_bytes() -> int:

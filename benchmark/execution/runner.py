@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from benchmark.data.catalog import get_spec
+from benchmark.data.dataplan import check_data
 from benchmark.data.download import fetch_file, is_available
 from benchmark.execution.group import CellOutcome, Group, GroupState, JobRequest
 from benchmark.execution.plan import GroupPlan, RunPlan
@@ -89,7 +90,7 @@ class Runner:
 
     # ------------------------------------------------------------------ results
     def record(self, group: Group, outcome: CellOutcome) -> None:
-        result, key = outcome.result, group.key(outcome.seed)
+        result, key = outcome.result, group.plan.keys[outcome.seed]
         fit = result.record if result.state == "complete" else None
         status = "done" if fit is not None else "failed"
         measured = {} if fit is None else {
@@ -146,15 +147,15 @@ class Runner:
     def run(self) -> RunSummary:
         started = time.monotonic()
         self.fetch_datasets()
-        self.plan.check_data()
+        check_data(self.plan.datasets, self.plan.trial_seed)
         cells = self.plan.cells()
-        self.store.plan(cells, self.plan.suite.name, self.plan.suite.hash)
         done = self.store.done_cells()
-        self.summary.planned = len(cells)
-        self.summary.already_done = sum(c in done for c in cells)
-        todo = [g for g in self.plan.groups if any(g.key(s) not in done for s in g.seeds)]
+        todo = [g for g in self.plan.groups if any(g.keys[s] not in done for s in g.seeds)]
         for data in {g.dataset: g.data for g in todo}.values():  # what reading the data changed
             self.summary.notices += [f"{data.entry.name}: {notice}" for notice in data.notices()]
+        self.store.plan(cells, self.plan.suite.name, self.plan.suite.hash)
+        self.summary.planned = len(cells)
+        self.summary.already_done = sum(c in done for c in cells)
         total_estimate = self._estimate(todo, done) if self.estimator is not None else None
         execution = self.plan.execution
         self.progress.start(total=len(cells) - self.summary.already_done, already_done=self.summary.already_done,
@@ -167,7 +168,7 @@ class Runner:
                     self._loop(groups, claims)
                     done = self.store.done_cells()  # groups the other run has finished meanwhile are not left
                     skipped = [g for g in groups if g.state == GroupState.SKIPPED
-                               and any(g.key(s) not in done for s in g.seeds)]
+                               and any(g.plan.keys[s] not in done for s in g.seeds)]
                     if not (skipped and self.wait_for_others and not self.summary.interrupted):
                         self.summary.left_to_others = [g.label for g in skipped]
                         break

@@ -215,11 +215,6 @@ class Suite:
                 model.pop("halving")
         return content
 
-    def halving_for(self, config: ModelConfig) -> Halving | None:
-        """The halving setting of one model column (its own table's, else the suite's)."""
-        own = config.halving
-        return (self.halving if own is None else own) or None
-
     @property
     def hash(self) -> str:
         text = json.dumps(self.resolved(), sort_keys=True, default=str)
