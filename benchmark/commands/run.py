@@ -11,7 +11,6 @@ from sqlalchemy.exc import DBAPIError
 from tabulate import tabulate
 
 from benchmark.cost.estimate import estimate, format_hours, run_estimator, size_gpu_jobs
-from benchmark.data.dataplan import check_data
 from benchmark.execution.executors import make_executor
 from benchmark.execution.plan import build_plan
 from benchmark.execution.progress import RunProgress
@@ -97,7 +96,6 @@ def handle(args: argparse.Namespace) -> int:
         done = sum(r[-1] == "done" for r in rows)
         failed = sum(r[-1] == "failed" for r in rows)
         if not args.no_estimate:
-            check_data(plan.datasets, plan.trial_seed)  # a bad dataset file: one error line, before any timed fit
             result = estimate(plan, list(plan.groups), store.done_cells(), notice=lambda t: print(f"notice: {t}"))
             table = [(d, m, r.fits, r.resource, f"{r.seconds / 3600:.3f}") for (d, m), r in sorted(result.rows.items())]
             print(tabulate(table, headers=["dataset", "model", "fits", "runs on", "est. hours"]))

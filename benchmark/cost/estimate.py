@@ -26,7 +26,6 @@ from benchmark.cost.formula import (
     units,
 )
 from benchmark.cost.schedule import Fit, group_fits, schedule_wall
-from benchmark.data.dataplan import check_data
 from benchmark.data.settings import cache_dir
 from benchmark.execution import resources
 from benchmark.execution.plan import GroupPlan, RunPlan
@@ -97,7 +96,7 @@ def reference_group(groups: list[GroupPlan]) -> GroupPlan:
     """A model's reference: its group with the least work per row at the fixed settings
     (the smallest dataset), so the timed fits are short; ties go to the larger pool."""
     def work(group: GroupPlan) -> tuple[float, int]:
-        return units(group.model.cls, Shape.of(group.data, 0, 0), group.model.params).row, -group.data.shape()[0]
+        return units(group.model.cls, Shape.of(group.data, 0, 0), group.model.params).row, -group.data.facts.n_rows
     return min(groups, key=work)
 
 
@@ -136,7 +135,7 @@ def _probe(plan: RunPlan, cache: CostCache, group: GroupPlan, reference: Referen
 
 def group_cost(plan: RunPlan, group: GroupPlan, reference: Reference) -> tuple[FitCost, FitCost]:
     """One fit's cost at the group's fixed settings, and its mean over the tuned space."""
-    parts = group.data.parts(group.fraction, plan.trial_seed)
+    parts = group.data.drawn[(group.fraction, plan.trial_seed)]
     shape = Shape.of(group.data, len(parts.val), len(parts.test))
     cls, params = group.model.cls, dict(group.model.params)
     fixed = scaled(reference, cls, shape, params)
@@ -161,7 +160,6 @@ def size_gpu_jobs(plan: RunPlan, done: set, notice=print) -> RunPlan:
     """No --workers on a GPU machine: as many jobs per GPU as its free memory holds of the
     largest calibrated peak of the plan's GPU jobs (``resources.jobs_per_gpu``); the
     calibrations are cached, so the run's own estimate reuses them."""
-    check_data(plan.datasets, plan.trial_seed)  # a bad dataset file: one error line, before any calibration
     peaks = estimate(plan, list(plan.groups), done, notice=notice).gpu_peaks()
     if not peaks:
         return plan

@@ -105,8 +105,8 @@ class Shape:
     @classmethod
     def of(cls, data, n_val: int, n_test: int) -> "Shape":
         """The shape of a data plan's dataset with these evaluation rows."""
-        _, n_features, n_labels = data.shape()
-        return cls(n_features, n_labels, n_val, n_test, data.density())
+        facts = data.facts
+        return cls(facts.n_features, facts.n_labels, n_val, n_test, facts.density)
 
 
 def units(model_cls: type, shape: Shape, params: dict[str, Any]):

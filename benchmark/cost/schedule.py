@@ -54,7 +54,7 @@ def group_fits(plan: RunPlan, group: GroupPlan, cost: FitCost, done: set) -> lis
     seeds = [s for s in group.seeds if group.keys[s] not in done]
     if not seeds:
         return []
-    n = len(group.data.parts(group.fraction, plan.trial_seed).train)
+    n = len(group.data.drawn[(group.fraction, plan.trial_seed)].train)
     epochs = group.model.epochs
     trials = group.model.trials
     reused = plan.trial_seed if trials and plan.trial_seed in seeds else None

@@ -65,8 +65,36 @@ def dataset_fingerprint(entry: DatasetRef, data_dir: str | None) -> dict[str, st
     return digests
 
 
+@dataclass(frozen=True)
+class DataFacts:
+    """What a run plan reads of a dataset, read once when the plan is built."""
+
+    n_rows: int  # training rows of the full pool (the split seed's draw)
+    n_features: int
+    n_labels: int
+    density: float  # share of nonzero features (1 for dense X): sparse-aware models' work follows it
+    notices: tuple[str, ...]  # what reading it changed or found (dropped IDs, imputed values, ...)
+
+
 class DataPlan:
     """Split and subsets of one dataset under one suite's split settings."""
+
+    @classmethod
+    def open(cls, entry: DatasetRef, data_dir: str | None, split_seed: int, val_size: float, resample: str,
+             prefix_fractions: bool, cache: Path | None, draws: Iterable[tuple[float, int]] = ()) -> "DataPlan":
+        """The data plan with its dataset read, checked and split now (a missing catalog file is
+        downloaded), and the parts of every (fraction, seed) in ``draws``: a bad file is one
+        error line here, before anything is planned in the store or timed, and the plan, the
+        estimate and the runner read :attr:`facts` and :attr:`drawn` afterwards."""
+        plan = cls(entry, dataset_fingerprint(entry, data_dir), data_dir, split_seed, val_size, resample,
+                   prefix_fractions, cache)
+        plan.drawn = {(fraction, seed): plan.parts(fraction, seed) for fraction, seed in draws}
+        dataset = plan.dataset()
+        X = dataset.X
+        density = float(X.nnz) / max(1, X.shape[0] * X.shape[1]) if hasattr(X, "nnz") else 1.0
+        plan.facts = DataFacts(len(plan.parts(1.0, split_seed).train), X.shape[1], dataset.Y.shape[1], density,
+                               tuple(dataset.notices))
+        return plan
 
     def __init__(self, entry: DatasetRef, fingerprint: dict[str, str], data_dir: str | None, split_seed: int,
                  val_size: float, resample: str, prefix_fractions: bool, cache: Path | None):
@@ -80,6 +108,8 @@ class DataPlan:
         self.cache = cache
         self._dataset = None
         self._memo: dict[tuple, Parts] = {}
+        self.facts: DataFacts | None = None  # set by :meth:`open`
+        self.drawn: dict[tuple[float, int], Parts] = {}  # (fraction, seed) -> its parts, drawn by :meth:`open`
 
     def data_seed(self, seed: int) -> tuple[int, int]:
         """(split seed, subset seed) used for model seed ``seed``."""
@@ -88,19 +118,6 @@ class DataPlan:
         if self.resample == "subset":
             return self.split_seed, mixed_seed(self.split_seed, seed)
         return mixed_seed(self.split_seed, seed), mixed_seed(self.split_seed, seed)
-
-    def shape(self) -> tuple[int, int, int]:
-        """(training rows, features, labels) of the full training pool (split seed's draw)."""
-        n_rows = len(self.parts(1.0, self.split_seed).train)
-        dataset = self.dataset()
-        return n_rows, dataset.X.shape[1], dataset.Y.shape[1]
-
-    def density(self) -> float:
-        """The share of nonzero features (1 for dense X): sparse-aware models' work follows it."""
-        X = self.dataset().X
-        if not hasattr(X, "nnz"):
-            return 1.0
-        return float(X.nnz) / max(1, X.shape[0] * X.shape[1])
 
     def parts(self, fraction: float, seed: int) -> Parts:
         split_seed, subset_seed = self.data_seed(seed)
@@ -114,12 +131,6 @@ class DataPlan:
         if self._dataset is None:
             self._dataset = load_ref(self.entry, self.data_dir)
         return self._dataset
-
-    def notices(self) -> list[str]:
-        """What reading the dataset changed or found (dropped ID attributes, one-hot encoded
-        nominals, imputed values, labels never positive): the dataset's ``notices``, for the
-        run's log."""
-        return list(self.dataset().notices)
 
     def warnings(self, fraction: float, seed: int) -> list[str]:
         """What a reader of the cell (fraction, seed)'s numbers must be told, one sentence each:
@@ -166,13 +177,6 @@ class DataPlan:
             train = pool[nested_fractions(self._dataset.Y[pool], [fraction], seed=subset_seed)[fraction]]
         return Parts(np.asarray(train, dtype=np.int64), np.asarray(split.val, dtype=np.int64),
                      np.asarray(split.test, dtype=np.int64))
-
-
-def check_data(plans: Iterable[DataPlan], seed: int) -> None:
-    """Load and split every dataset once, before anything is planned in the store or timed:
-    a bad file is one error, here, not a failure per model and cell later."""
-    for data in plans:
-        data.parts(1.0, seed)
 
 
 def _names(names: list[str], limit: int = 8) -> str:

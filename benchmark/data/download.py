@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import http.client
 import os
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -167,4 +168,5 @@ def fetch_file(ref: FileRef, data_dir=None, into: Path | None = None, dataset: s
             f"{how_to_get(ref, data_dir, dataset)}"
         )
     target = (into if into is not None else downloads_dir()) / ref.rel
+    print(f"fetching {dataset or ref.rel}: {ref.rel}", file=sys.stderr)  # a run plans its data before it starts
     return LocalFile(download(ref, target), "cache" if into is None else "data-dir")

@@ -45,7 +45,7 @@ class InlineExecutor:
         self.plan = plan
         self._queue: list[tuple[int, Job]] = []
         self._ids = itertools.count()
-        configure_threads(plan.cpu_threads if plan.cpu_threads < (os.cpu_count() or 1) else None)
+        self._threads = plan.cpu_threads if plan.cpu_threads < (os.cpu_count() or 1) else None
 
     def free(self, resource: str) -> int:
         return 0 if resource == "gpu" or self._queue else 1
@@ -59,6 +59,7 @@ class InlineExecutor:
         if not self._queue:
             return []
         handle, job = self._queue.pop(0)
+        configure_threads(self._threads)  # the driver's own pools, capped as a worker's would be
         return [(handle, run_job(job))]
 
     def collect_finished(self) -> list[tuple[int, JobResult]]:

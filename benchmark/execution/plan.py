@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.data.dataplan import DataPlan, dataset_fingerprint
+from benchmark.data.dataplan import DataPlan
 from benchmark.data.refs import DatasetRef
 from benchmark.data.settings import cache_dir
 from benchmark.errors import BenchmarkError
@@ -116,7 +116,7 @@ class RunPlan:
 
     def job(self, group: GroupPlan, kind: str, seed: int, params: dict[str, Any], history: tuple = ()) -> Job:
         """The worker's job for one fit of ``group`` (a tuning trial or a seed's cell)."""
-        parts = group.data.parts(group.fraction, seed)
+        parts = group.data.drawn[(group.fraction, seed)]
         return Job(kind=kind, dataset=group.data.entry, model=group.model.base, params=params, seed=seed,
                    train=parts.train, val=parts.val, test=parts.test, val_grid=self.val_grid,
                    oracle_grid=self.oracle_grid, objective=self.objective,
@@ -142,8 +142,9 @@ def build_plan(suite: Suite, execution: ExecutionPlan) -> RunPlan:
 
 
 def _data_plan(suite: Suite, entry: DatasetRef, data_dir: str | None) -> DataPlan:
-    return DataPlan(entry, dataset_fingerprint(entry, data_dir), data_dir, suite.split_seed, suite.val_size,
-                    suite.resample, suite.protocol == "reference", cache_dir() / "splits")
+    draws = [(fraction, seed) for fraction in suite.fractions for seed in {*suite.seeds, suite.split_seed}]
+    return DataPlan.open(entry, data_dir, suite.split_seed, suite.val_size, suite.resample,
+                         suite.protocol == "reference", cache_dir() / "splits", draws)
 
 
 def _model_plan(suite: Suite, execution: ExecutionPlan, data: DataPlan, config: ModelConfig) -> ModelPlan:
@@ -161,8 +162,7 @@ def _model_plan(suite: Suite, execution: ExecutionPlan, data: DataPlan, config: 
     halving = _halving(suite, config) if trials else None
     _refuse_what_will_not_fit(config.name, cls, resource, params, space, data, execution)
     if halving is not None:  # only where the full training pool allows more than one rung
-        n_train = len(data.parts(1.0, suite.split_seed).train)
-        halving = halving if applies(n_train, halving) else None
+        halving = halving if applies(data.facts.n_rows, halving) else None
     halving_settings = halving.settings() if halving else None
     settings = group_settings(suite, data.entry.name, data.fingerprint, config.name, config.base, params,
                               space, trials, max_epochs, pruner_warmup=warmup, threads=threads,
@@ -189,7 +189,7 @@ def _refuse_what_will_not_fit(name: str, cls, resource: str, fixed: dict[str, An
     can ask for) would not fit beside the other jobs running at once."""
     if cls.peak_bytes(1, 1, 1, dict(cls.defaults)) is None:
         return  # not modelled: nothing to check (and no dataset to load)
-    n_rows, n_features, n_labels = data.shape()
+    n_rows, n_features, n_labels = data.facts.n_rows, data.facts.n_features, data.facts.n_labels
     params = {**cls.defaults, **fixed}
     for setting, dist in space.items():  # the most memory each tuned setting can ask for
         values = list(getattr(dist, "choices", ())) or [dist.low, dist.high]

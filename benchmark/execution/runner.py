@@ -14,9 +14,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from benchmark.data.catalog import get_spec
-from benchmark.data.dataplan import check_data
-from benchmark.data.download import fetch_file, is_available
 from benchmark.execution.group import CellOutcome, Group, GroupState, JobRequest
 from benchmark.execution.plan import GroupPlan, RunPlan
 from benchmark.execution.tuning import StudyDriver
@@ -132,27 +129,13 @@ class Runner:
             self.record(job.group, outcome)
 
     # ------------------------------------------------------------------ main loop
-    def fetch_datasets(self) -> None:
-        """Download missing catalog files once, in the driver, before any cell runs."""
-        data_dir = self.plan.execution.data_dir
-        for entry in self.plan.suite.datasets:
-            if entry.declaration:
-                continue
-            spec = get_spec(entry.name)
-            if not is_available(spec, data_dir):
-                self.progress.notice(f"fetching {entry.name}")
-                for ref in spec.files.values():
-                    fetch_file(ref, data_dir, dataset=entry.name)
-
     def run(self) -> RunSummary:
         started = time.monotonic()
-        self.fetch_datasets()
-        check_data(self.plan.datasets, self.plan.trial_seed)
         cells = self.plan.cells()
         done = self.store.done_cells()
         todo = [g for g in self.plan.groups if any(g.keys[s] not in done for s in g.seeds)]
         for data in {g.dataset: g.data for g in todo}.values():  # what reading the data changed
-            self.summary.notices += [f"{data.entry.name}: {notice}" for notice in data.notices()]
+            self.summary.notices += [f"{data.entry.name}: {notice}" for notice in data.facts.notices]
         self.store.plan(cells, self.plan.suite.name, self.plan.suite.hash)
         self.summary.planned = len(cells)
         self.summary.already_done = sum(c in done for c in cells)

@@ -278,7 +278,7 @@ def test_a_runs_progress_estimate_reuses_the_dry_runs_timings(tmp_path, monkeypa
 
     def reference(plan, group):  # 1 s a fit, whatever the rows
         timed.append(group.dataset)
-        parts, (_, n_features, n_labels) = group.data.parts(1.0, 0), group.data.shape()
+        parts, n_features, n_labels = group.data.parts(1.0, 0), group.data.facts.n_features, group.data.facts.n_labels
         units = group.model.cls.cost_units(n_features, n_labels, {**group.model.cls.defaults, **group.model.params})
         return formula.Reference(fixed=1.0, per_row=0.0, eval_rows=len(parts.val) + len(parts.test), row_units=units.row)
 

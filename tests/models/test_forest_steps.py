@@ -200,7 +200,7 @@ def test_the_planner_refuses_rf_on_delicious_and_accepts_rfp(tmp_path, monkeypat
     plan, _ = _plan(tmp_path, ["rfp"], monkeypatch)
     group = plan.groups[0]
     assert group.model.pruning.warmup == 2, "rfp's trials are pruned after its own warm-up of 2 steps"
-    n, f, L = group.data.shape()
+    n, f, L = group.data.facts.n_rows, group.data.facts.n_features, group.data.facts.n_labels
     worst = {"n_estimators": 500, "min_samples_leaf": 1, "max_depth": None, "max_samples": None}
     assert RFP.peak_bytes(n, f, L, worst) < 9.6 * 2**30 < RF.peak_bytes(n, f, L, worst)
     print(f"\ndelicious worst case: rf {RF.peak_bytes(n, f, L, worst) / 2**30:.1f} GiB, "
