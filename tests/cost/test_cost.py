@@ -343,3 +343,12 @@ def test_halving_trials_cost_each_rung_their_promotion_rule_lets_through(tmp_pat
     assert sum(trials) == pytest.approx(sum(c * r for c, r in zip(counts, rows)))
     assert sum(trials) < 12 * n, "cheaper than every trial on all rows"
     assert [f.cpu_seconds for f in fits if f.job[0] == "cell"] == [float(n)]
+
+
+def test_a_reference_whose_slope_is_lost_in_noise_still_grows_with_rows():
+    """Three fits whose times do not rise with rows: the reference scales by the model's
+    row exponent from the largest fit instead of pricing every dataset the same."""
+    times = {100: 0.30, 200: 0.20, 400: 0.25}
+    reference = calibration._fit_reference(lambda n: times[n], 400, 1.0)
+    assert reference.fixed == 0.0
+    assert reference.per_row == pytest.approx(0.25 / 400)
