@@ -1,4 +1,4 @@
-"""Learning curves readable at 15 models, and the offline interactive explorer in index.html.
+"""Learning curves readable at 16 models, and the offline interactive explorer in index.html.
 
 Built from the committed quick store; the browser test loads index.html in Debian's headless
 Chromium (skipped, saying why, where it is not installed).
@@ -50,9 +50,9 @@ def test_index_html_embeds_every_curve_point_offline(report):
     page = (report / "index.html").read_text()
     data = _data(page)
     assert data["protocols"] == ["val", "fixed", "oracle"] and data["metrics"] == ["ebF1", "maF1"]
-    assert data["strong"] == ["cgmvae", "rf"] and len(data["models"]) == 15
-    # 3 protocols x 3 datasets x 15 models x 4 fractions x 2 metrics
-    assert len(data["points"]) == 3 * 3 * 15 * 4 * 2
+    assert data["strong"] == ["cgmvae", "rf"] and len(data["models"]) == 16
+    # 3 protocols x 3 datasets x 16 models x 4 fractions x 2 metrics
+    assert len(data["points"]) == 3 * 3 * 16 * 4 * 2
     section = page[page.index(f'<section id="{SECTION_ID}"'):]
     assert "<script src" not in section and "http://" not in section.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in section
@@ -68,8 +68,8 @@ def test_index_html_loads_in_a_headless_browser_without_console_errors(report, t
     dom = proc.stdout
     opening = re.search(rf'<section id="{SECTION_ID}"[^>]*>', dom).group(0)
     assert 'data-ready="1"' in opening and "data-error" not in opening, opening
-    assert 'data-models-drawn="15"' in opening
-    assert len(re.findall(r'class="mlc-curve"', dom)) == 15
+    assert 'data-models-drawn="16"' in opening
+    assert len(re.findall(r'class="mlc-curve"', dom)) == 16
     console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
     assert not console, console
     # the explorer alone, as a screenshot: a drawn figure, not a blank page

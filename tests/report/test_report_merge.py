@@ -110,7 +110,7 @@ def test_a_comparable_store_joins_every_table(stores, tmp_path):
     assert cli_main(["report", "--results", str(QUICK), "--results", str(mine), "--out", str(out),
                      "--metrics", "ebF1,maF1"]) == 0
     index = (out / "index.md").read_text()
-    assert f"- {QUICK}: 540 cell(s) used" in index and f"- {mine}: 18 cell(s) used (ridge_br), 0 left out" in index
+    assert f"- {QUICK}: 576 cell(s) used" in index and f"- {mine}: 18 cell(s) used (ridge_br), 0 left out" in index
     assert "Left out: none." in index
     ours = _values(mine)
     table = pd.read_csv(out / "tables" / "ebF1.csv")
@@ -124,7 +124,7 @@ def test_a_comparable_store_joins_every_table(stores, tmp_path):
         pytest.approx(br, abs=1e-12)
     # the new model is in the Friedman ranks (all three datasets), the CD diagram and the paired tests
     friedman = pd.read_csv(out / "significance" / "friedman.csv")
-    assert friedman.loc[friedman["metric"] == "ebF1", "n_models"].item() == 16
+    assert friedman.loc[friedman["metric"] == "ebF1", "n_models"].item() == 17
     assert "ridge_br" in json.loads(friedman.loc[friedman["metric"] == "ebF1", "average_ranks"].item())
     paired = pd.read_csv(out / "significance" / "paired_seed_tests.csv")
     assert set(paired.loc[paired["baseline"] == "ridge_br", "dataset"]) == {"emotions", "yeast", "scene"}
@@ -138,7 +138,7 @@ def test_a_store_with_another_split_seed_is_refused_in_one_line(stores, tmp_path
     assert inputs.merge_notes == [
         f"{other_split}: 1 cell(s) of emotions (ridge_br) at fraction(s) 1, seed(s) 0 left out: "
         f"split seed 1 here, 0 in {QUICK}"]
-    assert len(inputs.done) == 540 + 18  # the seed-1 cell is in none of the tables
+    assert len(inputs.done) == 576 + 18  # the seed-1 cell is in none of the tables
     out = tmp_path / "report"
     assert cli_main(["report", "--results", str(QUICK), "--results", str(mine), "--results", str(other_split),
                      "--out", str(out), "--metrics", "ebF1"]) == 0
@@ -152,7 +152,7 @@ def test_cells_at_a_fraction_the_reference_lacks_or_already_stored_are_left_out(
     # with mine as the reference, the quick store's 0.1 and 0.25 fractions have no counterpart
     inputs = inputs_from_stores([mine, QUICK])
     assert [line.split(" (")[0] for line in inputs.merge_notes] == [
-        f"{QUICK}: 90 cell(s) of {d}" for d in ("emotions", "scene", "yeast")]
+        f"{QUICK}: 96 cell(s) of {d}" for d in ("emotions", "scene", "yeast")]
     assert all(line.endswith(f"at fraction(s) 0.1, 0.25, seed(s) 0, 1, 2 left out: {mine} has no cell of this "
                              "dataset at their (fraction, seed)") for line in inputs.merge_notes)
     assert set(inputs.done["fraction"]) == {0.5, 1.0}
