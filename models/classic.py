@@ -174,7 +174,8 @@ class Prior(Model):
     search_space: dict[str, Any] = {}
 
     @classmethod
-    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0,
+                   label_density: float = 1.0) -> CostUnits:
         return CostUnits(float(max(n_labels, 1)))  # a column mean per label
 
     def fit(self, X, Y, X_val=None, Y_val=None, on_epoch=None) -> "Prior":
@@ -194,9 +195,11 @@ class _LogisticBaseline(Model):
     """Shared fit/predict path: checks, scaler, constant labels, timing (see module doc)."""
 
     family = "classic"
-    #: L-BFGS needs fewer iterations on more rows: timed fits grew as rows**0.7 from 512 rows
-    #: to yeast's 1.8k, bibtex's 4.1k and delicious's 13k (benchmarks/results/cost_formula.txt)
-    row_exponent = 0.75
+    #: L-BFGS needs fewer iterations on more rows: one-thread fits of br and cc grew as
+    #: rows**0.45-0.66 from the probe's 256 rows to bibtex's 4.9k and delicious's 12.9k
+    #: (benchmarks/results/row_growth.txt); 0.75 priced their full fits 1.6x high
+    row_exponent = 0.6
+    learns_varying_labels = True
     defaults = dict(LOGISTIC_DEFAULTS)
     search_space = dict(LOGISTIC_SPACE)
 
@@ -295,9 +298,14 @@ class ClassifierChainModel(_LogisticBaseline):
     search_space = dict(CHAIN_SPACE)
 
     @classmethod
-    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
-        """One logistic regression per label on the features and, on average, half the labels."""
-        return CostUnits(float(max(n_labels, 1) * (max(n_features * density, 1) + n_labels / 2)))
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0,
+                   label_density: float = 1.0) -> CostUnits:
+        """One logistic regression per label on the features and, on average, half the labels.
+        On sparse features the earlier labels are stacked sparse too (scikit-learn's chain), so
+        they count their nonzeros: on delicious 19 of 983 labels a row, a chain 1.5x binary
+        relevance (timed: 1.45x), not the 28x that dense label columns would be."""
+        label_columns = n_labels / 2 * (label_density if density < 1 else 1.0)
+        return CostUnits(float(max(n_labels, 1) * (max(n_features * density, 1) + label_columns)))
 
     def _fit_varying(self, X, Y, steps=None) -> None:
         rng = np.random.default_rng(self.seed)
@@ -342,8 +350,9 @@ class EnsembleOfClassifierChains(_LogisticBaseline):
         return {"n_chains": 1}
 
     @classmethod
-    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
-        chain = ClassifierChainModel.cost_units(n_features, n_labels, params, density).row
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0,
+                   label_density: float = 1.0) -> CostUnits:
+        chain = ClassifierChainModel.cost_units(n_features, n_labels, params, density, label_density).row
         return CostUnits(cls.steps(params) * chain)
 
     def _fit_varying(self, X, Y, steps: MemberSteps | None = None) -> None:

@@ -210,7 +210,8 @@ class LaMP(TorchModel):
         return super().fit(X, Y, X_val, Y_val, on_epoch)
 
     @classmethod
-    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0,
+                   label_density: float = 1.0) -> CostUnits:
         """Work per row is per label node: each layer attends from every label to the feature
         tokens and to the other labels (all of them, or a block), then a feed-forward."""
         p = {**cls.defaults, **params}

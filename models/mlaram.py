@@ -71,6 +71,7 @@ class MLARAM(Model):
 
     name = "mlaram"
     family = "art network"
+    learns_varying_labels = True
     row_exponent = 1.9  # each row is matched against prototypes that grow with the rows (bibtex, delicious: 1.9-2.0)
     defaults: dict[str, Any] = {"vigilance": 0.9, "threshold": 0.02}  # the library's defaults
     search_space: dict[str, Any] = {
@@ -79,7 +80,8 @@ class MLARAM(Model):
     }
 
     @classmethod
-    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0,
+                   label_density: float = 1.0) -> CostUnits:
         """Each row is matched against the prototypes over its features and labels."""
         return CostUnits(float(max(n_features * density, 1) + max(n_labels, 1)))
 

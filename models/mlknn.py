@@ -103,6 +103,7 @@ class MLkNN(Model):
     name = "mlknn"
     revision = 2  # 2: exact leave-one-out by default (library counting gave duplicated rows themselves)
     family = "knn"
+    learns_varying_labels = True
     row_exponent = 1.5  # a brute-force search (n^2) beside linear counting
     defaults: dict[str, Any] = {"k": 10, "s": 1.0, "standardize": False, "exclude_self": True, "loo": "exact"}
     search_space: dict[str, Any] = {
@@ -112,7 +113,8 @@ class MLkNN(Model):
     }
 
     @classmethod
-    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0,
+                   label_density: float = 1.0) -> CostUnits:
         """The neighbour search (a distance per feature to every training row: the reference's
         row exponent carries its growth in rows) and the counts over k neighbours' labels."""
         k = int({**cls.defaults, **params}["k"])

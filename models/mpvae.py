@@ -565,10 +565,11 @@ class MPVAE(TorchModel):
         return reference_params(dataset_name)
 
     @classmethod
-    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0,
+                   label_density: float = 1.0) -> CostUnits:
         """The network's parameters, plus the probit samples: each of ``n_train_samples``
         draws a row's L-dimensional noise through the L x r covariance factor."""
-        units = super().cost_units(n_features, n_labels, params, density)
+        units = super().cost_units(n_features, n_labels, params, density, label_density)
         p = {**cls.defaults, **params}
         rank = int(p["rank"]) or n_labels
         sampling = float(p["n_train_samples"]) * n_labels * (rank + 4)

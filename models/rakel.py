@@ -89,6 +89,7 @@ class _Rakel(Model):
     """Shared fit/predict: scaler, constant labels, members on labelsets (module doc)."""
 
     family = "ensemble"
+    learns_varying_labels = True
     selection_grid: tuple[float, ...] | None = None  # the step score's thresholds (the worker sets them)
 
     def fit(self, X, Y, X_val=None, Y_val=None, on_epoch=None):
@@ -161,7 +162,8 @@ class _Rakel(Model):
         raise NotImplementedError
 
     @classmethod
-    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0,
+                   label_density: float = 1.0) -> CostUnits:
         """A multinomial logistic regression per member over the label combinations seen: at
         most 2^k, but on sparse label sets (delicious: 19 of 983 labels a row) about k + 1, and
         the paper's cost sits there; the per-dataset probe corrects the fixed settings' count."""

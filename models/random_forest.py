@@ -189,7 +189,8 @@ class _SteppedForest(Model):
         return float(n_labels)
 
     @classmethod
-    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0,
+                   label_density: float = 1.0) -> CostUnits:
         p = {**cls.defaults, **params}
         return CostUnits(tree_units(n_features, cls.outputs(n_labels, p), p, density))
 
@@ -229,6 +230,7 @@ class RandomForest(_SteppedForest):
     """Multi-output random forest, grown in steps of 25 trees; see the module docstring."""
 
     name = "rf"
+    learns_varying_labels = True
     defaults: dict[str, Any] = {
         "n_estimators": 200,
         "max_features": "sqrt",     # features tried per split: "sqrt", "log2" or a fraction

@@ -10,7 +10,10 @@ other load on the machine does not distort it:
 - epoch-trained models: 1 and 2 epochs at the batch size and at a quarter of it, which
   separate the fixed cost (set-up, prediction), the work per row and per optimiser step;
 - other models: one fit on each of three subset sizes, fitted as ``c + k * n**a``, ``a``
-  the model's ``row_exponent`` (MLkNN's search grows faster than a linear model).
+  the model's ``row_exponent`` (MLkNN's search grows faster than a linear model); ``k`` is
+  per cost unit of all labels, a fit counted at the labels its rows vary
+  (``Model.learns_varying_labels``: 64 rows of delicious vary 440 of its 983 labels, and
+  ECC's chains cost the square of that).
 
 With several threads per worker the fits' CPU seconds per wall second (``parallelism``, at
 most the thread count) turn CPU seconds into a fit's wall time. The timings are cached
@@ -99,6 +102,7 @@ class _Calibration:
     order: np.ndarray
     pool_size: int
     fixed_params: dict[str, Any]
+    labels: np.ndarray  # the dataset's label matrix (rows as the jobs index them)
 
     def fit(self, n: int, epochs: int | None = None, params: dict[str, Any] | None = None,
             peaks: list[int] | None = None, timings: list[tuple[float, float]] | None = None) -> float:
@@ -108,6 +112,21 @@ class _Calibration:
             merged["epochs"] = epochs
         job = dataclasses.replace(self.base_job, train=np.sort(self.order[:n]), params=merged, kind="cell")
         return _timed(job, peaks, timings)
+
+    def label_share(self, cls: type, shape: Shape, params: dict[str, Any], n: int) -> float:
+        """A fit on the first ``n`` rows' cost units over those of one on all labels: below 1
+        for a model that learns only the labels varying in its rows, when some do not."""
+        if not cls.learns_varying_labels:
+            return 1.0
+        positives = self.labels[self.order[:n]].sum(axis=0)
+        varying = int(np.count_nonzero((positives > 0) & (positives < n)))
+        if varying >= shape.n_labels:
+            return 1.0
+        varying = max(varying, 1)  # the same positives a row, over fewer labels
+        fewer = dataclasses.replace(shape, n_labels=varying,
+                                    label_density=min(1.0, shape.label_density * shape.n_labels / varying))
+        fitted = units(cls, fewer, params).row
+        return fitted / max(units(cls, shape, params).row, 1e-12)
 
 
 def _calibration(plan: RunPlan, group: GroupPlan) -> _Calibration:
@@ -121,7 +140,8 @@ def _calibration(plan: RunPlan, group: GroupPlan) -> _Calibration:
     val = np.sort(rng.permutation(base_job.val)[:CALIBRATION_EVAL_ROWS])
     test = np.sort(rng.permutation(base_job.test)[:CALIBRATION_EVAL_ROWS])
     base_job = dataclasses.replace(base_job, val=val, test=test)
-    return _Calibration(base_job, order, len(pool), dict(group.model.params))
+    labels = load_ref(base_job.dataset, base_job.data_dir).Y  # parsed once per process; the fits reuse it
+    return _Calibration(base_job, order, len(pool), dict(group.model.params), labels)
 
 
 def calibrate_reference(plan: RunPlan, group: GroupPlan) -> Reference:
@@ -135,11 +155,13 @@ def calibrate_reference(plan: RunPlan, group: GroupPlan) -> Reference:
         return setup.fit(n, epochs, params, peaks=peaks, timings=timings)
 
     cls = group.model.cls
+    shape = Shape.of(group.data, 0, 0)
     if cls.trains_in_epochs and "epochs" in cls.defaults:
         reference = _epoch_reference(fit, top, len(setup.base_job.val), {**cls.defaults, **setup.fixed_params})
     else:
-        reference = _fit_reference(fit, top, cls.row_exponent)
-    fixed_units = units(cls, Shape.of(group.data, 0, 0), setup.fixed_params)
+        reference = _fit_reference(fit, top, cls.row_exponent,
+                                   lambda n: setup.label_share(cls, shape, setup.fixed_params, n))
+    fixed_units = units(cls, shape, setup.fixed_params)
     return dataclasses.replace(reference, row_units=fixed_units.row, step_units=fixed_units.step,
                                eval_rows=len(setup.base_job.val) + len(setup.base_job.test),
                                peak_gpu_bytes=max(peaks, default=0),
@@ -153,7 +175,7 @@ def probe(plan: RunPlan, group: GroupPlan, reference: Reference) -> Probe:
     features, an ART network's prototypes) and 0.5-2.2x for networks (small matrices run far
     below a large layer's speed). Fits at ``Model.probe_params`` (fewer trees, chains or
     members): of a model without epochs, at 64 and 256 rows
-    (``c + k * n**a``); of a network, 1 and 3 epochs."""
+    (``c + k * n**a``, ``n**a`` counted at the labels the rows vary); of a network, 1 and 3 epochs."""
     setup = _calibration(plan, group)
     cls = group.model.cls
     params = {**setup.fixed_params, **cls.probe_params({**cls.defaults, **setup.fixed_params})}
@@ -173,10 +195,12 @@ def probe(plan: RunPlan, group: GroupPlan, reference: Reference) -> Probe:
     setup.fit(small, params=params)  # warm-up: this dataset's first fit pays first-call costs
     t_small, t_all = setup.fit(small, params=params), setup.fit(n, params=params)
     a = predicted.exponent
-    k = max(t_all - t_small, 0.0) / max(n ** a - small ** a, 1e-9)
-    c = max(t_all - k * n ** a, 0.0)
-    if k * n ** a < 0.5 * t_all:  # a slope lost in the noise of fits this small: one ratio for all of it
-        whole = _ratio(t_all, predicted.seconds(n))
+    grown_small = small ** a * setup.label_share(cls, shape, params, small)
+    grown = n ** a * setup.label_share(cls, shape, params, n)
+    k = max(t_all - t_small, 0.0) / max(grown - grown_small, 1e-9)
+    c = max(t_all - k * grown, 0.0)
+    if k * grown < 0.5 * t_all:  # a slope lost in the noise of fits this small: one ratio for all of it
+        whole = _ratio(t_all, predicted.fixed + predicted.per_row * grown)
         return Probe(work=whole, fixed=whole)
     return Probe(work=_ratio(k, predicted.per_row), fixed=_ratio(c, predicted.fixed))
 
@@ -205,13 +229,14 @@ def _epoch_reference(fit, top: int, n_val: int, params: dict[str, Any]) -> Refer
     return Reference(fixed=max(one - per_epoch, 0.0), per_row=per_row, per_step=per_step, epochs_trained=True)
 
 
-def _fit_reference(fit, top: int, exponent: float) -> Reference:
+def _fit_reference(fit, top: int, exponent: float, label_share=lambda n: 1.0) -> Reference:
     """One fit at each of three sizes, fitted as ``c + k * n**a`` with the model's ``a``
-    (``Model.row_exponent``) by least squares, ``c`` at least 0."""
+    (``Model.row_exponent``) by least squares, ``c`` at least 0; ``label_share(n)`` counts a
+    fit on ``n`` rows at the labels they vary (``_Calibration.label_share``)."""
     sizes = np.array(sorted({max(8, top // 4), max(8, top // 2), top}), dtype=float)
     fit(int(sizes[0]))  # warm-up
     times = np.array([fit(int(n)) for n in sizes])
-    grown = sizes ** exponent
+    grown = sizes ** exponent * np.array([label_share(int(n)) for n in sizes])
     if len(sizes) > 1:
         k, c = np.polyfit(grown, times, 1)
     else:

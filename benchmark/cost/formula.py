@@ -13,7 +13,11 @@ x outputs of a forest, labels x features of a linear model) and by its rows and 
   of step units; the per-epoch validation pass is a forward pass over the validation rows
   (a third of a training row's work);
 - the rest: a network's set-up stays, its prediction of validation and test is a forward
-  pass per row; another model's rest (set-up and prediction) scales with the evaluation rows.
+  pass per row; another model's rest (set-up, prediction, thresholds and metrics) scales
+  with the evaluation rows. Scaling it by the row units too (an ensemble's members each
+  predict) priced the full fits of br, cc, ecc, rakeld and rakelo on bibtex and delicious
+  1.3-2x high: there a fit's rest is mostly per fit, not per member
+  (benchmarks/results/cost_formula.txt).
 
 Only ratios of units matter, so a unit's constant never needs to be known.
 """
@@ -101,17 +105,19 @@ class Shape:
     n_val: int
     n_test: int
     density: float = 1.0  # share of nonzero features
+    label_density: float = 1.0  # share of positive labels
 
     @classmethod
     def of(cls, data, n_val: int, n_test: int) -> "Shape":
         """The shape of a data plan's dataset with these evaluation rows."""
         facts = data.facts
-        return cls(facts.n_features, facts.n_labels, n_val, n_test, facts.density)
+        return cls(facts.n_features, facts.n_labels, n_val, n_test, facts.density, facts.label_density)
 
 
 def units(model_cls: type, shape: Shape, params: dict[str, Any]):
     """``model_cls``'s cost units on ``shape`` with ``params`` over its defaults."""
-    return model_cls.cost_units(shape.n_features, shape.n_labels, {**model_cls.defaults, **params}, shape.density)
+    return model_cls.cost_units(shape.n_features, shape.n_labels, {**model_cls.defaults, **params}, shape.density,
+                                shape.label_density)
 
 
 def scaled(reference: Reference, cls: type, shape: Shape, params: dict[str, Any]) -> FitCost:

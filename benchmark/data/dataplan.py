@@ -73,6 +73,7 @@ class DataFacts:
     n_features: int
     n_labels: int
     density: float  # share of nonzero features (1 for dense X): sparse-aware models' work follows it
+    label_density: float  # share of positive labels (cardinality / labels): a chain's label columns
     notices: tuple[str, ...]  # what reading it changed or found (dropped IDs, imputed values, ...)
 
 
@@ -93,7 +94,7 @@ class DataPlan:
         X = dataset.X
         density = float(X.nnz) / max(1, X.shape[0] * X.shape[1]) if hasattr(X, "nnz") else 1.0
         plan.facts = DataFacts(len(plan.parts(1.0, split_seed).train), X.shape[1], dataset.Y.shape[1], density,
-                               tuple(dataset.notices))
+                               float(dataset.Y.mean()) if dataset.Y.size else 0.0, tuple(dataset.notices))
         return plan
 
     def __init__(self, entry: DatasetRef, fingerprint: dict[str, str], data_dir: str | None, split_seed: int,

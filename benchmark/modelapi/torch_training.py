@@ -161,7 +161,8 @@ class TorchModel(Model):
         return None
 
     @classmethod
-    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0) -> CostUnits:
+    def cost_units(cls, n_features: int, n_labels: int, params: dict[str, Any], density: float = 1.0,
+                   label_density: float = 1.0) -> CostUnits:
         """The network's parameters: a row's forward and backward pass is a few multiply-adds
         per weight and ``ACTIVATION_WORK`` elementwise operations per activation (a bias or
         norm element: one per unit of a layer), and an optimiser step touches each parameter
