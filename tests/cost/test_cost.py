@@ -395,3 +395,34 @@ def test_a_reference_counts_its_fits_at_the_labels_they_vary():
     share = {100: 0.4, 200: 0.7, 400: 1.0}
     reference = calibration._fit_reference(lambda n: 0.01 * n * share[n], 400, 1.0, share.__getitem__)
     assert reference.per_row == pytest.approx(0.01) and reference.fixed == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_reference_and_the_probes_time_each_models_largest_fraction(tmp_path, monkeypatch):
+    """Fractions of one dataset have the same work per row: the reference fits and the probe
+    are made on fraction 1, not on the first group in plan order (emotions at 0.1 has 33
+    training rows, and fits of 8 to 33 rows gave the quick suite's rfp a slope of noise)."""
+    from benchmark.execution.plan import build_plan
+    from benchmark.execution.resources import make_plan
+    from benchmark.execution.suite import load_suite
+
+    monkeypatch.setenv("MLCBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    suite_file = tmp_path / "fractions.toml"
+    suite_file.write_text('name = "f"\ndatasets = ["emotions", "yeast"]\nmodels = ["br"]\n'
+                          'fractions = [0.1, 0.5, 1.0]\nseeds = [0]\ntrials = 1\n')
+    plan = build_plan(load_suite(str(suite_file)), make_plan("cpu", 1))
+    assert [g.fraction for g in plan.groups][:3] == [0.1, 0.5, 1.0]
+    timed: list[tuple[str, float]] = []
+
+    def calibrate(plan, group):
+        timed.append(("reference", group.dataset, group.fraction))
+        return formula.Reference(fixed=0.1, per_row=1e-4, eval_rows=100, row_units=1.0)
+
+    def probe(plan, group, reference):
+        timed.append(("probe", group.dataset, group.fraction))
+        return formula.Probe()
+
+    monkeypatch.setattr(estimate, "calibrate_reference", calibrate)
+    monkeypatch.setattr(estimate, "probe", probe)
+    result = estimate.estimate(plan, list(plan.groups), set(), notice=lambda message: None)
+    assert timed == [("reference", "emotions", 1.0), ("probe", "yeast", 1.0)]
+    assert len(result.rows) == 2 and not result.failed
