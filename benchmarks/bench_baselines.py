@@ -27,8 +27,8 @@ METRICS = ("ebF1", "miF1", "maF1", "P@1")
 
 
 def evaluate(model_name: str, dataset, split, seed: int, threads: int) -> dict[str, float]:
-    from benchmark.modelapi.base import get_model
     from benchmark.evaluation.thresholds import evaluate_protocols
+    from benchmark.modelapi.base import get_model
 
     X, Y = dataset.X, dataset.Y
     model = get_model(model_name)(seed=seed, n_threads=threads)

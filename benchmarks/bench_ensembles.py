@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MLCBENCH_OFFLINE", "1")
 
 import optuna  # noqa: E402
-from benchmark.data.loading import load_dataset  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from benchmark.data.loading import load_dataset  # noqa: E402
 from benchmark.data.splits import make_split  # noqa: E402
 from benchmark.evaluation.thresholds import VAL_GRID  # noqa: E402
 from benchmark.execution.tuning import EpochPruner  # noqa: E402

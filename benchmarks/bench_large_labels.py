@@ -34,8 +34,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 # the dataset mirror beside the checkout (as the tests use it), never the network

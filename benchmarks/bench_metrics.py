@@ -34,8 +34,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmark.evaluation.metrics import METRICS, THRESHOLDED_METRICS, compute, ranking_metrics, thresholded_metrics  # noqa: E402
-from benchmark.evaluation.thresholds import FIXED_THRESHOLD, ORACLE_GRID, VAL_GRID, evaluate_protocols  # noqa: E402
+from benchmark.evaluation.metrics import (  # noqa: E402
+    METRICS,
+    THRESHOLDED_METRICS,
+    compute,
+    ranking_metrics,
+    thresholded_metrics,
+)
+from benchmark.evaluation.thresholds import (  # noqa: E402
+    FIXED_THRESHOLD,
+    ORACLE_GRID,
+    VAL_GRID,
+    evaluate_protocols,
+)
 
 N_TEST, N_VAL, N_LABELS, DENSITY = 3185, 1938, 983, 0.019349
 

@@ -100,9 +100,8 @@ def child(dataset_name: str, variant: str, k: int, s: float, repeats: int, out: 
     X_test, Y_test = dataset.X[split.test], dataset.Y[split.test]
     cls = get_model("mlknn")
     if variant == "library":
-        from skmultilearn.adapt import MLkNN as LibraryMLkNN
-
         from mlcbench_models.mlknn import training_neighbours
+        from skmultilearn.adapt import MLkNN as LibraryMLkNN
 
         varying = LabelPartition.of(Y).varying
         Y_fit = np.array(Y[:, varying], dtype=np.int64)

@@ -27,13 +27,17 @@ import time
 
 import numpy as np
 import torch
+from mlcbench_models.mpvae import (
+    expected_probability,
+    monte_carlo_probability,
+    reference_params,
+)
 
 import benchmark  # noqa: F401  (installs the models/ alias package)
 from benchmark.data.loading import load_dataset
-from benchmark.modelapi.base import get_model
 from benchmark.data.splits import make_split
 from benchmark.evaluation.thresholds import evaluate_protocols
-from mlcbench_models.mpvae import expected_probability, monte_carlo_probability, reference_params
+from benchmark.modelapi.base import get_model
 
 
 def _scores(model, X, n_samples: int, seed: int) -> tuple[np.ndarray, float]:

@@ -41,11 +41,11 @@ def main(argv=None) -> int:
                     (item.partition("=") for item in args.after_params.split(",") if item)}
 
     import torch
+    from mlcbench_models.mpvae import reference_params
 
     from benchmark.data.loading import load_dataset
     from benchmark.data.splits import make_split
     from benchmark.evaluation.thresholds import evaluate_protocols
-    from mlcbench_models.mpvae import reference_params
 
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import optuna  # noqa: E402
 
-from benchmark.store.results import resolve_url  # noqa: E402
 from benchmark.execution.tuning import LAG  # noqa: E402
+from benchmark.store.results import resolve_url  # noqa: E402
 
 
 def study_share(study, startup: int, warmup: int) -> tuple[dict, float, float]:
