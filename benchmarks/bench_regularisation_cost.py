@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="bibtex,delicious")
     parser.add_argument("--models", default="br,rakeld")
     parser.add_argument("--rows", type=int, default=3000)
+    parser.add_argument("--labels", type=int, default=0, help="fit only this many random labels (0: all)")
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     args = parser.parse_args()
     print(f"{'dataset':<10} {'model':<7} {'weights':<8} rows  " + "  ".join(f"C={c:g}" for c in CS)
@@ -49,6 +50,10 @@ def main() -> None:
         train = train if train is not None and len(train) else np.arange(data.X.shape[0])
         rows = np.sort(np.random.default_rng(0).permutation(train)[:args.rows])
         X, Y = data.X[rows], data.Y[rows]
+        if args.labels:
+            positives = Y.sum(axis=0)
+            varying = np.flatnonzero((positives > 0) & (positives < len(rows)))
+            Y = Y[:, np.sort(np.random.default_rng(0).permutation(varying)[:args.labels])]
         for model in args.models.split(","):
             cls = get_model(model)
             fit_seconds(cls, X[:32], Y[:32], 0.1)  # warm-up: first calls

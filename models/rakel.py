@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
-from mlcbench_models.classic import MemberSteps
+from mlcbench_models.classic import LOGISTIC_COST_BLIND, MemberSteps
 from optuna.distributions import (
     CategoricalDistribution,
     FloatDistribution,
@@ -90,6 +90,7 @@ class _Rakel(Model):
 
     family = "ensemble"
     learns_varying_labels = True
+    cost_blind_params = LOGISTIC_COST_BLIND  # its members are L-BFGS logistic regressions
     selection_grid: tuple[float, ...] | None = None  # the step score's thresholds (the worker sets them)
 
     def fit(self, X, Y, X_val=None, Y_val=None, on_epoch=None):

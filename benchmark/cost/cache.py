@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benchmark import discovery
-from benchmark.cost.formula import Probe, Reference
+from benchmark.cost.formula import Probe, Reference, SpaceFactor
 from benchmark.files import UnusableCacheEntry, atomic_write, warn_unusable
 from benchmark.store import provenance
 
@@ -99,6 +99,12 @@ class CostCache:
     def probe(self, group, measure: Callable[[], Probe]) -> Probe:
         """The formula's correction on ``group``'s dataset: cached, or measured now and cached."""
         return self._get_or_measure(Probe, "probe-" + self.key(group), measure)
+
+    def space_factor(self, group, grid: list[dict[str, Any]], measure: Callable[[], SpaceFactor]) -> SpaceFactor:
+        """``group``'s dataset's cost factor over ``grid`` (the cost-blind hyperparameters'
+        points): cached, or measured now and cached."""
+        points = hashlib.sha256(json.dumps(grid, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        return self._get_or_measure(SpaceFactor, f"space-{self.key(group)}-{points}", measure)
 
     def _get_or_measure(self, cls, key: str, measure):
         value = self._entry(cls, key)
