@@ -217,6 +217,35 @@ def test_a_tuned_space_costs_the_mean_of_the_formula_over_its_draws(tmp_path):
     assert spaced.per_row / fixed.per_row == pytest.approx(sum(trees) / len(trees) / 200)
 
 
+class _ScriptedFits:
+    """A calibration set-up whose fits take ``fixed + per_epoch * epochs`` seconds, the first one
+    ``first_call`` more (a dataset's first fit in a process), recording what was fitted."""
+
+    def __init__(self, fixed, per_epoch, first_call=0.0):
+        self.fixed, self.per_epoch, self.first_call, self.fitted = fixed, per_epoch, first_call, []
+
+    def fit(self, n, epochs=None, params=None):
+        self.fitted.append((n, epochs))
+        return self.fixed + self.per_epoch * epochs + (self.first_call if len(self.fitted) == 1 else 0.0)
+
+
+def test_a_networks_probe_warms_up_and_trains_longer_when_its_epochs_are_lost_in_noise():
+    """On delicious mlp's first fit paid 0.8 s of first calls against a 0.03 s epoch: the
+    3-epoch fit came out shorter than the 1-epoch one and the work correction hit its clip."""
+    predicted = formula.FitCost(fixed=1.0, per_row=0.1 / 512, epochs_trained=True)
+    clear = _ScriptedFits(fixed=1.0, per_epoch=0.5, first_call=0.8)
+    probe = calibration._epoch_probe(clear, 512, {}, predicted)
+    assert clear.fitted == [(64, 1), (512, 1), (512, 3)]
+    assert probe.work == pytest.approx(5.0) and probe.fixed == pytest.approx(1.0)
+    faint = _ScriptedFits(fixed=1.0, per_epoch=0.03, first_call=0.8)
+    probe = calibration._epoch_probe(faint, 512, {}, predicted)
+    assert faint.fitted == [(64, 1), (512, 1), (512, 3), (512, 9)], "two epochs' 0.06 s < 20% of a fit"
+    assert probe.work == pytest.approx(0.3) and probe.fixed == pytest.approx(1.0)
+    flat = _ScriptedFits(fixed=1.0, per_epoch=0.0)
+    probe = calibration._epoch_probe(flat, 512, {}, predicted)
+    assert probe.work == probe.fixed == pytest.approx(1.0 / (1.0 + 9 * 0.1)), "no slope: one ratio for the whole fit"
+
+
 def test_the_blind_grid_spans_each_cost_blind_hyperparameter_of_the_space():
     from optuna.distributions import (
         CategoricalDistribution,
