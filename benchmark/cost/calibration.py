@@ -180,7 +180,7 @@ def probe(plan: RunPlan, group: GroupPlan, reference: Reference) -> Probe:
     epochs (:func:`_epoch_probe`); each after a warm-up fit on the dataset."""
     setup = _calibration(plan, group)
     cls = group.model.cls
-    params = {**setup.fixed_params, **cls.probe_params({**cls.defaults, **setup.fixed_params})}
+    params = _probe_settings(cls, setup)
     n = min(setup.pool_size, CALIBRATION_ROWS)
     shape = Shape.of(group.data, len(setup.base_job.val), len(setup.base_job.test))
     predicted = scaled(reference, cls, shape, params)
@@ -201,6 +201,11 @@ def probe(plan: RunPlan, group: GroupPlan, reference: Reference) -> Probe:
         whole = _ratio(t_all, predicted.fixed + predicted.per_row * grown)
         return Probe(work=whole, fixed=whole)
     return Probe(work=_ratio(k, predicted.per_row), fixed=_ratio(c, predicted.fixed))
+
+
+def _probe_settings(cls: type, setup: _Calibration) -> dict[str, Any]:
+    """A probe's settings: the group's fixed ones with ``Model.probe_params`` over them."""
+    return {**setup.fixed_params, **cls.probe_params({**cls.defaults, **setup.fixed_params})}
 
 
 def _epoch_probe(setup: _Calibration, n: int, params: dict[str, Any], predicted) -> Probe:
@@ -230,7 +235,7 @@ def space_factor(plan: RunPlan, group: GroupPlan, grid: list[dict[str, Any]]) ->
     against 0.84 and 1.32 over 3000 rows (benchmarks/results/regularisation_cost.txt)."""
     setup = _calibration(plan, group)
     cls = group.model.cls
-    params = {**cls.defaults, **setup.fixed_params, **cls.probe_params({**cls.defaults, **setup.fixed_params})}
+    params = {**cls.defaults, **_probe_settings(cls, setup)}  # defaults: a grid point may equal them
     n = min(setup.pool_size, PROBE_ROWS)
     load_ref(setup.base_job.dataset, setup.base_job.data_dir)
     setup.fit(max(8, n // 16), params=params)  # warm-up: first calls of this model here

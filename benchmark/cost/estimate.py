@@ -170,15 +170,17 @@ def _space_factors(plan: RunPlan, cache: CostCache, groups: list[GroupPlan], not
     (rakeld x1.5 against br's x1.3; ECC's trials x1.66 where br's grid said x1.45), so there
     the shared factor errs low; each model's own grid would cost the paper's cold dry run ~30 s."""
     shared: dict[tuple, list[GroupPlan]] = {}
+    grids: dict[tuple, list[dict]] = {}
     for group in groups:
         grid, key = _blind_points(group)
         if grid:
             shared.setdefault(key, []).append(group)
+            grids[key] = grid  # equal for every member: the key holds it
     factors = {}
-    for members in shared.values():
+    for key, members in shared.items():
         cheapest = min(members, key=lambda g: (units(g.model.cls, Shape.of(g.data, 0, 0), g.model.params).row,
                                                g.model.name))
-        grid, _ = _blind_points(cheapest)
+        grid = grids[key]
 
         def measure() -> SpaceFactor:
             notice(f"timing {cheapest.model.name} on {cheapest.dataset} across its tuned "

@@ -105,8 +105,7 @@ class SpaceFactor:
     factor: float = 1.0
 
     def apply(self, cost: FitCost) -> FitCost:
-        return dataclasses.replace(cost, fixed=cost.fixed * self.factor, per_row=cost.per_row * self.factor,
-                                   per_epoch_val=cost.per_epoch_val * self.factor)
+        return Probe(work=self.factor, fixed=self.factor).apply(cost)
 
 
 @dataclass(frozen=True)
