@@ -54,6 +54,10 @@ CALIBRATION_EVAL_ROWS = 256  # validation and test rows each
 
 PROBE_ROWS = 256  # a probe without epochs: 64 and 256 rows (512 took 11 s per logistic model on delicious)
 PROBE_CLIP = 50.0  # a dataset's correction is kept within [1/50, 50]
+#: A tuned space's grid (:func:`space_factor`) fits a tenth of the pool, within these rows: on
+#: delicious C and class weights cost more the more rows there are (br's grid x1.24 at 256 rows,
+#: x1.42 at 1000; ECC's trials x1.43 on 1000-3000 rows and x1.80 on all 10,982), on bibtex not.
+SPACE_ROWS = (PROBE_ROWS, 1024)
 
 
 
@@ -113,6 +117,14 @@ class _Calibration:
             merged["epochs"] = epochs
         job = dataclasses.replace(self.base_job, train=np.sort(self.order[:n]), params=merged, kind="cell")
         return _timed(job, peaks, timings)
+
+    def warm_up(self, cls: type, params: dict[str, Any]) -> None:
+        """A fit on a few rows, untimed: this dataset's first fit of a model pays first-call
+        costs. The model's ``fit`` alone, on 16 rows: a worker's job on the probe's 64 rows
+        cost 1.1 s a model on delicious, 10 s of the paper suite's cold dry run."""
+        data = load_ref(self.base_job.dataset, self.base_job.data_dir)
+        rows = np.sort(self.order[:16])
+        _fit_seconds(cls, self.base_job, data.X[rows], data.Y[rows], params)
 
     def label_share(self, cls: type, shape: Shape, params: dict[str, Any], n: int) -> float:
         """A fit on the first ``n`` rows' cost units over those of one on all labels: below 1
@@ -190,7 +202,7 @@ def probe(plan: RunPlan, group: GroupPlan, reference: Reference) -> Probe:
         return _epoch_probe(setup, n, params, predicted)
     n = min(n, PROBE_ROWS)
     small = max(8, n // 4)
-    setup.fit(small, params=params)  # warm-up: this dataset's first fit pays first-call costs
+    setup.warm_up(cls, params)
     t_small, t_all = setup.fit(small, params=params), setup.fit(n, params=params)
     a = predicted.exponent
     grown_small = small ** a * setup.label_share(cls, shape, params, small)
@@ -230,28 +242,34 @@ def _epoch_probe(setup: _Calibration, n: int, params: dict[str, Any], predicted)
 
 def space_factor(plan: RunPlan, group: GroupPlan, grid: list[dict[str, Any]]) -> SpaceFactor:
     """The group's mean fit time over ``grid`` (points of its cost-blind hyperparameters,
-    ``formula.blind_grid``) over its time at the fixed settings, both on the probe's rows.
+    ``formula.blind_grid``) over its time at the fixed settings, on :func:`space_rows` rows.
 
     The fits are the model's ``fit`` alone (:func:`_fit_seconds`), without a worker's
     prediction and scoring of the evaluation rows, which do not depend on the penalty and
-    pulled the ratio towards 1: three quiet runs gave bibtex 0.87-0.89 and delicious
-    1.22-1.26 this way, 0.88-0.90 and 1.15-1.18 through the worker, and a CI machine's
-    worker fits 0.97 and 1.11 (regularisation_cost.txt: 0.84 and 1.32 over 3000 rows).
+    pulled the ratio towards 1 (br at 256 rows, quiet: bibtex 0.87-0.89 and delicious
+    1.22-1.26 this way, 0.88-0.90 and 1.15-1.18 through the worker; a CI machine's worker
+    fits 0.97 and 1.11). At 414 and 1024 rows: bibtex 0.81-0.88, delicious 1.38-1.43.
     """
     setup = _calibration(plan, group)
     cls = group.model.cls
     params = {**cls.defaults, **_probe_settings(cls, setup)}  # defaults: a grid point may equal them
-    n = min(setup.pool_size, PROBE_ROWS)
+    n = space_rows(setup.pool_size)
     data = load_ref(setup.base_job.dataset, setup.base_job.data_dir)
     rows = np.sort(setup.order[:n])
 
     def fit(point: dict[str, Any], subset: np.ndarray = rows) -> float:
         return _fit_seconds(cls, setup.base_job, data.X[subset], data.Y[subset], {**params, **point})
 
-    fit({}, rows[: max(8, n // 16)])  # warm-up: first calls of this model here
+    setup.warm_up(cls, params)
     fixed = fit({})
     times = [fixed if all(params.get(k) == v for k, v in point.items()) else fit(point) for point in grid]
     return SpaceFactor(_ratio(sum(times) / len(times), fixed))
+
+
+def space_rows(pool_size: int) -> int:
+    """Rows of a tuned space's grid fits: a tenth of the pool within ``SPACE_ROWS``."""
+    low, high = SPACE_ROWS
+    return min(pool_size, max(low, min(high, pool_size // 10)))
 
 
 def _fit_seconds(cls: type, job, X, Y, params: dict[str, Any]) -> float:
