@@ -22,8 +22,9 @@ from benchmark.cost.formula import Probe, Reference, SpaceFactor
 from benchmark.files import UnusableCacheEntry, atomic_write, warn_unusable
 from benchmark.store import provenance
 
-# 7: tuned logistic spaces timed by fits alone (no prediction); 6: networks probed after a warm-up fit, tuned logistic spaces timed; 5: small fits counted at
-# the labels their rows vary; 4: one reference timing per model
+# 7: tuned logistic spaces timed by fits alone on up to 1024 rows, 16-row warm-ups; 6: networks
+# probed after a warm-up fit, tuned logistic spaces timed; 5: small fits counted at the labels
+# their rows vary; 4: one reference timing per model
 CACHE_VERSION = 7
 
 

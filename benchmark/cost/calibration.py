@@ -257,8 +257,8 @@ def space_factor(plan: RunPlan, group: GroupPlan, grid: list[dict[str, Any]]) ->
     data = load_ref(setup.base_job.dataset, setup.base_job.data_dir)
     rows = np.sort(setup.order[:n])
 
-    def fit(point: dict[str, Any], subset: np.ndarray = rows) -> float:
-        return _fit_seconds(cls, setup.base_job, data.X[subset], data.Y[subset], {**params, **point})
+    def fit(point: dict[str, Any]) -> float:
+        return _fit_seconds(cls, setup.base_job, data.X[rows], data.Y[rows], {**params, **point})
 
     setup.warm_up(cls, params)
     fixed = fit({})
