@@ -41,7 +41,7 @@ from benchmark.cost.formula import (
 )
 from benchmark.data.refs import load_ref
 from benchmark.execution.plan import GroupPlan, RunPlan
-from benchmark.execution.worker import run_job
+from benchmark.execution.worker import new_model, run_job
 from benchmark.lazy import lazy
 
 torch = lazy("torch")
@@ -274,7 +274,7 @@ def space_rows(pool_size: int) -> int:
 
 def _fit_seconds(cls: type, job, X, Y, params: dict[str, Any]) -> float:
     """CPU seconds of one ``fit`` of ``cls`` in this process, with the job's seed and threads."""
-    model = cls(seed=job.seed, device="cpu", n_threads=job.n_threads, **params)
+    model = new_model(dataclasses.replace(job, params=params), cls)
     started = time.process_time()
     model.fit(X, Y)
     return time.process_time() - started

@@ -141,9 +141,7 @@ def run_job(job: Job) -> JobResult:
         X, Y = dataset.X, dataset.Y
 
         cls = get_model(job.model)
-        model = cls(seed=job.seed, device=job.device, n_threads=job.n_threads, **job.params)
-        if job.selection_grid is not None and hasattr(model, "selection_grid"):
-            model.selection_grid = tuple(job.selection_grid)
+        model = new_model(job, cls)
         if job.kind == "trial" and applies(len(job.train), job.halving):
             pruner = RowHalving(job.halving, list(job.history), len(job.train))
             _early_rungs(job, cls, X, Y, pruner)  # raises optuna.TrialPruned when not promoted
@@ -166,6 +164,15 @@ def run_job(job: Job) -> JobResult:
                          intermediate=dict(pruner.intermediate) if pruner else {}, attrs=_attrs(pruner))
 
 
+def new_model(job: Job, cls=None):
+    """An unfitted model for ``job``: its class (``cls``, or the registry's), seed, device,
+    threads and parameters, and the step score's thresholds where the model takes them."""
+    model = (cls or get_model(job.model))(seed=job.seed, device=job.device, n_threads=job.n_threads, **job.params)
+    if job.selection_grid is not None and hasattr(model, "selection_grid"):
+        model.selection_grid = tuple(job.selection_grid)
+    return model
+
+
 def _attrs(pruner) -> dict[str, Any]:
     return pruner.attrs() if isinstance(pruner, RowHalving) else {}
 
@@ -175,9 +182,7 @@ def _early_rungs(job: Job, cls, X, Y, halving: RowHalving) -> None:
     and report the score (``optuna.TrialPruned`` when the trial is not promoted)."""
     train, val = job.train, job.val
     for rung, positions in halving.early_rungs(Y[train], job.seed):
-        model = cls(seed=job.seed, device=job.device, n_threads=job.n_threads, **job.params)
-        if job.selection_grid is not None and hasattr(model, "selection_grid"):
-            model.selection_grid = tuple(job.selection_grid)
+        model = new_model(job, cls)
         rows = train[positions]
         model.fit(X[rows], Y[rows], X[val], Y[val], on_epoch=None)
         s_val = np.asarray(model.predict_proba(X[val]), dtype=np.float64)
