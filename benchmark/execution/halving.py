@@ -42,7 +42,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from benchmark.data.splits import stratified_order
-from benchmark.execution.tuning import LAG
+from benchmark.execution.tuning import LAG, TPE_STARTUP_TRIALS
 from benchmark.lazy import lazy
 
 optuna = lazy("optuna")
@@ -100,16 +100,31 @@ def _score_at(trial: dict[str, Any], rung: int) -> float | None:
     return None if value is None else float(value)
 
 
+# How trial scores behave in a tuned study, for :func:`expected_rung_counts` (measured on the
+# paper suite's halving studies, benchmarks/results/halving_promotions.txt), in units of the
+# random start-up trials' spread: a trial's scores at two rungs correlate by SCORE_CORRELATION,
+# and once TPE takes over from random start-up sampling its trials score SAMPLER_DRIFT higher
+# on average, spread SAMPLER_SPREAD as widely.
+SCORE_CORRELATION = 0.9
+SAMPLER_DRIFT = 1.0
+SAMPLER_SPREAD = 0.5
+
+
 @functools.lru_cache(maxsize=64)
 def expected_rung_counts(trials: int, n_rungs: int, halving: Halving, lag: int | None = None,
-                         repeats: int = 200) -> tuple[float, ...]:
+                         repeats: int = 200, correlation: float = SCORE_CORRELATION,
+                         drift: float = SAMPLER_DRIFT, spread: float = SAMPLER_SPREAD) -> tuple[float, ...]:
     """Expected number of a study's ``trials`` that train on each rung (rung 0 = all of them).
 
     For the cost estimate: a trial costs the fits of every rung it reached. Computed by
-    running :func:`promoted` itself on random scores (independent per trial and rung, a
-    fixed seed: the same answer every time), with trial ``k`` seeing trials ``0..k-1-lag``
-    as the driver sends them; startup trials and the lag make the shares larger than
-    ``factor ** -i`` on small budgets.
+    running :func:`promoted` itself on simulated scores (a fixed seed: the same answer
+    every time), with trial ``k`` seeing trials ``0..k-1-lag`` as the driver sends them;
+    startup trials and the lag make the shares larger than ``factor ** -i`` on small
+    budgets. A simulated score is a trial's own quality (shared by its rungs, so that a
+    trial good on few rows stays good on more: ``correlation``) plus rung noise; the
+    scores of the sampler's trials (those that see ``TPE_STARTUP_TRIALS`` finished ones)
+    are ``drift`` higher and ``spread`` times as spread as the random start-up trials'.
+    Both keep more trials going than independent scores would.
     """
     lag = LAG if lag is None else int(lag)
     trials, n_rungs = int(trials), int(n_rungs)
@@ -117,8 +132,12 @@ def expected_rung_counts(trials: int, n_rungs: int, halving: Halving, lag: int |
         return tuple(0.0 for _ in range(max(0, n_rungs)))
     rng = np.random.default_rng(0)
     counts = np.zeros(n_rungs)
+    sampled = np.arange(trials) >= TPE_STARTUP_TRIALS + lag
+    shift, scale = np.where(sampled, drift, 0.0)[:, None], np.where(sampled, spread, 1.0)[:, None]
     for _ in range(repeats):
-        scores = rng.random((trials, n_rungs))
+        quality = math.sqrt(correlation) * rng.standard_normal((trials, 1))
+        noise = math.sqrt(1.0 - correlation) * rng.standard_normal((trials, n_rungs))
+        scores = shift + scale * (quality + noise)
         reached: list[dict[str, Any]] = []
         for k in range(trials):
             history = reached[: max(0, k - lag)]
