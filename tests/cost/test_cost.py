@@ -481,7 +481,7 @@ def test_halving_trials_cost_each_rung_their_promotion_rule_lets_through(tmp_pat
     fits = schedule.group_fits(plan, groups[0], formula.FitCost(fixed=0.0, per_row=1.0), done=set())
     trials = [f.cpu_seconds for f in fits if f.job[0] == "trial"]
     assert sum(trials) == pytest.approx(sum(c * r for c, r in zip(counts, rows)))
-    assert sum(trials) < 12 * n, "cheaper than every trial on all rows"
+    assert 12 * rows[0] < sum(trials) < 12 * sum(rows), "every trial pays rung 0, not all pay every rung"
     assert [f.cpu_seconds for f in fits if f.job[0] == "cell"] == [float(n)]
 
 
