@@ -104,9 +104,9 @@ def _score_at(trial: dict[str, Any], rung: int) -> float | None:
 # random start-up trials' spread: a trial's scores at two rungs correlate by SCORE_CORRELATION,
 # and once TPE takes over from random start-up sampling its trials score SAMPLER_DRIFT higher
 # on average, spread SAMPLER_SPREAD as widely. Measured on the paper suite's halving studies
-# (benchmarks/results/halving_promotions.txt): rank correlation between rungs 0.85-0.97 (over
-# promoted trials, so it reads low), drift 0.90-0.92; the spread of TPE's rung-0 scores read
-# 0.2, but 0.5 matches the promotion counts of those and the earlier studies best.
+# (benchmarks/results/halving_promotions.txt): rank correlation between rungs 0.91-0.99 for br
+# and cc, 0.57 for rakeld (over promoted trials, so it reads low), drift 0.90-1.10, spread
+# 0.2-0.6; these values fit the promotion counts of those and two earlier studies best.
 SCORE_CORRELATION = 0.9
 SAMPLER_DRIFT = 0.9
 SAMPLER_SPREAD = 0.5
