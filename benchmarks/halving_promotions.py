@@ -31,7 +31,12 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
-from benchmark.execution.halving import Halving, expected_rung_counts, promoted  # noqa: E402
+from benchmark.execution.halving import (  # noqa: E402
+    INDEPENDENT_SCORES,
+    Halving,
+    expected_rung_counts,
+    promoted,
+)
 from benchmark.execution.tuning import LAG, TPE_STARTUP_TRIALS  # noqa: E402
 from benchmark.store.results import resolve_url  # noqa: E402
 
@@ -100,8 +105,7 @@ def main(argv=None) -> int:
             rows, scores = found
             halving = Halving(min_rows=rows[0], factor=args.factor, startup=args.startup)
             reached = [sum(1 for s in scores if rung in s) for rung in range(len(rows))]
-            independent = expected_rung_counts(len(scores), len(rows), halving, LAG, correlation=0.0,
-                                               drift=0.0, spread=1.0)
+            independent = expected_rung_counts(len(scores), len(rows), halving, LAG, **INDEPENDENT_SCORES)
             model = expected_rung_counts(len(scores), len(rows), halving, LAG)
             shift = sampler_shift(scores)
             if shift:

@@ -110,6 +110,7 @@ def _score_at(trial: dict[str, Any], rung: int) -> float | None:
 SCORE_CORRELATION = 0.9
 SAMPLER_DRIFT = 0.9
 SAMPLER_SPREAD = 0.5
+INDEPENDENT_SCORES = {"correlation": 0.0, "drift": 0.0, "spread": 1.0}  # the model before these were measured
 
 
 @functools.lru_cache(maxsize=64)

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from benchmark.data.refs import DatasetRef
 from benchmark.execution.halving import (
+    INDEPENDENT_SCORES,
     SAMPLER_DRIFT,
     SAMPLER_SPREAD,
     SCORE_CORRELATION,
@@ -104,8 +105,7 @@ def test_a_trial_is_promoted_when_in_the_top_share_of_its_rung():
 
 
 def test_expected_rung_counts_thin_out_by_the_factor_on_independent_scores():
-    independent = {"correlation": 0.0, "drift": 0.0, "spread": 1.0}
-    counts = expected_rung_counts(200, 3, Halving(100, 3, startup=3), **independent)
+    counts = expected_rung_counts(200, 3, Halving(100, 3, startup=3), **INDEPENDENT_SCORES)
     assert counts[0] == 200 and counts[0] > counts[1] > counts[2]
     assert counts[1] / counts[0] == pytest.approx(1 / 3, rel=0.2) and counts[2] / counts[1] == pytest.approx(1 / 3, rel=0.3)
     small = expected_rung_counts(10, 3, Halving(100, 3, startup=3))
@@ -118,7 +118,7 @@ def test_correlated_scores_and_a_better_sampler_keep_more_trials_going():
     """A trial good on few rows stays good on more, and TPE's trials beat the random start-up
     ones: measured studies promoted 17 of 30 to all rows where independent scores say 9."""
     halving = Halving(1000, 3, startup=3)
-    independent = expected_rung_counts(30, 3, halving, correlation=0.0, drift=0.0, spread=1.0)
+    independent = expected_rung_counts(30, 3, halving, **INDEPENDENT_SCORES)
     correlated = expected_rung_counts(30, 3, halving, correlation=0.9, drift=0.0, spread=1.0)
     drifting = expected_rung_counts(30, 3, halving, correlation=0.9, drift=1.0, spread=0.5)
     assert independent[2] < correlated[2] < drifting[2]
